@@ -1,0 +1,119 @@
+//! The seam between the reconcilers and Blaxel: the [`BlaxelApi`] trait, in the operator's own types.
+
+use async_trait::async_trait;
+
+use super::error::ApiError;
+use super::model::{PendingInvitation, Preview, PreviewToken, Sandbox, WorkspaceUser};
+use super::secret::ApiKey;
+
+/// Who is calling and where: every call is made in one workspace with one credential.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Scope {
+    /// The Blaxel workspace (`X-Blaxel-Workspace`).
+    pub workspace: String,
+    /// The API key (`Authorization: Bearer`).
+    pub api_key: ApiKey,
+}
+
+/// How a sandbox's power state is controlled in a workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PowerControl {
+    /// The 2025 routes `PUT /sandboxes/{name}/start` and `/stop`.
+    StartStop,
+    /// Today's API: `spec.enabled` through `PUT /sandboxes/{name}`.
+    Enabled,
+}
+
+impl PowerControl {
+    /// The name shown in the object's status.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StartStop => "StartStop",
+            Self::Enabled => "Enabled",
+        }
+    }
+}
+
+/// Blaxel's control-plane operations the operator uses.
+///
+/// Non-idempotent calls (`invite_user`, `create_sandbox`) are never retried by an implementation: the
+/// caller re-observes instead, so a lost answer cannot send a second invitation or create a second sandbox.
+#[async_trait]
+pub trait BlaxelApi: Send + Sync {
+    /// `GET /users`: members and pending invitations.
+    async fn list_users(&self, scope: &Scope) -> Result<Vec<WorkspaceUser>, ApiError>;
+    /// `POST /users {email}`: invites (the invitation carries no role).
+    async fn invite_user(&self, scope: &Scope, email: &str) -> Result<PendingInvitation, ApiError>;
+    /// `PUT /users/{subOrEmail} {role}`.
+    async fn set_user_role(
+        &self,
+        scope: &Scope,
+        sub_or_email: &str,
+        role: &str,
+    ) -> Result<WorkspaceUser, ApiError>;
+    /// `DELETE /users/{subOrEmail}`: removes a member or revokes a pending invitation.
+    async fn remove_user(&self, scope: &Scope, sub_or_email: &str) -> Result<(), ApiError>;
+
+    /// `GET /sandboxes`, following pagination to the end.
+    async fn list_sandboxes(&self, scope: &Scope) -> Result<Vec<Sandbox>, ApiError>;
+    /// `GET /sandboxes/{name}`.
+    async fn get_sandbox(&self, scope: &Scope, name: &str) -> Result<Sandbox, ApiError>;
+    /// `POST /sandboxes`.
+    async fn create_sandbox(&self, scope: &Scope, sandbox: &Sandbox) -> Result<Sandbox, ApiError>;
+    /// `PUT /sandboxes/{metadata.name}`.
+    async fn update_sandbox(&self, scope: &Scope, sandbox: &Sandbox) -> Result<Sandbox, ApiError>;
+    /// `DELETE /sandboxes/{name}`.
+    async fn delete_sandbox(&self, scope: &Scope, name: &str) -> Result<(), ApiError>;
+    /// Starts (`running`) or stops a sandbox, with `/start`/`/stop` where the API has them and `spec.enabled`
+    /// where it does not (detected once per workspace). "Already in that state" counts as success.
+    /// `current` is the sandbox as last observed (used for the `spec.enabled` update).
+    async fn set_sandbox_power(
+        &self,
+        scope: &Scope,
+        current: &Sandbox,
+        running: bool,
+    ) -> Result<PowerControl, ApiError>;
+    /// The power control detected for a workspace so far, if any call has told.
+    fn power_control(&self, workspace: &str) -> Option<PowerControl>;
+
+    /// `GET /sandboxes/{name}/previews`.
+    async fn list_previews(&self, scope: &Scope, sandbox: &str) -> Result<Vec<Preview>, ApiError>;
+    /// `POST /sandboxes/{name}/previews`.
+    async fn create_preview(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &Preview,
+    ) -> Result<Preview, ApiError>;
+    /// `DELETE /sandboxes/{name}/previews/{preview}`.
+    async fn delete_preview(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &str,
+    ) -> Result<(), ApiError>;
+    /// `GET /sandboxes/{name}/previews/{preview}/tokens`.
+    async fn list_preview_tokens(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &str,
+    ) -> Result<Vec<PreviewToken>, ApiError>;
+    /// `POST /sandboxes/{name}/previews/{preview}/tokens {spec:{expiresAt}}`.
+    async fn create_preview_token(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &str,
+        expires_at: &str,
+    ) -> Result<PreviewToken, ApiError>;
+    /// `DELETE /sandboxes/{name}/previews/{preview}/tokens/{token}`.
+    async fn delete_preview_token(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &str,
+        token: &str,
+    ) -> Result<(), ApiError>;
+}

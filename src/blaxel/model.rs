@@ -1,0 +1,365 @@
+//! The operator's typed view of Blaxel objects.
+//!
+//! Only the fields the operator reads or writes are named; every object keeps the rest in `extra`, so a
+//! read-modify-write `PUT` never drops a field someone else set, and unknown fields or enum values
+//! (a new sandbox status, say) always deserialize.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A member of a workspace, or a pending invitation (`accepted: false`), as `GET /users` lists them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkspaceUser {
+    /// Blaxel's user id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// The user's e-mail.
+    #[serde(default)]
+    pub email: String,
+    /// The user's role (`admin`, `member`, or a value this operator does not know).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Whether the invitation was accepted. Absent means a plain member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<bool>,
+    /// Whether a pending invitation has expired.
+    #[serde(default)]
+    pub expired: bool,
+    /// Everything else the API sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl WorkspaceUser {
+    /// True for an invitation not (yet) accepted.
+    #[must_use]
+    pub fn is_pending(&self) -> bool {
+        self.accepted == Some(false)
+    }
+}
+
+/// The answer to an invitation (`POST /users`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingInvitation {
+    /// The invited e-mail.
+    #[serde(default)]
+    pub email: String,
+    /// The workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// The role recorded with the invitation, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Everything else the API sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A Blaxel sandbox.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sandbox {
+    /// Name, labels, URL.
+    #[serde(default)]
+    pub metadata: SandboxMetadata,
+    /// Desired configuration.
+    #[serde(default)]
+    pub spec: SandboxSpec,
+    /// Deployment status (`DEPLOYING`, `DEPLOYED`, ...; open set). Read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Power state on today's API (`RUNNING` | `STANDBY`). Read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Everything else the API sent (events, errors, lastUsedAt, ...).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Sandbox metadata.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxMetadata {
+    /// The sandbox name, unique in its workspace.
+    #[serde(default)]
+    pub name: String,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The sandbox URL, once it has one. Read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Everything else the API sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Sandbox specification.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxSpec {
+    /// Today's power switch: false stops the sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Region, e.g. `us-pdx-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Image, memory, ports, envs, ttl.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<Runtime>,
+    /// Everything else the API sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The runtime part of a sandbox spec.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Runtime {
+    /// Container image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Memory in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<i64>,
+    /// Exposed ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Port>,
+    /// Environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub envs: Vec<EnvVar>,
+    /// Time to live (`24h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// Everything else the API sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// An exposed port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Port {
+    /// Port name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Target port number.
+    #[serde(default)]
+    pub target: i64,
+    /// `HTTP`, `TCP`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+}
+
+/// An environment variable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvVar {
+    /// Variable name.
+    #[serde(default)]
+    pub name: String,
+    /// Variable value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// The sandbox status values the operator acts on; any other value is kept verbatim in `Other`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SandboxPhase {
+    /// Being built or deployed: wait.
+    Deploying,
+    /// Up.
+    Deployed,
+    /// Failed; the remote message says why.
+    Failed,
+    /// Being stopped.
+    Deactivating,
+    /// Stopped.
+    Deactivated,
+    /// Being deleted.
+    Deleting,
+    /// Deleted; shown for a while before the sandbox disappears.
+    Terminated,
+    /// Any value this operator does not know (treated as transitional).
+    Other(String),
+}
+
+impl SandboxPhase {
+    /// Parses a remote status, case-insensitively.
+    #[must_use]
+    pub fn parse(status: &str) -> Self {
+        match status.to_ascii_uppercase().as_str() {
+            "DEPLOYING" | "UPLOADING" | "BUILDING" | "BUILT" => Self::Deploying,
+            "DEPLOYED" => Self::Deployed,
+            "FAILED" => Self::Failed,
+            "DEACTIVATING" => Self::Deactivating,
+            "DEACTIVATED" => Self::Deactivated,
+            "DELETING" => Self::Deleting,
+            "TERMINATED" => Self::Terminated,
+            _ => Self::Other(status.to_owned()),
+        }
+    }
+
+    /// True while the remote side is moving between states.
+    #[must_use]
+    pub fn is_transitional(&self) -> bool {
+        matches!(
+            self,
+            Self::Deploying | Self::Deactivating | Self::Deleting | Self::Other(_)
+        )
+    }
+}
+
+impl Sandbox {
+    /// The parsed remote status (`Other("")` when absent).
+    #[must_use]
+    pub fn phase(&self) -> SandboxPhase {
+        SandboxPhase::parse(self.status.as_deref().unwrap_or_default())
+    }
+
+    /// The most recent failure message the API recorded (today's `errors`, else the 2025 `events`).
+    #[must_use]
+    pub fn failure_message(&self) -> Option<String> {
+        ["errors", "events"].iter().find_map(|field| {
+            self.extra
+                .get(*field)?
+                .as_array()?
+                .iter()
+                .rev()
+                .find_map(|entry| entry.get("message")?.as_str().map(str::to_owned))
+        })
+    }
+}
+
+/// A preview: a public or private URL in front of one of a sandbox's ports.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Preview {
+    /// Name and owner.
+    #[serde(default)]
+    pub metadata: PreviewMetadata,
+    /// Port, visibility, URL.
+    #[serde(default)]
+    pub spec: PreviewSpec,
+    /// Everything else the API sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Preview metadata.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewMetadata {
+    /// Preview name.
+    #[serde(default)]
+    pub name: String,
+    /// Everything else the API sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Preview specification.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewSpec {
+    /// Sandbox port the preview forwards to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    /// Whether the preview is reachable without a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<bool>,
+    /// The preview URL. Read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Everything else the API sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A token granting access to a private preview. The token text is a secret: it is kept as a
+/// [`crate::blaxel::ApiKey`]-like redacted value and never printed.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct PreviewToken {
+    /// Token name.
+    #[serde(default)]
+    pub metadata: PreviewTokenMetadata,
+    /// Expiry and the token itself.
+    #[serde(default)]
+    pub spec: PreviewTokenSpec,
+}
+
+/// Preview token metadata.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct PreviewTokenMetadata {
+    /// Token name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// Preview token specification.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewTokenSpec {
+    /// When the token expires (RFC 3339).
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// Whether it has expired.
+    #[serde(default)]
+    pub expired: bool,
+    /// The token text, redacted in Debug output.
+    #[serde(default, deserialize_with = "deserialize_token")]
+    pub token: Option<crate::blaxel::ApiKey>,
+}
+
+fn deserialize_token<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::blaxel::ApiKey>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(|t| crate::blaxel::ApiKey::new(&t)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    /// Unknown fields and unknown status values deserialize and survive a round trip.
+    #[test]
+    fn unknown_fields_and_values_are_kept() {
+        let raw = serde_json::json!({
+            "metadata": {"name": "a", "plan": "x"},
+            "spec": {"runtime": {"image": "i", "cpu": 2}, "volumes": []},
+            "status": "HIBERNATING",
+            "brandNew": {"x": 1}
+        });
+        let sandbox: Sandbox = serde_json::from_value(raw.clone()).unwrap();
+        assert_eq!(sandbox.phase(), SandboxPhase::Other("HIBERNATING".into()));
+        assert!(sandbox.phase().is_transitional());
+        assert_eq!(serde_json::to_value(&sandbox).unwrap(), raw);
+    }
+
+    /// The failure message prefers today's `errors` over the 2025 `events`.
+    #[test]
+    fn failure_message_prefers_errors() {
+        let sandbox: Sandbox = serde_json::from_value(serde_json::json!({
+            "status": "FAILED",
+            "events": [{"message": "old"}],
+            "errors": [{"message": "first"}, {"message": "image pull failed"}]
+        }))
+        .unwrap();
+        assert_eq!(
+            sandbox.failure_message().as_deref(),
+            Some("image pull failed")
+        );
+    }
+
+    /// A preview token's text is not shown by Debug.
+    #[test]
+    fn preview_token_is_redacted() {
+        let token: PreviewToken = serde_json::from_value(
+            serde_json::json!({"metadata": {"name": "t"}, "spec": {"token": "tok_secret_123"}}),
+        )
+        .unwrap();
+        assert!(!format!("{token:?}").contains("tok_secret_123"));
+        assert_eq!(token.spec.token.unwrap().expose(), "tok_secret_123");
+    }
+}
