@@ -6,3 +6,6 @@
 //! - [`sim`]: the embedded Blaxel API simulator (`blaxel-operator simulate`).
 
 pub mod blaxel;
+pub mod crd;
+pub mod reconcile;
+pub mod controller;
