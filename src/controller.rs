@@ -40,6 +40,8 @@ pub struct ControllerConfig {
     pub backoff_max: Duration,
     /// The name Events are reported under.
     pub reporter: String,
+    /// Watch only this namespace (all namespaces when `None`).
+    pub namespace: Option<String>,
 }
 
 impl Default for ControllerConfig {
@@ -51,6 +53,7 @@ impl Default for ControllerConfig {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             reporter: "blaxel-operator".to_owned(),
+            namespace: None,
         }
     }
 }
@@ -88,18 +91,28 @@ pub async fn check_crds(client: &kube::Client) -> Result<(), StartError> {
 }
 
 /// A watch on every object of a kind, reflected into a store and filtered to what deserves a reconcile.
-fn watch<K>(client: kube::Client) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + use<K>)
+fn watch<K>(client: kube::Client, namespace: Option<&str>) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + use<K>)
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher(Api::<K>::all(client), watcher::Config::default().any_semantic())
+    let api = match namespace {
+        Some(ns) => Api::<K>::namespaced(client, ns),
+        None => Api::<K>::all(client),
+    };
+    let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .reflect(writer)
         .touched_objects()
         .predicate_filter(
             predicates::generation.combine(predicates::annotations).combine(predicates::finalizers),
-            Default::default(),
+            kube::runtime::utils::PredicateConfig::default(),
         );
     (reader, stream)
 }
@@ -118,8 +131,8 @@ pub async fn run(
     ready: watch::Sender<bool>,
 ) -> Result<(), StartError> {
     check_crds(&client).await?;
-    let (members, member_stream) = watch::<WorkspaceMember>(client.clone());
-    let (sandboxes, sandbox_stream) = watch::<Sandbox>(client.clone());
+    let (members, member_stream) = watch::<WorkspaceMember>(client.clone(), config.namespace.as_deref());
+    let (sandboxes, sandbox_stream) = watch::<Sandbox>(client.clone(), config.namespace.as_deref());
     let reporter = Reporter { controller: config.reporter.clone(), instance: std::env::var("POD_NAME").ok() };
     let ctx = Arc::new(Context {
         client: client.clone(),

@@ -9,3 +9,5 @@ pub mod blaxel;
 pub mod crd;
 pub mod reconcile;
 pub mod controller;
+pub mod telemetry;
+pub mod cli;

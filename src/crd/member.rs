@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::common::{CredentialsRef, DeletionPolicy};
 
 /// A person's membership of a Blaxel workspace: invited, observed until accepted, kept at its role.
+#[allow(clippy::duplicated_attributes, reason = "printcolumn(...) entries repeat `type_ = \"string\"` by design")]
 #[derive(CustomResource, KubeSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "blaxel.ai",

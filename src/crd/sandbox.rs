@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::common::{CredentialsRef, DeletionPolicy};
 
 /// A Blaxel sandbox kept at the declared image, resources and power state.
+#[allow(clippy::duplicated_attributes, reason = "printcolumn(...) entries repeat `type_ = \"string\"` by design")]
 #[derive(CustomResource, KubeSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "blaxel.ai",

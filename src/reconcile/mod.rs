@@ -132,6 +132,7 @@ impl Error {
 
 /// Decides when to look again after a failed reconcile: transient errors back off per object with
 /// jitter (never sooner than the server's Retry-After); cleanup in progress is polled at its own pace.
+#[allow(clippy::needless_pass_by_value, reason = "the signature kube-runtime's Controller::run expects")]
 pub fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     match error {
         Error::Waiting(_, after) => Action::requeue(*after),

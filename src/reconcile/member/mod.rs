@@ -29,15 +29,14 @@ const MAX_STEPS: usize = 3;
 #[instrument(skip_all, fields(kind = "WorkspaceMember", namespace = obj.namespace().unwrap_or_default(), name = obj.name_any()))]
 pub async fn reconcile(obj: Arc<WorkspaceMember>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<WorkspaceMember> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let result = finalizer(&api, FINALIZER, obj, |event| async {
+    finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             FinalizerEvent::Apply(obj) => apply(&obj, &ctx).await,
             FinalizerEvent::Cleanup(obj) => cleanup(&obj, &ctx).await,
         }
     })
     .await
-    .map_err(Error::from_finalizer);
-    result
+    .map_err(Error::from_finalizer)
 }
 
 /// What a pass decided about the object's status, before it becomes a `WorkspaceMemberStatus`.

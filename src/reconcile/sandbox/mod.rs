@@ -28,15 +28,14 @@ const MAX_STEPS: usize = 3;
 #[instrument(skip_all, fields(kind = "Sandbox", namespace = obj.namespace().unwrap_or_default(), name = obj.name_any()))]
 pub async fn reconcile(obj: Arc<Sandbox>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<Sandbox> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let result = finalizer(&api, FINALIZER, obj, |event| async {
+    finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             FinalizerEvent::Apply(obj) => apply(&obj, &ctx).await,
             FinalizerEvent::Cleanup(obj) => cleanup(&obj, &ctx).await,
         }
     })
     .await
-    .map_err(Error::from_finalizer);
-    result
+    .map_err(Error::from_finalizer)
 }
 
 /// What a pass decided, before it becomes a `SandboxStatus`.

@@ -210,7 +210,7 @@ fn desired(input: SandboxInput<'_>, base: Option<&RemoteSandbox>) -> RemoteSandb
     // Read-only fields stay out of what we send.
     body.status = None;
     body.state = None;
-    body.metadata.name = input.name.to_owned();
+    input.name.clone_into(&mut body.metadata.name);
     body.metadata.labels.extend(desired_labels(spec, input.owner));
     let runtime = body.spec.runtime.get_or_insert_with(Runtime::default);
     runtime.image = Some(spec.image.clone());
