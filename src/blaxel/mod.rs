@@ -4,14 +4,27 @@
 //! - [`error`]: typed remote errors, each knowing whether it is transient and its metric/Event category.
 //! - [`api`]: the [`BlaxelApi`] trait the reconcilers call, and the [`Scope`] (workspace + credential) of a call.
 //! - [`secret`]: the redacting [`ApiKey`] wrapper.
+//! - [`client`]: [`HttpClient`], the reqwest implementation of the trait, built from a [`ClientConfig`].
+//!   Its helpers: [`route`] (URLs, percent-encoding), [`error_map`] (HTTP answer → [`ApiError`],
+//!   `Retry-After`), [`retry`] (backoff policy), [`ratelimit`] (token bucket per credential) and [`power`]
+//!   (start/stop vs `spec.enabled`, detected once per workspace).
 //!
 //! Reconcilers depend on the trait only; the HTTP implementation lives behind it.
 
 pub mod api;
+pub mod client;
 pub mod error;
+pub mod error_map;
 pub mod model;
+pub mod power;
+pub mod ratelimit;
+pub mod retry;
+pub mod route;
 pub mod secret;
 
 pub use api::{BlaxelApi, PowerControl, Scope};
+pub use client::{ClientConfig, ConfigError, HttpClient};
 pub use error::ApiError;
+pub use ratelimit::RateLimitStats;
+pub use retry::RetryPolicy;
 pub use secret::ApiKey;

@@ -1,0 +1,774 @@
+//! The HTTP implementation of [`BlaxelApi`]: reqwest (rustls) behind the operator's own trait.
+//!
+//! Every request carries `Authorization: Bearer <key>`, `X-Blaxel-Workspace` and `Blaxel-Version:
+//! 2026-04-28` (so today's API paginates `GET /sandboxes`; the 2025 API ignores the header and answers a
+//! bare array; both are read). Each HTTP attempt first waits for a token of its credential's bucket
+//! ([`super::ratelimit`]); idempotent requests are retried per [`super::retry`], `POST`s never. Answers
+//! become typed [`ApiError`]s in [`super::error_map`]; no reqwest type leaves this module, and no key,
+//! token or request body is ever logged.
+//!
+//! Power control detects once per workspace whether the 2025 start/stop routes exist ([`super::power`]).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, Url};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::api::{BlaxelApi, PowerControl, Scope};
+use super::error::ApiError;
+use super::error_map;
+use super::model::{PendingInvitation, Preview, PreviewToken, Sandbox, WorkspaceUser};
+use super::power::PowerModes;
+use super::ratelimit::{RateLimitStats, RateLimiter};
+use super::retry::RetryPolicy;
+use super::route::{self, DEFAULT_BASE_URL};
+
+/// The API version sent with every request: from this one on `GET /sandboxes` is cursor-paginated.
+pub const BLAXEL_VERSION: &str = "2026-04-28";
+/// Page size asked for when listing sandboxes (the API's maximum).
+const PAGE_LIMIT: &str = "200";
+/// Safety stop for a server that keeps announcing more pages.
+const MAX_PAGES: usize = 10_000;
+
+/// Settings of an [`HttpClient`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientConfig {
+    /// The API's base URL (the caller reads `--api-url` / `BL_API_URL`). Default `https://api.blaxel.ai/v0`.
+    pub base_url: String,
+    /// Limit for establishing a connection. Default 5 s.
+    pub connect_timeout: Duration,
+    /// Limit for one whole HTTP attempt, answer included. Default 30 s.
+    pub request_timeout: Duration,
+    /// Sustained requests per second per credential (`--api-rate-limit`). Default 10.
+    pub rate_limit: f64,
+    /// Requests a credential may send at once after being idle (`--api-burst`). Default 20.
+    pub burst: u32,
+    /// Retries of idempotent requests. Default 3 attempts, 200 ms base, 10 s cap.
+    pub retry: RetryPolicy,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            rate_limit: 10.0,
+            burst: 20,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Why an [`HttpClient`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The base URL is not an absolute `http`/`https` URL.
+    #[error("invalid Blaxel API URL {url:?}: {reason}")]
+    BaseUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The rate limit is not a positive finite number, or the burst is 0.
+    #[error("invalid API rate limit: requests/s must be positive and finite, burst at least 1")]
+    RateLimit,
+    /// The retry policy allows no attempt at all.
+    #[error("invalid retry policy: at least one attempt is needed")]
+    Retry,
+    /// The HTTP stack could not be set up (TLS roots, ...).
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// The Blaxel API over HTTP. Cheap to clone; clones share connections, rate-limit buckets and the
+/// power-control modes learnt so far.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    retry: RetryPolicy,
+    limiter: RateLimiter,
+    power: PowerModes,
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("base_url", &self.inner.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One logical request: what to send and how to name it in logs.
+struct Call<'a> {
+    method: Method,
+    /// The route template (`/users/{subOrEmail}`): bounded, and free of e-mails.
+    route: &'static str,
+    segments: &'a [&'a str],
+    query: &'a [(&'a str, &'a str)],
+    body: Option<Vec<u8>>,
+}
+
+impl<'a> Call<'a> {
+    fn new(method: Method, route: &'static str, segments: &'a [&'a str]) -> Self {
+        Self {
+            method,
+            route,
+            segments,
+            query: &[],
+            body: None,
+        }
+    }
+
+    fn json(mut self, body: &impl serde::Serialize) -> Result<Self, ApiError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Invalid {
+            message: format!("cannot encode the request body: {e}"),
+        })?;
+        self.body = Some(bytes);
+        Ok(self)
+    }
+}
+
+impl HttpClient {
+    /// Builds a client from `config`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the base URL, rate limit or retry policy is unusable, or TLS cannot be set up.
+    pub fn new(config: ClientConfig) -> Result<Self, ConfigError> {
+        let base = Url::parse(config.base_url.trim()).map_err(|e| ConfigError::BaseUrl {
+            url: config.base_url.clone(),
+            reason: e.to_string(),
+        })?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(ConfigError::BaseUrl {
+                url: config.base_url,
+                reason: "expected an http:// or https:// URL".to_owned(),
+            });
+        }
+        if !(config.rate_limit.is_finite() && config.rate_limit > 0.0) || config.burst == 0 {
+            return Err(ConfigError::RateLimit);
+        }
+        if config.retry.max_attempts == 0 {
+            return Err(ConfigError::Retry);
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(concat!("blaxel-operator/", env!("CARGO_PKG_VERSION")))
+            // The API does not redirect; not following keeps the credential on the configured host.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ConfigError::Http(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                retry: config.retry,
+                limiter: RateLimiter::new(config.rate_limit, config.burst),
+                power: PowerModes::default(),
+            }),
+        })
+    }
+
+    /// The base URL requests go to.
+    #[must_use]
+    pub fn base_url(&self) -> &str {
+        self.inner.base.as_str()
+    }
+
+    /// Cumulative rate-limiter waits of this client (and its clones), for metrics.
+    #[must_use]
+    pub fn rate_limit_stats(&self) -> RateLimitStats {
+        self.inner.limiter.stats()
+    }
+
+    /// Sends `call`, retrying idempotent methods, and returns the success body.
+    async fn execute(&self, scope: &Scope, call: &Call<'_>) -> Result<Vec<u8>, ApiError> {
+        let url = route::url(&self.inner.base, call.segments, call.query)?;
+        let headers = headers(scope)?;
+        // POST creates (a sandbox, an invitation): a retry after a lost answer could create twice.
+        let idempotent = call.method != Method::POST;
+        let mut attempt = 1;
+        loop {
+            self.inner.limiter.acquire(&scope.api_key).await;
+            let error = match self.attempt(&url, &headers, call, attempt).await {
+                Ok(body) => return Ok(body),
+                Err(error) => error_map::scrub_error(error, &scope.api_key),
+            };
+            let policy = self.inner.retry;
+            if let ApiError::RateLimited {
+                retry_after: Some(retry_after),
+            } = error
+            {
+                // Everyone using this key waits, not just this request; never longer than one call may.
+                let hold = retry_after.min(policy.cap);
+                self.inner
+                    .limiter
+                    .hold_off(&scope.api_key, Instant::now() + hold);
+            }
+            let delay = if idempotent {
+                policy.delay(attempt, &error, rand::random::<f64>())
+            } else {
+                None
+            };
+            let Some(delay) = delay else {
+                return Err(error);
+            };
+            tracing::debug!(
+                method = %call.method,
+                route = call.route,
+                attempt,
+                error = error.category(),
+                wait_ms = delay.as_millis(),
+                "retrying Blaxel request"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// One HTTP exchange.
+    async fn attempt(
+        &self,
+        url: &Url,
+        headers: &HeaderMap,
+        call: &Call<'_>,
+        attempt: u32,
+    ) -> Result<Vec<u8>, ApiError> {
+        let started = Instant::now();
+        let mut request = self
+            .inner
+            .http
+            .request(call.method.clone(), url.clone())
+            .headers(headers.clone());
+        if let Some(body) = &call.body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        // Outer error: nothing usable came back (transport); inner: an HTTP status that is not success.
+        let outcome = async {
+            let response = request.send().await.map_err(transport_error)?;
+            let status = response.status();
+            let retry_after = retry_after(response.headers());
+            let body = response.bytes().await.map_err(transport_error)?;
+            let answer = if status.is_success() {
+                Ok(Vec::from(body))
+            } else {
+                Err(error_map::from_status(status.as_u16(), &body, retry_after))
+            };
+            Ok::<_, ApiError>((status.as_u16(), answer))
+        }
+        .await;
+        let elapsed_ms = started.elapsed().as_millis();
+        let (method, route) = (&call.method, call.route);
+        match outcome {
+            Ok((status, Ok(body))) => {
+                tracing::debug!(%method, route, status, attempt, elapsed_ms, "Blaxel request");
+                Ok(body)
+            }
+            Ok((status, Err(error))) => {
+                let error_kind = error.category();
+                tracing::debug!(%method, route, status, attempt, elapsed_ms, error = error_kind, "Blaxel request failed");
+                Err(error)
+            }
+            Err(error) => {
+                let error_kind = error.category();
+                tracing::debug!(%method, route, attempt, elapsed_ms, error = error_kind, "Blaxel request failed without an answer");
+                Err(error)
+            }
+        }
+    }
+
+    /// Sends `call` and decodes the JSON answer.
+    async fn fetch<T: DeserializeOwned>(
+        &self,
+        scope: &Scope,
+        call: &Call<'_>,
+        what: &str,
+    ) -> Result<T, ApiError> {
+        let body = self.execute(scope, call).await?;
+        serde_json::from_slice(&body).map_err(|e| error_map::decode_error(what, &e))
+    }
+
+    /// GETs a list, accepting a bare array or a `{data, meta}` page and following cursors to the end.
+    async fn list_all<T: DeserializeOwned>(
+        &self,
+        scope: &Scope,
+        route: &'static str,
+        segments: &[&str],
+        paginate: bool,
+        what: &str,
+    ) -> Result<Vec<T>, ApiError> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut seen = HashSet::new();
+        for _ in 0..MAX_PAGES {
+            let mut query = Vec::new();
+            if paginate {
+                query.push(("limit", PAGE_LIMIT));
+            }
+            if let Some(cursor) = &cursor {
+                query.push(("cursor", cursor.as_str()));
+            }
+            let call = Call {
+                query: &query,
+                ..Call::new(Method::GET, route, segments)
+            };
+            let body = self.execute(scope, &call).await?;
+            let (page, meta) = decode_listing::<T>(&body, what)?;
+            items.extend(page);
+            let Some(meta) = meta.filter(|m| m.has_more) else {
+                return Ok(items);
+            };
+            // A partial list would make present objects look missing: refuse rather than truncate.
+            let next =
+                meta.next_cursor
+                    .filter(|c| !c.is_empty())
+                    .ok_or_else(|| ApiError::Decode {
+                        message: format!("{what}: more pages announced without a cursor"),
+                    })?;
+            if !seen.insert(next.clone()) {
+                return Err(ApiError::Decode {
+                    message: format!("{what}: pagination cursor repeated"),
+                });
+            }
+            cursor = Some(next);
+        }
+        Err(ApiError::Decode {
+            message: format!("{what}: more than {MAX_PAGES} pages"),
+        })
+    }
+
+    /// `PUT /sandboxes/{name}/start|stop`; "already in that state" (409) counts as success.
+    async fn start_stop(&self, scope: &Scope, name: &str, running: bool) -> Result<(), ApiError> {
+        let (action, route) = if running {
+            ("start", "/sandboxes/{name}/start")
+        } else {
+            ("stop", "/sandboxes/{name}/stop")
+        };
+        let segments = ["sandboxes", name, action];
+        match self
+            .execute(scope, &Call::new(Method::PUT, route, &segments))
+            .await
+        {
+            Ok(_) | Err(ApiError::Conflict { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Today's power switch: `PUT /sandboxes/{name}` with `spec.enabled`, everything else kept as observed.
+    async fn set_enabled(
+        &self,
+        scope: &Scope,
+        current: &Sandbox,
+        running: bool,
+    ) -> Result<(), ApiError> {
+        let mut desired = current.clone();
+        desired.spec.enabled = Some(running);
+        self.update_sandbox(scope, &desired).await.map(|_| ())
+    }
+}
+
+/// The per-scope headers: credential (marked sensitive), workspace and API version.
+fn headers(scope: &Scope) -> Result<HeaderMap, ApiError> {
+    if scope.api_key.is_empty() {
+        return Err(ApiError::Unauthorized {
+            message: "no API key configured".to_owned(),
+        });
+    }
+    let mut auth =
+        HeaderValue::from_str(&format!("Bearer {}", scope.api_key.expose())).map_err(|_| {
+            ApiError::Invalid {
+                message: "the API key contains characters not allowed in an HTTP header".to_owned(),
+            }
+        })?;
+    auth.set_sensitive(true);
+    let workspace = HeaderValue::from_str(&scope.workspace)
+        .ok()
+        .filter(|_| !scope.workspace.is_empty())
+        .ok_or_else(|| ApiError::Invalid {
+            message: format!("invalid workspace name {:?}", scope.workspace),
+        })?;
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, auth);
+    headers.insert(HeaderName::from_static("x-blaxel-workspace"), workspace);
+    headers.insert(
+        HeaderName::from_static("blaxel-version"),
+        HeaderValue::from_static(BLAXEL_VERSION),
+    );
+    Ok(headers)
+}
+
+/// The server's requested wait, from `Retry-After-Ms` or `Retry-After`.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    error_map::retry_after(
+        text("retry-after-ms"),
+        text("retry-after"),
+        jiff::Timestamp::now(),
+    )
+}
+
+/// A failure below HTTP (connect, timeout, broken answer): transient. The URL is left out of the message
+/// (it may hold an e-mail); the cause chain is kept.
+fn transport_error(error: reqwest::Error) -> ApiError {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else if error.is_body() || error.is_decode() {
+        "reading the answer failed"
+    } else if error.is_builder() {
+        return ApiError::Invalid {
+            message: "cannot build the request".to_owned(),
+        };
+    } else {
+        "request failed"
+    };
+    let error = error.without_url();
+    let mut message = format!("{kind}: {error}");
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    ApiError::Unavailable {
+        message,
+        retry_after: None,
+    }
+}
+
+/// `meta` of a paginated list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageMeta {
+    #[serde(default)]
+    has_more: bool,
+    #[serde(default)]
+    next_cursor: Option<String>,
+}
+
+/// A `{data, meta}` page.
+#[derive(Debug, Deserialize)]
+struct Page<T> {
+    #[serde(default = "Vec::new")]
+    data: Vec<T>,
+    #[serde(default)]
+    meta: Option<PageMeta>,
+}
+
+/// Reads a list answer: a bare array (2025, `/users`) or a `{data, meta}` page (today's `/sandboxes`).
+fn decode_listing<T: DeserializeOwned>(
+    body: &[u8],
+    what: &str,
+) -> Result<(Vec<T>, Option<PageMeta>), ApiError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let result = if first == Some(&b'{') {
+        serde_json::from_slice::<Page<T>>(body).map(|page| (page.data, page.meta))
+    } else {
+        serde_json::from_slice::<Vec<T>>(body).map(|items| (items, None))
+    };
+    result.map_err(|e| error_map::decode_error(what, &e))
+}
+
+#[async_trait]
+impl BlaxelApi for HttpClient {
+    async fn list_users(&self, scope: &Scope) -> Result<Vec<WorkspaceUser>, ApiError> {
+        self.list_all(scope, "/users", &["users"], false, "list of users")
+            .await
+    }
+
+    async fn invite_user(&self, scope: &Scope, email: &str) -> Result<PendingInvitation, ApiError> {
+        let call =
+            Call::new(Method::POST, "/users", &["users"]).json(&json!({ "email": email }))?;
+        self.fetch(scope, &call, "invitation").await
+    }
+
+    async fn set_user_role(
+        &self,
+        scope: &Scope,
+        sub_or_email: &str,
+        role: &str,
+    ) -> Result<WorkspaceUser, ApiError> {
+        let segments = ["users", sub_or_email];
+        let call = Call::new(Method::PUT, "/users/{subOrEmail}", &segments)
+            .json(&json!({ "role": role }))?;
+        self.fetch(scope, &call, "workspace user").await
+    }
+
+    async fn remove_user(&self, scope: &Scope, sub_or_email: &str) -> Result<(), ApiError> {
+        let segments = ["users", sub_or_email];
+        let call = Call::new(Method::DELETE, "/users/{subOrEmail}", &segments);
+        self.execute(scope, &call).await.map(|_| ())
+    }
+
+    async fn list_sandboxes(&self, scope: &Scope) -> Result<Vec<Sandbox>, ApiError> {
+        self.list_all(
+            scope,
+            "/sandboxes",
+            &["sandboxes"],
+            true,
+            "list of sandboxes",
+        )
+        .await
+    }
+
+    async fn get_sandbox(&self, scope: &Scope, name: &str) -> Result<Sandbox, ApiError> {
+        let segments = ["sandboxes", name];
+        let call = Call::new(Method::GET, "/sandboxes/{name}", &segments);
+        self.fetch(scope, &call, "sandbox").await
+    }
+
+    async fn create_sandbox(&self, scope: &Scope, sandbox: &Sandbox) -> Result<Sandbox, ApiError> {
+        let call = Call::new(Method::POST, "/sandboxes", &["sandboxes"]).json(sandbox)?;
+        self.fetch(scope, &call, "sandbox").await
+    }
+
+    async fn update_sandbox(&self, scope: &Scope, sandbox: &Sandbox) -> Result<Sandbox, ApiError> {
+        let segments = ["sandboxes", sandbox.metadata.name.as_str()];
+        let call = Call::new(Method::PUT, "/sandboxes/{name}", &segments).json(sandbox)?;
+        self.fetch(scope, &call, "sandbox").await
+    }
+
+    async fn delete_sandbox(&self, scope: &Scope, name: &str) -> Result<(), ApiError> {
+        let segments = ["sandboxes", name];
+        let call = Call::new(Method::DELETE, "/sandboxes/{name}", &segments);
+        self.execute(scope, &call).await.map(|_| ())
+    }
+
+    async fn set_sandbox_power(
+        &self,
+        scope: &Scope,
+        current: &Sandbox,
+        running: bool,
+    ) -> Result<PowerControl, ApiError> {
+        let power = &self.inner.power;
+        let workspace = scope.workspace.as_str();
+        if power.get(workspace) == Some(PowerControl::Enabled) {
+            self.set_enabled(scope, current, running).await?;
+            return Ok(PowerControl::Enabled);
+        }
+        // While the mode is unknown, one caller per workspace probes; the others wait for its verdict.
+        let _detecting = match power.get(workspace) {
+            None => Some(power.detection_guard(workspace).await),
+            Some(_) => None,
+        };
+        if power.get(workspace) == Some(PowerControl::Enabled) {
+            self.set_enabled(scope, current, running).await?;
+            return Ok(PowerControl::Enabled);
+        }
+        let name = current.metadata.name.as_str();
+        match self.start_stop(scope, name, running).await {
+            Ok(()) => {
+                power.set(workspace, PowerControl::StartStop);
+                Ok(PowerControl::StartStop)
+            }
+            Err(ApiError::NotFound { message }) => {
+                // 404 means "no such sandbox" or "no such route" (today's API). The caller just observed
+                // the sandbox, but it may have been deleted since: one GET (once per workspace) tells the
+                // two apart, so a race with a deletion can never switch a 2025 workspace to `spec.enabled`.
+                let fresh = match self.get_sandbox(scope, name).await {
+                    Ok(fresh) => fresh,
+                    Err(ApiError::NotFound { .. }) => return Err(ApiError::NotFound { message }),
+                    Err(error) => return Err(error),
+                };
+                if power.set(workspace, PowerControl::Enabled) {
+                    tracing::info!(
+                        workspace,
+                        "sandbox start/stop routes are gone; using spec.enabled for power control"
+                    );
+                }
+                // Read-modify-write of the freshest copy, so fields changed meanwhile are kept.
+                self.set_enabled(scope, &fresh, running).await?;
+                Ok(PowerControl::Enabled)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn power_control(&self, workspace: &str) -> Option<PowerControl> {
+        self.inner.power.get(workspace)
+    }
+
+    async fn list_previews(&self, scope: &Scope, sandbox: &str) -> Result<Vec<Preview>, ApiError> {
+        let segments = ["sandboxes", sandbox, "previews"];
+        self.list_all(
+            scope,
+            "/sandboxes/{name}/previews",
+            &segments,
+            false,
+            "list of previews",
+        )
+        .await
+    }
+
+    async fn create_preview(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &Preview,
+    ) -> Result<Preview, ApiError> {
+        let segments = ["sandboxes", sandbox, "previews"];
+        let call =
+            Call::new(Method::POST, "/sandboxes/{name}/previews", &segments).json(preview)?;
+        self.fetch(scope, &call, "preview").await
+    }
+
+    async fn delete_preview(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &str,
+    ) -> Result<(), ApiError> {
+        let segments = ["sandboxes", sandbox, "previews", preview];
+        let call = Call::new(
+            Method::DELETE,
+            "/sandboxes/{name}/previews/{preview}",
+            &segments,
+        );
+        self.execute(scope, &call).await.map(|_| ())
+    }
+
+    async fn list_preview_tokens(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &str,
+    ) -> Result<Vec<PreviewToken>, ApiError> {
+        let segments = ["sandboxes", sandbox, "previews", preview, "tokens"];
+        self.list_all(
+            scope,
+            "/sandboxes/{name}/previews/{preview}/tokens",
+            &segments,
+            false,
+            "list of preview tokens",
+        )
+        .await
+    }
+
+    async fn create_preview_token(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &str,
+        expires_at: &str,
+    ) -> Result<PreviewToken, ApiError> {
+        let segments = ["sandboxes", sandbox, "previews", preview, "tokens"];
+        let call = Call::new(
+            Method::POST,
+            "/sandboxes/{name}/previews/{preview}/tokens",
+            &segments,
+        )
+        .json(&json!({ "spec": { "expiresAt": expires_at } }))?;
+        self.fetch(scope, &call, "preview token").await
+    }
+
+    async fn delete_preview_token(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &str,
+        token: &str,
+    ) -> Result<(), ApiError> {
+        let segments = ["sandboxes", sandbox, "previews", preview, "tokens", token];
+        let call = Call::new(
+            Method::DELETE,
+            "/sandboxes/{name}/previews/{preview}/tokens/{token}",
+            &segments,
+        );
+        self.execute(scope, &call).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::blaxel::ApiKey;
+
+    fn scope(key: &str) -> Scope {
+        Scope {
+            workspace: "team-a".into(),
+            api_key: ApiKey::new(key),
+        }
+    }
+
+    /// Every request carries the bearer key (marked sensitive), the workspace and the API version.
+    #[test]
+    fn headers_are_complete_and_the_key_is_sensitive() {
+        let headers = headers(&scope("bl_key")).unwrap();
+        let auth = headers.get(AUTHORIZATION).unwrap();
+        assert_eq!(auth.to_str().unwrap(), "Bearer bl_key");
+        assert!(auth.is_sensitive());
+        assert!(!format!("{headers:?}").contains("bl_key"));
+        assert_eq!(headers.get("x-blaxel-workspace").unwrap(), "team-a");
+        assert_eq!(headers.get("blaxel-version").unwrap(), BLAXEL_VERSION);
+    }
+
+    /// An empty key or an unprintable workspace is refused before any request is sent.
+    #[test]
+    fn unusable_scopes_are_refused() {
+        assert_eq!(headers(&scope("")).unwrap_err().category(), "Unauthorized");
+        let bad = Scope {
+            workspace: "a\nb".into(),
+            api_key: ApiKey::new("k"),
+        };
+        assert_eq!(headers(&bad).unwrap_err().category(), "Invalid");
+    }
+
+    /// Both list shapes decode; a page reports whether more follow.
+    #[test]
+    fn listings_in_both_shapes() {
+        let (items, meta) = decode_listing::<u32>(b" [1,2]", "numbers").unwrap();
+        assert_eq!(items, [1, 2]);
+        assert!(meta.is_none());
+        let page = br#"{"data":[3],"meta":{"hasMore":true,"nextCursor":"c1","total":9}}"#;
+        let (items, meta) = decode_listing::<u32>(page, "numbers").unwrap();
+        assert_eq!(items, [3]);
+        let meta = meta.unwrap();
+        assert!(meta.has_more);
+        assert_eq!(meta.next_cursor.as_deref(), Some("c1"));
+        let err = decode_listing::<u32>(b"null", "numbers").unwrap_err();
+        assert_eq!(err.category(), "Decode");
+    }
+
+    /// Bad configurations are refused with a precise error.
+    #[test]
+    fn config_is_validated() {
+        let bad_url = ClientConfig {
+            base_url: "ftp://x".into(),
+            ..ClientConfig::default()
+        };
+        assert!(matches!(
+            HttpClient::new(bad_url),
+            Err(ConfigError::BaseUrl { .. })
+        ));
+        for (rate_limit, burst) in [(0.0, 1), (f64::NAN, 1), (f64::INFINITY, 1), (1.0, 0)] {
+            let config = ClientConfig {
+                rate_limit,
+                burst,
+                ..ClientConfig::default()
+            };
+            assert_eq!(HttpClient::new(config).unwrap_err(), ConfigError::RateLimit);
+        }
+        let client = HttpClient::new(ClientConfig::default()).unwrap();
+        assert_eq!(client.base_url(), "https://api.blaxel.ai/v0");
+        assert_eq!(client.rate_limit_stats(), RateLimitStats::default());
+    }
+}

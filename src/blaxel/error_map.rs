@@ -1,0 +1,304 @@
+//! Turning an HTTP answer (status, `Retry-After` headers, error body) into a typed [`ApiError`].
+//!
+//! Pure functions, so every mapping is unit-tested without a server. Error bodies come in two shapes
+//! (`{error, code, message}` and, from sandbox create, `{code, message, details, status_code, ...}`); both
+//! are read tolerantly, and anything else falls back to the status text. Messages are trimmed to a bounded
+//! length and scrubbed of the caller's API key, in case a server ever echoes it back.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::secret::ApiKey;
+
+/// Longest remote message kept in an error (in characters).
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// The error for a non-success `status` with `body`; `retry_after` comes from [`retry_after`].
+#[must_use]
+pub fn from_status(status: u16, body: &[u8], retry_after: Option<Duration>) -> ApiError {
+    let message = || remote_message(status, body);
+    match status {
+        401 => ApiError::Unauthorized { message: message() },
+        403 => ApiError::Forbidden { message: message() },
+        404 => ApiError::NotFound { message: message() },
+        409 => ApiError::Conflict { message: message() },
+        429 => ApiError::RateLimited { retry_after },
+        // 408 is the server giving up waiting for us: as transient as a 5xx, and Blaxel's SDKs retry it.
+        408 | 500..=599 => ApiError::Unavailable {
+            message: message(),
+            retry_after,
+        },
+        _ => ApiError::Invalid { message: message() },
+    }
+}
+
+/// A readable message from an error body: `code: message`, else `error`, else the status text.
+#[must_use]
+pub fn remote_message(status: u16, body: &[u8]) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let field = |name: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get(name))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    // `code` is a string like SANDBOX_ALREADY_EXISTS in some bodies and the numeric status in others.
+    let code = field("code");
+    let text = match (code, field("message"), field("error")) {
+        (Some(code), Some(message), _) => format!("{code}: {message}"),
+        (None, Some(message), _) => message.to_owned(),
+        (_, None, Some(error)) => error.to_owned(),
+        (Some(code), None, None) => code.to_owned(),
+        (None, None, None) => status_text(status),
+    };
+    truncate(&text)
+}
+
+/// `404 Not Found`, or just the number for unregistered codes.
+fn status_text(status: u16) -> String {
+    reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map_or_else(|| status.to_string(), |reason| format!("{status} {reason}"))
+}
+
+fn truncate(text: &str) -> String {
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// The least wait the server asked for: `Retry-After-Ms` (milliseconds) wins over `Retry-After`
+/// (delay-seconds or an HTTP date, relative to `now`). Unparseable values are ignored.
+#[must_use]
+pub fn retry_after(
+    retry_after_ms: Option<&str>,
+    retry_after: Option<&str>,
+    now: jiff::Timestamp,
+) -> Option<Duration> {
+    if let Some(ms) = retry_after_ms.and_then(|v| parse_seconds(v.trim(), 1e-3)) {
+        return Some(ms);
+    }
+    let value = retry_after?.trim();
+    parse_seconds(value, 1.0).or_else(|| {
+        let date = jiff::fmt::rfc2822::DateTimeParser::new()
+            .parse_timestamp(value)
+            .ok()?;
+        // A date already past means "now".
+        Some(
+            now.duration_until(date)
+                .try_into()
+                .unwrap_or(Duration::ZERO),
+        )
+    })
+}
+
+/// A non-negative decimal number of `unit` seconds (fractions tolerated).
+fn parse_seconds(value: &str, unit: f64) -> Option<Duration> {
+    let number: f64 = value.parse().ok()?;
+    Duration::try_from_secs_f64(number * unit).ok()
+}
+
+/// Removes the API key's text from a message (defence in depth: no known server echoes it).
+#[must_use]
+pub fn scrub(message: &str, key: &ApiKey) -> String {
+    let secret = key.expose();
+    // Very short keys would mangle ordinary words; such keys are rejected by Blaxel anyway.
+    if secret.len() >= 4 && message.contains(secret) {
+        message.replace(secret, "<redacted>")
+    } else {
+        message.to_owned()
+    }
+}
+
+/// Scrubs every message an error carries.
+#[must_use]
+pub fn scrub_error(error: ApiError, key: &ApiKey) -> ApiError {
+    match error {
+        ApiError::NotFound { message } => ApiError::NotFound {
+            message: scrub(&message, key),
+        },
+        ApiError::Conflict { message } => ApiError::Conflict {
+            message: scrub(&message, key),
+        },
+        ApiError::Unauthorized { message } => ApiError::Unauthorized {
+            message: scrub(&message, key),
+        },
+        ApiError::Forbidden { message } => ApiError::Forbidden {
+            message: scrub(&message, key),
+        },
+        ApiError::Invalid { message } => ApiError::Invalid {
+            message: scrub(&message, key),
+        },
+        ApiError::Unavailable {
+            message,
+            retry_after,
+        } => ApiError::Unavailable {
+            message: scrub(&message, key),
+            retry_after,
+        },
+        ApiError::Decode { message } => ApiError::Decode {
+            message: scrub(&message, key),
+        },
+        limited @ ApiError::RateLimited { .. } => limited,
+    }
+}
+
+/// A decoding error that names what was being read and where, but never quotes the body (which may hold
+/// preview tokens).
+#[must_use]
+pub fn decode_error(what: &str, error: &serde_json::Error) -> ApiError {
+    let kind = match error.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "invalid JSON",
+        serde_json::error::Category::Data => "unexpected data",
+        serde_json::error::Category::Eof => "truncated JSON",
+    };
+    let message = if error.line() == 0 {
+        format!("{kind} in {what}")
+    } else {
+        format!(
+            "{kind} in {what} at line {} column {}",
+            error.line(),
+            error.column()
+        )
+    };
+    ApiError::Decode { message }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn now() -> jiff::Timestamp {
+        "2026-11-28T03:00:00Z".parse().unwrap()
+    }
+
+    /// Each status class maps to its typed variant, with the remote message.
+    #[test]
+    fn status_classes_map_to_variants() {
+        let body = br#"{"error":"Not Found","code":404,"message":"sandbox a not found"}"#;
+        assert_eq!(
+            from_status(404, body, None),
+            ApiError::NotFound {
+                message: "sandbox a not found".into()
+            }
+        );
+        let cases: [(u16, &str); 9] = [
+            (400, "Invalid"),
+            (401, "Unauthorized"),
+            (403, "Forbidden"),
+            (408, "Unavailable"),
+            (409, "Conflict"),
+            (422, "Invalid"),
+            (429, "RateLimited"),
+            (500, "Unavailable"),
+            (503, "Unavailable"),
+        ];
+        for (status, category) in cases {
+            assert_eq!(
+                from_status(status, b"", None).category(),
+                category,
+                "{status}"
+            );
+        }
+    }
+
+    /// The sandbox-create error shape (`code` string + `message`) is understood.
+    #[test]
+    fn sandbox_error_shape() {
+        let body = br#"{"code":"SANDBOX_ALREADY_EXISTS","message":"sandbox a exists","details":{},"status_code":409}"#;
+        assert_eq!(
+            from_status(409, body, None),
+            ApiError::Conflict {
+                message: "SANDBOX_ALREADY_EXISTS: sandbox a exists".into()
+            }
+        );
+    }
+
+    /// Bodies that are empty, not JSON, or JSON without a message fall back sensibly.
+    #[test]
+    fn tolerant_fallbacks() {
+        assert_eq!(remote_message(502, b""), "502 Bad Gateway");
+        assert_eq!(remote_message(502, b"<html>oops</html>"), "502 Bad Gateway");
+        assert_eq!(remote_message(400, br#"{"error":"bad body"}"#), "bad body");
+        assert_eq!(
+            remote_message(400, br#"{"message":"  "}"#),
+            "400 Bad Request"
+        );
+        assert_eq!(remote_message(499, b"[]"), "499");
+        let long = format!(r#"{{"message":"{}"}}"#, "é".repeat(1000));
+        assert_eq!(remote_message(400, long.as_bytes()).chars().count(), 301);
+    }
+
+    /// 429 and 503 carry the server's Retry-After.
+    #[test]
+    fn retry_after_is_carried() {
+        let wait = Some(Duration::from_secs(1));
+        assert_eq!(
+            from_status(429, b"", wait),
+            ApiError::RateLimited { retry_after: wait }
+        );
+        assert_eq!(from_status(503, b"", wait).retry_after(), wait);
+    }
+
+    /// Retry-After is read as seconds, HTTP date (past dates mean now) or Retry-After-Ms, which wins.
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(
+            retry_after(None, Some("2"), now()),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            retry_after(None, Some(" 1.5 "), now()),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            retry_after(None, Some("Sat, 28 Nov 2026 03:00:07 GMT"), now()),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(None, Some("Sat, 28 Nov 2026 02:00:00 GMT"), now()),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            retry_after(Some("250"), Some("9"), now()),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            retry_after(Some("junk"), Some("3"), now()),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(retry_after(None, Some("-1"), now()), None);
+        assert_eq!(retry_after(None, Some("soon"), now()), None);
+        assert_eq!(retry_after(None, None, now()), None);
+    }
+
+    /// An API key echoed by a server never survives into an error message.
+    #[test]
+    fn key_is_scrubbed() {
+        let key = ApiKey::new("bl_secret_key_123");
+        let body = br#"{"message":"bad token bl_secret_key_123"}"#;
+        let error = scrub_error(from_status(401, body, None), &key);
+        for shown in [error.to_string(), format!("{error:?}")] {
+            assert!(!shown.contains("bl_secret_key_123"), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+    }
+
+    /// Decode errors locate the problem without quoting the body.
+    #[test]
+    fn decode_error_does_not_quote_the_body() {
+        let err = serde_json::from_slice::<Vec<u32>>(br#"["tok_very_secret"]"#).unwrap_err();
+        let error = decode_error("a list of numbers", &err);
+        assert_eq!(error.category(), "Decode");
+        assert!(!error.to_string().contains("tok_very_secret"), "{error}");
+        assert!(error.to_string().contains("line 1"), "{error}");
+    }
+}
