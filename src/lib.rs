@@ -11,3 +11,4 @@ pub mod reconcile;
 pub mod controller;
 pub mod telemetry;
 pub mod cli;
+pub mod operator;
