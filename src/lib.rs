@@ -4,3 +4,5 @@
 //! Module map:
 //! - [`blaxel`]: the remote API: models, typed errors, the `BlaxelApi` trait and its HTTP client.
 //! - [`sim`]: the embedded Blaxel API simulator (`blaxel-operator simulate`).
+
+pub mod sim;
