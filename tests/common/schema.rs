@@ -550,9 +550,8 @@ pub fn assert_shape(s: &Schema, v: &Value) {
 /// Panics unless `v` is an array whose every item matches `s`.
 #[track_caller]
 pub fn assert_array_of(s: &Schema, v: &Value) {
-    let items = v
-        .as_array()
-        .unwrap_or_else(|| panic!("expected a bare array of {}, got {v}", s.name));
+    assert!(v.is_array(), "expected a bare array of {}, got {v}", s.name);
+    let items = v.as_array().expect("checked above");
     for item in items {
         assert_shape(s, item);
     }
