@@ -132,7 +132,9 @@ pub struct LocalApiServer {
 pub fn script_path() -> PathBuf {
     match std::env::var_os(SCRIPT_ENV) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join("kube-local"),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scripts")
+            .join("kube-local"),
     }
 }
 
