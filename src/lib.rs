@@ -14,6 +14,7 @@ pub mod blaxel;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod kube_local;
 pub mod operator;
 pub mod reconcile;
 pub mod sim;
