@@ -38,7 +38,12 @@ pub struct OperatorArgs {
     #[arg(long, env = "BL_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
     /// Namespaces allowed to use the default key (comma-separated; `*` for all; empty for none).
-    #[arg(long, env = "BLAXEL_DEFAULT_CREDENTIALS_NAMESPACES", value_delimiter = ',', default_value = "")]
+    #[arg(
+        long,
+        env = "BLAXEL_DEFAULT_CREDENTIALS_NAMESPACES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
     pub default_credentials_namespaces: Vec<String>,
     /// Resync period of settled objects (jittered ±10%).
     #[arg(long, env = "BLAXEL_RESYNC_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
@@ -78,7 +83,10 @@ pub struct OperatorArgs {
 impl OperatorArgs {
     /// The controllers' configuration (the default key is read separately, see [`Self::default_key`]).
     #[must_use]
-    pub fn controller_config(&self, default_key: Option<crate::blaxel::ApiKey>) -> ControllerConfig {
+    pub fn controller_config(
+        &self,
+        default_key: Option<crate::blaxel::ApiKey>,
+    ) -> ControllerConfig {
         ControllerConfig {
             settings: Settings {
                 resync: self.resync_interval,
@@ -109,10 +117,17 @@ impl OperatorArgs {
     /// When the file cannot be read (the message names the file, never its content).
     pub fn default_key(&self) -> Result<Option<crate::blaxel::ApiKey>, std::io::Error> {
         let key = match &self.api_key_file {
-            Some(path) => Some(crate::blaxel::ApiKey::new(&std::fs::read_to_string(path).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("reading the API key file {}: {e}", path.display()))
-            })?)),
-            None => std::env::var("BL_API_KEY").ok().map(|k| crate::blaxel::ApiKey::new(&k)),
+            Some(path) => Some(crate::blaxel::ApiKey::new(
+                &std::fs::read_to_string(path).map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("reading the API key file {}: {e}", path.display()),
+                    )
+                })?,
+            )),
+            None => std::env::var("BL_API_KEY")
+                .ok()
+                .map(|k| crate::blaxel::ApiKey::new(&k)),
         };
         Ok(key.filter(|k| !k.is_empty()))
     }

@@ -80,9 +80,14 @@ pub async fn check_crds(client: &kube::Client) -> Result<(), StartError> {
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     {
-        match Api::<K>::all(client.clone()).list_metadata(&ListParams::default().limit(1)).await {
+        match Api::<K>::all(client.clone())
+            .list_metadata(&ListParams::default().limit(1))
+            .await
+        {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Err(StartError::CrdMissing(K::kind(&()).into_owned().leak())),
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                Err(StartError::CrdMissing(K::kind(&()).into_owned().leak()))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -91,7 +96,13 @@ pub async fn check_crds(client: &kube::Client) -> Result<(), StartError> {
 }
 
 /// A watch on every object of a kind, reflected into a store and filtered to what deserves a reconcile.
-fn watch<K>(client: kube::Client, namespace: Option<&str>) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + use<K>)
+fn watch<K>(
+    client: kube::Client,
+    namespace: Option<&str>,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + use<K>,
+)
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -111,7 +122,9 @@ where
         .reflect(writer)
         .touched_objects()
         .predicate_filter(
-            predicates::generation.combine(predicates::annotations).combine(predicates::finalizers),
+            predicates::generation
+                .combine(predicates::annotations)
+                .combine(predicates::finalizers),
             kube::runtime::utils::PredicateConfig::default(),
         );
     (reader, stream)
@@ -131,9 +144,13 @@ pub async fn run(
     ready: watch::Sender<bool>,
 ) -> Result<(), StartError> {
     check_crds(&client).await?;
-    let (members, member_stream) = watch::<WorkspaceMember>(client.clone(), config.namespace.as_deref());
+    let (members, member_stream) =
+        watch::<WorkspaceMember>(client.clone(), config.namespace.as_deref());
     let (sandboxes, sandbox_stream) = watch::<Sandbox>(client.clone(), config.namespace.as_deref());
-    let reporter = Reporter { controller: config.reporter.clone(), instance: std::env::var("POD_NAME").ok() };
+    let reporter = Reporter {
+        controller: config.reporter.clone(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         api,
@@ -150,11 +167,16 @@ pub async fn run(
     let stopped = move |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let controller_config = kube::runtime::controller::Config::default().concurrency(config.max_concurrent_reconciles);
+    let controller_config =
+        kube::runtime::controller::Config::default().concurrency(config.max_concurrent_reconciles);
     let member_controller = Controller::for_stream(member_stream, members.clone())
         .with_config(controller_config.clone())
         .graceful_shutdown_on(stopped(stop_rx.clone()))
-        .run(reconcile::member::reconcile, reconcile::error_policy, Arc::clone(&ctx))
+        .run(
+            reconcile::member::reconcile,
+            reconcile::error_policy,
+            Arc::clone(&ctx),
+        )
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "WorkspaceMember reconcile failed");
@@ -163,7 +185,11 @@ pub async fn run(
     let sandbox_controller = Controller::for_stream(sandbox_stream, sandboxes.clone())
         .with_config(controller_config)
         .graceful_shutdown_on(stopped(stop_rx))
-        .run(reconcile::sandbox::reconcile, reconcile::error_policy, Arc::clone(&ctx))
+        .run(
+            reconcile::sandbox::reconcile,
+            reconcile::error_policy,
+            Arc::clone(&ctx),
+        )
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "Sandbox reconcile failed");

@@ -10,11 +10,15 @@ use clap::Parser;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
-        Command::Crds => crd::to_yaml(&crd::all()).map(|yaml| print!("{yaml}")).map_err(Into::into),
+        Command::Crds => crd::to_yaml(&crd::all())
+            .map(|yaml| print!("{yaml}"))
+            .map_err(Into::into),
         Command::Run(args) => {
             telemetry::init(args.log_format);
             match kube::Client::try_default().await {
-                Ok(client) => operator::run(args, client, operator::shutdown_signal()).await.map_err(Into::into),
+                Ok(client) => operator::run(args, client, operator::shutdown_signal())
+                    .await
+                    .map_err(Into::into),
                 Err(e) => Err(e.into()),
             }
         }

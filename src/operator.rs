@@ -46,7 +46,9 @@ pub async fn run(
     client: kube::Client,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), RunError> {
-    let default_key = args.default_key().map_err(|e| RunError::Config(e.to_string()))?;
+    let default_key = args
+        .default_key()
+        .map_err(|e| RunError::Config(e.to_string()))?;
     let api = Arc::new(blaxel_client(&args)?);
     let config = args.controller_config(default_key);
     tracing::info!(

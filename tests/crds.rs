@@ -6,7 +6,9 @@ use blaxel_operator::crd;
 #[test]
 fn committed_crds_are_current() {
     let generated = crd::to_yaml(&crd::all()).unwrap_or_default();
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/blaxel.ai.yaml")).unwrap_or_default();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/blaxel.ai.yaml"))
+            .unwrap_or_default();
     assert!(!generated.is_empty());
     assert!(
         generated == committed,
@@ -21,7 +23,11 @@ fn every_field_is_documented() {
         if let Some(props) = schema.get("properties").and_then(|p| p.as_object()) {
             for (name, sub) in props {
                 let here = format!("{path}.{name}");
-                if sub.get("description").is_none() && name != "apiVersion" && name != "kind" && name != "metadata" {
+                if sub.get("description").is_none()
+                    && name != "apiVersion"
+                    && name != "kind"
+                    && name != "metadata"
+                {
                     missing.push(here.clone());
                 }
                 walk(&here, sub, missing);
@@ -37,5 +43,8 @@ fn every_field_is_documented() {
         let schema = &v["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
         walk(&c.spec.names.kind, schema, &mut missing);
     }
-    assert!(missing.is_empty(), "fields without a description: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "fields without a description: {missing:?}"
+    );
 }

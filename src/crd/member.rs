@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::common::{CredentialsRef, DeletionPolicy};
 
 /// A person's membership of a Blaxel workspace: invited, observed until accepted, kept at its role.
-#[allow(clippy::duplicated_attributes, reason = "printcolumn(...) entries repeat `type_ = \"string\"` by design")]
+#[allow(
+    clippy::duplicated_attributes,
+    reason = "printcolumn(...) entries repeat `type_ = \"string\"` by design"
+)]
 #[derive(CustomResource, KubeSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "blaxel.ai",
@@ -19,12 +22,20 @@ use super::common::{CredentialsRef, DeletionPolicy};
     shortname = "wsm",
     category = "blaxel",
     status = "WorkspaceMemberStatus",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Workspace", type_ = "string", json_path = ".spec.workspace"),
     printcolumn(name = "Email", type_ = "string", json_path = ".spec.email"),
     printcolumn(name = "Role", type_ = "string", json_path = ".spec.role"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceMemberSpec {

@@ -9,11 +9,11 @@ mod sandbox;
 pub use common::{CredentialsRef, DeletionPolicy};
 pub use member::{MemberPhase, Role, WorkspaceMember, WorkspaceMemberSpec, WorkspaceMemberStatus};
 pub use sandbox::{
-    PowerState, PortProtocol, Sandbox, SandboxEnv, SandboxPort, SandboxSpec, SandboxStatus,
+    PortProtocol, PowerState, Sandbox, SandboxEnv, SandboxPort, SandboxSpec, SandboxStatus,
 };
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 /// The finalizer both kinds carry while remote cleanup is pending.
 pub const FINALIZER: &str = "blaxel.ai/cleanup";

@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::common::{CredentialsRef, DeletionPolicy};
 
 /// A Blaxel sandbox kept at the declared image, resources and power state.
-#[allow(clippy::duplicated_attributes, reason = "printcolumn(...) entries repeat `type_ = \"string\"` by design")]
+#[allow(
+    clippy::duplicated_attributes,
+    reason = "printcolumn(...) entries repeat `type_ = \"string\"` by design"
+)]
 #[derive(CustomResource, KubeSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "blaxel.ai",
@@ -21,12 +24,25 @@ use super::common::{CredentialsRef, DeletionPolicy};
     shortname = "sbx",
     category = "blaxel",
     status = "SandboxStatus",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Workspace", type_ = "string", json_path = ".spec.workspace"),
     printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
-    printcolumn(name = "URL", type_ = "string", json_path = ".status.url", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "URL",
+        type_ = "string",
+        json_path = ".status.url",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new("has(self.sandboxName) == has(oldSelf.sandboxName)").message("sandboxName is immutable"))]
 #[serde(rename_all = "camelCase")]
@@ -37,7 +53,10 @@ pub struct SandboxSpec {
     pub workspace: String,
     /// Name of the sandbox in Blaxel; defaults to `metadata.name`. Immutable.
     #[x_kube(validation = Rule::new("self == oldSelf").message("sandboxName is immutable"))]
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox_name: Option<String>,
     /// Image to run, e.g. `blaxel/base-image:latest`.

@@ -18,7 +18,11 @@ impl Backoff {
     /// Delays start around `base` and double per consecutive failure up to `cap`.
     #[must_use]
     pub fn new(base: Duration, cap: Duration) -> Self {
-        Self { base, cap, failures: Mutex::new(HashMap::new()) }
+        Self {
+            base,
+            cap,
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Counts a failure of `key` and returns the delay before the next attempt: a random value in the upper
@@ -30,20 +34,29 @@ impl Backoff {
             *n = n.saturating_add(1);
             *n
         };
-        let exp = self.base.saturating_mul(1u32 << failures.saturating_sub(1).min(20)).min(self.cap);
+        let exp = self
+            .base
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
+            .min(self.cap);
         let jittered = exp.mul_f64(rand::rng().random_range(0.5..=1.0));
         jittered.max(at_least.unwrap_or_default())
     }
 
     /// Forgets `key`'s failures after a success.
     pub fn reset(&self, key: &str) {
-        self.failures.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
     }
 
     /// How many objects are backing off now.
     #[must_use]
     pub fn in_backoff(&self) -> usize {
-        self.failures.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }
 
@@ -61,7 +74,10 @@ mod tests {
             b.next("x", None);
         }
         let capped = b.next("x", None);
-        assert!(capped >= Duration::from_secs(30) && capped <= Duration::from_secs(60), "{capped:?}");
+        assert!(
+            capped >= Duration::from_secs(30) && capped <= Duration::from_secs(60),
+            "{capped:?}"
+        );
         assert_eq!(b.in_backoff(), 1);
         b.reset("x");
         assert_eq!(b.in_backoff(), 0);

@@ -29,7 +29,9 @@ pub struct ListCache<T> {
 
 impl<T> Default for ListCache<T> {
     fn default() -> Self {
-        Self { entries: Mutex::new(HashMap::new()) }
+        Self {
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -37,7 +39,10 @@ impl<T: Clone> ListCache<T> {
     fn entry(&self, scope: &Scope) -> Arc<tokio::sync::Mutex<Entry<T>>> {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(entries.entry(scope.clone()).or_insert_with(|| {
-            Arc::new(tokio::sync::Mutex::new(Entry { fetched_at: None, items: Arc::new(HashMap::new()) }))
+            Arc::new(tokio::sync::Mutex::new(Entry {
+                fetched_at: None,
+                items: Arc::new(HashMap::new()),
+            }))
         }))
     }
 
@@ -63,7 +68,12 @@ impl<T: Clone> ListCache<T> {
         let fresh = guard.fetched_at.is_some_and(|at| at.elapsed() <= max_age);
         if !fresh {
             let items = fetch().await?;
-            guard.items = Arc::new(items.into_iter().map(|item| (identity(&item), item)).collect());
+            guard.items = Arc::new(
+                items
+                    .into_iter()
+                    .map(|item| (identity(&item), item))
+                    .collect(),
+            );
             guard.fetched_at = Some(Instant::now());
         }
         Ok(guard.items.get(key).cloned())
@@ -106,7 +116,10 @@ mod tests {
     use crate::blaxel::ApiKey;
 
     fn scope(ws: &str) -> Scope {
-        Scope { workspace: ws.into(), api_key: ApiKey::new("k") }
+        Scope {
+            workspace: ws.into(),
+            api_key: ApiKey::new("k"),
+        }
     }
 
     /// Many concurrent readers of one stale scope cause exactly one fetch.
@@ -118,11 +131,17 @@ mod tests {
             let (cache, fetches) = (Arc::clone(&cache), Arc::clone(&fetches));
             tokio::spawn(async move {
                 cache
-                    .get(&scope("a"), &format!("u{}", i % 5), Duration::from_secs(60), Clone::clone, || async {
-                        fetches.fetch_add(1, Ordering::SeqCst);
-                        tokio::task::yield_now().await;
-                        Ok((0..5).map(|n| format!("u{n}")).collect())
-                    })
+                    .get(
+                        &scope("a"),
+                        &format!("u{}", i % 5),
+                        Duration::from_secs(60),
+                        Clone::clone,
+                        || async {
+                            fetches.fetch_add(1, Ordering::SeqCst);
+                            tokio::task::yield_now().await;
+                            Ok((0..5).map(|n| format!("u{n}")).collect())
+                        },
+                    )
                     .await
             })
         });
@@ -141,12 +160,48 @@ mod tests {
             fetches.fetch_add(1, Ordering::SeqCst);
             Ok(vec!["x".to_owned()])
         };
-        cache.get(&scope("a"), "x", Duration::from_secs(10), Clone::clone, fetch).await.unwrap();
-        cache.get(&scope("a"), "x", Duration::from_secs(10), Clone::clone, fetch).await.unwrap();
+        cache
+            .get(
+                &scope("a"),
+                "x",
+                Duration::from_secs(10),
+                Clone::clone,
+                fetch,
+            )
+            .await
+            .unwrap();
+        cache
+            .get(
+                &scope("a"),
+                "x",
+                Duration::from_secs(10),
+                Clone::clone,
+                fetch,
+            )
+            .await
+            .unwrap();
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
         tokio::time::advance(Duration::from_secs(11)).await;
-        cache.get(&scope("a"), "x", Duration::from_secs(10), Clone::clone, fetch).await.unwrap();
-        cache.get(&scope("b"), "x", Duration::from_secs(10), Clone::clone, fetch).await.unwrap();
+        cache
+            .get(
+                &scope("a"),
+                "x",
+                Duration::from_secs(10),
+                Clone::clone,
+                fetch,
+            )
+            .await
+            .unwrap();
+        cache
+            .get(
+                &scope("b"),
+                "x",
+                Duration::from_secs(10),
+                Clone::clone,
+                fetch,
+            )
+            .await
+            .unwrap();
         assert_eq!(fetches.load(Ordering::SeqCst), 3);
     }
 
@@ -159,14 +214,38 @@ mod tests {
             fetches.fetch_add(1, Ordering::SeqCst);
             Ok(Vec::new())
         };
-        assert_eq!(cache.get(&scope("a"), "new", Duration::MAX, Clone::clone, fetch).await.unwrap(), None);
-        cache.write_through(&scope("a"), "new", Some("new".into())).await;
-        assert_eq!(cache.get(&scope("a"), "new", Duration::MAX, Clone::clone, fetch).await.unwrap().as_deref(), Some("new"));
+        assert_eq!(
+            cache
+                .get(&scope("a"), "new", Duration::MAX, Clone::clone, fetch)
+                .await
+                .unwrap(),
+            None
+        );
+        cache
+            .write_through(&scope("a"), "new", Some("new".into()))
+            .await;
+        assert_eq!(
+            cache
+                .get(&scope("a"), "new", Duration::MAX, Clone::clone, fetch)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("new")
+        );
         cache.write_through(&scope("a"), "new", None).await;
-        assert_eq!(cache.get(&scope("a"), "new", Duration::MAX, Clone::clone, fetch).await.unwrap(), None);
+        assert_eq!(
+            cache
+                .get(&scope("a"), "new", Duration::MAX, Clone::clone, fetch)
+                .await
+                .unwrap(),
+            None
+        );
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
         cache.invalidate(&scope("a")).await;
-        cache.get(&scope("a"), "new", Duration::MAX, Clone::clone, fetch).await.unwrap();
+        cache
+            .get(&scope("a"), "new", Duration::MAX, Clone::clone, fetch)
+            .await
+            .unwrap();
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 
@@ -176,11 +255,18 @@ mod tests {
         let cache = ListCache::<String>::default();
         let err = cache
             .get(&scope("a"), "x", Duration::MAX, Clone::clone, || async {
-                Err(ApiError::Unavailable { message: "down".into(), retry_after: None })
+                Err(ApiError::Unavailable {
+                    message: "down".into(),
+                    retry_after: None,
+                })
             })
             .await;
         assert!(err.is_err());
-        let ok = cache.get(&scope("a"), "x", Duration::MAX, Clone::clone, || async { Ok(vec!["x".to_owned()]) }).await;
+        let ok = cache
+            .get(&scope("a"), "x", Duration::MAX, Clone::clone, || async {
+                Ok(vec!["x".to_owned()])
+            })
+            .await;
         assert_eq!(ok.unwrap().as_deref(), Some("x"));
     }
 }

@@ -22,7 +22,13 @@ where
         .map(|other| (rank(other), other))
         .filter(|(r, _)| *r < my_rank)
         .min_by(|(a, _), (b, _)| a.cmp(b))
-        .map(|(_, other)| format!("{}/{}", other.namespace().unwrap_or_default(), other.name_any()))
+        .map(|(_, other)| {
+            format!(
+                "{}/{}",
+                other.namespace().unwrap_or_default(),
+                other.name_any()
+            )
+        })
 }
 
 #[cfg(test)]

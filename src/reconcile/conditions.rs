@@ -26,7 +26,10 @@ pub struct Why {
 impl Why {
     /// Builds a reason with its message.
     pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { reason: reason.into(), message: message.into() }
+        Self {
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -51,24 +54,38 @@ pub enum Health {
 /// Builds the four conditions for `health`, keeping each previous `lastTransitionTime` whose status is
 /// unchanged.
 #[must_use]
-pub fn build(previous: &[Condition], health: &Health, generation: Option<i64>, now: &Time) -> Vec<Condition> {
+pub fn build(
+    previous: &[Condition],
+    health: &Health,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
     let (ready, synced, reconciling, stalled) = match health {
         Health::Ready(why) => (
             (true, why.clone()),
-            (true, Why::new("Synced", "The remote object matches the spec")),
+            (
+                true,
+                Why::new("Synced", "The remote object matches the spec"),
+            ),
             (false, Why::new("Idle", "Nothing to do")),
             (false, Why::new("Idle", "Nothing to do")),
         ),
         Health::Progressing(why) => (
             (false, why.clone()),
-            (true, Why::new("Synced", "Applied the spec; waiting for the remote side")),
+            (
+                true,
+                Why::new("Synced", "Applied the spec; waiting for the remote side"),
+            ),
             (true, why.clone()),
             (false, Why::new("Progressing", "Converging")),
         ),
         Health::Stalled(why) => (
             (false, why.clone()),
             (true, Why::new("Synced", "Nothing the operator can apply")),
-            (false, Why::new("Stalled", "Waiting for a change by a person")),
+            (
+                false,
+                Why::new("Stalled", "Waiting for a change by a person"),
+            ),
             (true, why.clone()),
         ),
         Health::Paused { ready } => (
@@ -77,10 +94,19 @@ pub fn build(previous: &[Condition], health: &Health, generation: Option<i64>, n
                 if *ready {
                     Why::new("Ready", "The remote object matches the spec")
                 } else {
-                    Why::new("Paused", "Remote writes are paused; the remote object differs from the spec")
+                    Why::new(
+                        "Paused",
+                        "Remote writes are paused; the remote object differs from the spec",
+                    )
                 },
             ),
-            (false, Why::new("Paused", "Remote writes are paused by the blaxel.ai/paused annotation")),
+            (
+                false,
+                Why::new(
+                    "Paused",
+                    "Remote writes are paused by the blaxel.ai/paused annotation",
+                ),
+            ),
             (false, Why::new("Paused", "Remote writes are paused")),
             (false, Why::new("Paused", "Remote writes are paused")),
         ),
@@ -91,10 +117,15 @@ pub fn build(previous: &[Condition], health: &Health, generation: Option<i64>, n
             (false, Why::new("Retrying", "The error is expected to pass")),
         ),
     };
-    [(READY, ready), (SYNCED, synced), (RECONCILING, reconciling), (STALLED, stalled)]
-        .into_iter()
-        .map(|(kind, (status, why))| condition(previous, kind, status, why, generation, now))
-        .collect()
+    [
+        (READY, ready),
+        (SYNCED, synced),
+        (RECONCILING, reconciling),
+        (STALLED, stalled),
+    ]
+    .into_iter()
+    .map(|(kind, (status, why))| condition(previous, kind, status, why, generation, now))
+    .collect()
 }
 
 fn condition(
@@ -130,7 +161,9 @@ pub fn now() -> Time {
 /// True when `conditions` has a condition of `kind` with status `True`.
 #[must_use]
 pub fn is_true(conditions: &[Condition], kind: &str) -> bool {
-    conditions.iter().any(|c| c.type_ == kind && c.status == "True")
+    conditions
+        .iter()
+        .any(|c| c.type_ == kind && c.status == "True")
 }
 
 #[cfg(test)]
@@ -144,12 +177,32 @@ mod tests {
     /// lastTransitionTime stays put while a condition's status does not change, and moves when it does.
     #[test]
     fn transition_time_moves_only_on_status_change() {
-        let first = build(&[], &Health::Progressing(Why::new("InvitationPending", "x")), Some(1), &at(10));
-        let again = build(&first, &Health::Progressing(Why::new("InvitationPending", "x")), Some(1), &at(20));
-        assert_eq!(first, again, "a no-op reconcile must produce an identical status");
-        let ready = build(&again, &Health::Ready(Why::new("Active", "y")), Some(1), &at(30));
+        let first = build(
+            &[],
+            &Health::Progressing(Why::new("InvitationPending", "x")),
+            Some(1),
+            &at(10),
+        );
+        let again = build(
+            &first,
+            &Health::Progressing(Why::new("InvitationPending", "x")),
+            Some(1),
+            &at(20),
+        );
+        assert_eq!(
+            first, again,
+            "a no-op reconcile must produce an identical status"
+        );
+        let ready = build(
+            &again,
+            &Health::Ready(Why::new("Active", "y")),
+            Some(1),
+            &at(30),
+        );
         let time_of = |cs: &[Condition], kind: &str| {
-            cs.iter().find(|c| c.type_ == kind).map(|c| c.last_transition_time.clone())
+            cs.iter()
+                .find(|c| c.type_ == kind)
+                .map(|c| c.last_transition_time.clone())
         };
         assert_eq!(time_of(&ready, READY), Some(at(30)));
         assert_eq!(time_of(&ready, SYNCED), Some(at(10)), "Synced stayed True");
@@ -176,10 +229,19 @@ mod tests {
     /// Stalled and Paused verdicts say so in Stalled and Synced.
     #[test]
     fn stalled_and_paused_map_to_their_conditions() {
-        let stalled = build(&[], &Health::Stalled(Why::new("DuplicateMember", "m")), None, &at(1));
+        let stalled = build(
+            &[],
+            &Health::Stalled(Why::new("DuplicateMember", "m")),
+            None,
+            &at(1),
+        );
         assert!(is_true(&stalled, STALLED) && !is_true(&stalled, READY));
         let paused = build(&[], &Health::Paused { ready: true }, None, &at(1));
         assert!(is_true(&paused, READY) && !is_true(&paused, SYNCED));
-        assert!(paused.iter().any(|c| c.type_ == SYNCED && c.reason == "Paused"));
+        assert!(
+            paused
+                .iter()
+                .any(|c| c.type_ == SYNCED && c.reason == "Paused")
+        );
     }
 }

@@ -22,7 +22,9 @@ pub struct DefaultCredentials {
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
     /// No `credentialsRef` and the default key is absent or not allowed in this namespace.
-    #[error("namespace {namespace} may not use the operator's default credentials; set spec.credentialsRef")]
+    #[error(
+        "namespace {namespace} may not use the operator's default credentials; set spec.credentialsRef"
+    )]
     NotPermitted {
         /// The object's namespace.
         namespace: String,
@@ -90,14 +92,19 @@ impl DefaultCredentials {
         let Some(reference) = reference else {
             return match &self.key {
                 Some(key) if self.allows(namespace) => Ok(key.clone()),
-                _ => Err(CredentialsError::NotPermitted { namespace: namespace.to_owned() }),
+                _ => Err(CredentialsError::NotPermitted {
+                    namespace: namespace.to_owned(),
+                }),
             };
         };
         let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
         let secret = secrets
             .get_opt(&reference.name)
             .await
-            .map_err(|source| CredentialsError::Kube { name: reference.name.clone(), source })?
+            .map_err(|source| CredentialsError::Kube {
+                name: reference.name.clone(),
+                source,
+            })?
             .ok_or_else(|| CredentialsError::SecretNotFound {
                 name: reference.name.clone(),
                 namespace: namespace.to_owned(),
@@ -107,11 +114,19 @@ impl DefaultCredentials {
             .as_ref()
             .and_then(|d| d.get(&reference.key))
             .and_then(|v| std::str::from_utf8(&v.0).ok().map(ApiKey::new));
-        let from_string_data =
-            || secret.string_data.as_ref().and_then(|d| d.get(&reference.key)).map(|v| ApiKey::new(v));
+        let from_string_data = || {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(&reference.key))
+                .map(|v| ApiKey::new(v))
+        };
         from_data
             .or_else(from_string_data)
             .filter(|k| !k.is_empty())
-            .ok_or_else(|| CredentialsError::KeyMissing { name: reference.name.clone(), key: reference.key.clone() })
+            .ok_or_else(|| CredentialsError::KeyMissing {
+                name: reference.name.clone(),
+                key: reference.key.clone(),
+            })
     }
 }

@@ -132,28 +132,47 @@ impl Error {
 
 /// Decides when to look again after a failed reconcile: transient errors back off per object with
 /// jitter (never sooner than the server's Retry-After); cleanup in progress is polled at its own pace.
-#[allow(clippy::needless_pass_by_value, reason = "the signature kube-runtime's Controller::run expects")]
-pub fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "the signature kube-runtime's Controller::run expects"
+)]
+pub fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
     match error {
         Error::Waiting(_, after) => Action::requeue(*after),
-        Error::Remote(e) => Action::requeue(ctx.backoff.next(&object_key(obj.as_ref()), e.retry_after())),
+        Error::Remote(e) => {
+            Action::requeue(ctx.backoff.next(&object_key(obj.as_ref()), e.retry_after()))
+        }
         _ => Action::requeue(ctx.backoff.next(&object_key(obj.as_ref()), None)),
     }
 }
 
 /// `kind/namespace/name`, the key of per-object state.
 pub fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
-    format!("{}/{}/{}", K::kind(&()), obj.namespace().unwrap_or_default(), obj.name_any())
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
 }
 
 /// True when the object carries `blaxel.ai/paused: "true"`.
 pub fn is_paused<K: Resource>(obj: &K) -> bool {
-    obj.annotations().get(PAUSED_ANNOTATION).is_some_and(|v| v == "true")
+    obj.annotations()
+        .get(PAUSED_ANNOTATION)
+        .is_some_and(|v| v == "true")
 }
 
 /// The `reconcile-requested-at` value not yet handled, if any: it forces fresh remote reads.
 pub fn pending_request<K: Resource>(obj: &K, last_handled: Option<&String>) -> Option<String> {
-    obj.annotations().get(RECONCILE_REQUESTED_ANNOTATION).filter(|v| Some(*v) != last_handled).cloned()
+    obj.annotations()
+        .get(RECONCILE_REQUESTED_ANNOTATION)
+        .filter(|v| Some(*v) != last_handled)
+        .cloned()
 }
 
 /// `d` with ±10% jitter, so that objects created together do not resync together.
@@ -178,9 +197,10 @@ pub fn remote_verdict(err: ApiError, settings: &Settings) -> (Health, Result<Act
     let why = Why::new(err.category(), err.to_string());
     match err {
         ApiError::Invalid { .. } => (Health::Stalled(why), Ok(Action::await_change())),
-        ApiError::Unauthorized { .. } | ApiError::Forbidden { .. } => {
-            (Health::Stalled(why), Ok(Action::requeue(jittered(settings.resync))))
-        }
+        ApiError::Unauthorized { .. } | ApiError::Forbidden { .. } => (
+            Health::Stalled(why),
+            Ok(Action::requeue(jittered(settings.resync))),
+        ),
         other => (Health::Failing(why), Err(Error::Remote(other))),
     }
 }
@@ -190,7 +210,12 @@ pub fn remote_verdict(err: ApiError, settings: &Settings) -> (Health, Result<Act
 ///
 /// # Errors
 /// The Kubernetes API error.
-pub async fn write_status<K, S>(client: &kube::Client, obj: &K, current: Option<&S>, status: &S) -> Result<(), Error>
+pub async fn write_status<K, S>(
+    client: &kube::Client,
+    obj: &K,
+    current: Option<&S>,
+    status: &S,
+) -> Result<(), Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -207,7 +232,12 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
     Ok(())
 }
 
@@ -220,7 +250,11 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     note: String,
 ) {
     let event = Event {
-        type_: if warning { EventType::Warning } else { EventType::Normal },
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
         reason: reason.to_owned(),
         note: Some(note),
         action: "Reconcile".to_owned(),

@@ -13,7 +13,10 @@ use tracing::{info, instrument};
 
 use super::cache::email_key;
 use super::conditions::{self, Health, Why};
-use super::{Context, Error, is_paused, pending_request, publish, remote_verdict, requeue_after, write_status};
+use super::{
+    Context, Error, is_paused, pending_request, publish, remote_verdict, requeue_after,
+    write_status,
+};
 use crate::blaxel::model::WorkspaceUser;
 use crate::blaxel::{ApiError, Scope};
 use crate::crd::{FINALIZER, MemberPhase, WorkspaceMember, WorkspaceMemberStatus};
@@ -28,7 +31,8 @@ const MAX_STEPS: usize = 3;
 /// Transient failures, for [`super::error_policy`] to back off.
 #[instrument(skip_all, fields(kind = "WorkspaceMember", namespace = obj.namespace().unwrap_or_default(), name = obj.name_any()))]
 pub async fn reconcile(obj: Arc<WorkspaceMember>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let api: Api<WorkspaceMember> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let api: Api<WorkspaceMember> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             FinalizerEvent::Apply(obj) => apply(&obj, &ctx).await,
@@ -57,11 +61,18 @@ async fn apply(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> {
         adopted: status.adopted,
         reinvites: status.reinvites,
     };
-    if let Some(holder) = super::claims::holder(obj, ctx.members.state().iter().map(AsRef::as_ref), claim_key) {
+    if let Some(holder) = super::claims::holder(
+        obj,
+        ctx.members.state().iter().map(AsRef::as_ref),
+        claim_key,
+    ) {
         report.phase = MemberPhase::Failed;
         report.health = Health::Stalled(Why::new(
             "DuplicateMember",
-            format!("{holder} already manages {} in workspace {}", obj.spec.email, obj.spec.workspace),
+            format!(
+                "{holder} already manages {} in workspace {}",
+                obj.spec.email, obj.spec.workspace
+            ),
         ));
         finish(obj, ctx, report).await?;
         return Ok(Action::requeue(super::jittered(ctx.settings.resync)));
@@ -77,7 +88,9 @@ async fn apply(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> {
         }
     };
     // A person's edit restarts the re-invitation budget of an expired invitation.
-    if status.phase == Some(MemberPhase::Expired) && status.observed_generation != obj.metadata.generation {
+    if status.phase == Some(MemberPhase::Expired)
+        && status.observed_generation != obj.metadata.generation
+    {
         report.reinvites = 0;
     }
     let max_age = if pending_request(obj, status.last_handled_reconcile_at.as_ref()).is_some() {
@@ -104,7 +117,9 @@ async fn apply(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> {
         });
         report.phase = plan.phase;
         report.health = plan.health;
-        let Some(action) = plan.action.filter(|_| !paused) else { break };
+        let Some(action) = plan.action.filter(|_| !paused) else {
+            break;
+        };
         match act(obj, ctx, &scope, action, observed.as_ref()).await {
             Ok(now) => observed = now,
             Err(e) => {
@@ -117,7 +132,9 @@ async fn apply(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> {
         }
     }
     if paused {
-        report.health = Health::Paused { ready: matches!(report.health, Health::Ready(_)) };
+        report.health = Health::Paused {
+            ready: matches!(report.health, Health::Ready(_)),
+        };
     }
     report.observed = observed;
     let action = requeue_after(&report.health, &ctx.settings, ctx.settings.invitation_poll);
@@ -136,7 +153,12 @@ async fn cleanup(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> 
         reinvites: status.reinvites,
     };
     // A duplicate never acted remotely, so it has nothing to clean up.
-    if super::claims::holder(obj, ctx.members.state().iter().map(AsRef::as_ref), claim_key).is_some()
+    if super::claims::holder(
+        obj,
+        ctx.members.state().iter().map(AsRef::as_ref),
+        claim_key,
+    )
+    .is_some()
         || obj.spec.deletion_policy == crate::crd::DeletionPolicy::Orphan
     {
         return Ok(Action::await_change());
@@ -150,18 +172,37 @@ async fn cleanup(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> 
         Err(e) if e.is_transient() => return Err(e.into()),
         Err(e) => {
             let message = e.to_string();
-            finish(obj, ctx, report(Health::Stalled(Why::new(e.reason(), message.clone())))).await?;
+            finish(
+                obj,
+                ctx,
+                report(Health::Stalled(Why::new(e.reason(), message.clone()))),
+            )
+            .await?;
             return Err(Error::Waiting(message, ctx.settings.resync));
         }
     };
     let observed = match observe(ctx, &scope, &obj.spec.email, ctx.settings.invitation_poll).await {
         Ok(user) => user,
-        Err(e) => return fail(obj, ctx, report(Health::Progressing(Why::new("Removing", ""))), e).await,
+        Err(e) => {
+            return fail(
+                obj,
+                ctx,
+                report(Health::Progressing(Why::new("Removing", ""))),
+                e,
+            )
+            .await;
+        }
     };
     if let Some(action) = plan::plan_cleanup(obj.spec.deletion_policy, observed.as_ref())
         && let Err(e) = act(obj, ctx, &scope, action, observed.as_ref()).await
     {
-        return fail(obj, ctx, report(Health::Progressing(Why::new("Removing", ""))), e).await;
+        return fail(
+            obj,
+            ctx,
+            report(Health::Progressing(Why::new("Removing", ""))),
+            e,
+        )
+        .await;
     }
     Ok(Action::await_change())
 }
@@ -171,15 +212,35 @@ fn claim_key(obj: &WorkspaceMember) -> String {
     format!("{}/{}", obj.spec.workspace, email_key(&obj.spec.email))
 }
 
-async fn scope(obj: &WorkspaceMember, ctx: &Context) -> Result<Scope, super::credentials::CredentialsError> {
+async fn scope(
+    obj: &WorkspaceMember,
+    ctx: &Context,
+) -> Result<Scope, super::credentials::CredentialsError> {
     let namespace = obj.namespace().unwrap_or_default();
-    let api_key = ctx.credentials.resolve(&ctx.client, &namespace, obj.spec.credentials_ref.as_ref()).await?;
-    Ok(Scope { workspace: obj.spec.workspace.clone(), api_key })
+    let api_key = ctx
+        .credentials
+        .resolve(&ctx.client, &namespace, obj.spec.credentials_ref.as_ref())
+        .await?;
+    Ok(Scope {
+        workspace: obj.spec.workspace.clone(),
+        api_key,
+    })
 }
 
-async fn observe(ctx: &Context, scope: &Scope, email: &str, max_age: Duration) -> Result<Option<WorkspaceUser>, ApiError> {
+async fn observe(
+    ctx: &Context,
+    scope: &Scope,
+    email: &str,
+    max_age: Duration,
+) -> Result<Option<WorkspaceUser>, ApiError> {
     ctx.users
-        .get(scope, &email_key(email), max_age, |u| email_key(&u.email), || ctx.api.list_users(scope))
+        .get(
+            scope,
+            &email_key(email),
+            max_age,
+            |u| email_key(&u.email),
+            || ctx.api.list_users(scope),
+        )
         .await
 }
 
@@ -197,7 +258,14 @@ async fn act(
         MemberAction::Invite => match ctx.api.invite_user(scope, email).await {
             Ok(invitation) => {
                 info!(workspace = %scope.workspace, "invited");
-                publish(&ctx.recorder, obj, false, "Invited", format!("Invited {email} to {}", scope.workspace)).await;
+                publish(
+                    &ctx.recorder,
+                    obj,
+                    false,
+                    "Invited",
+                    format!("Invited {email} to {}", scope.workspace),
+                )
+                .await;
                 Some(WorkspaceUser {
                     email: email.to_owned(),
                     role: invitation.role,
@@ -213,11 +281,15 @@ async fn act(
             Err(e) => return Err(e),
         },
         MemberAction::SetRole(role) => {
-            let mut user = ctx.api.set_user_role(scope, email, role.as_str()).await.inspect_err(|e| {
-                if matches!(e, ApiError::NotFound { .. }) {
-                    tracing::debug!("member vanished while setting its role");
-                }
-            })?;
+            let mut user = ctx
+                .api
+                .set_user_role(scope, email, role.as_str())
+                .await
+                .inspect_err(|e| {
+                    if matches!(e, ApiError::NotFound { .. }) {
+                        tracing::debug!("member vanished while setting its role");
+                    }
+                })?;
             // The answer may leave out the invitation flags: keep what we knew.
             if let Some(before) = before {
                 user.accepted = user.accepted.or(before.accepted);
@@ -227,7 +299,14 @@ async fn act(
                 }
             }
             info!(workspace = %scope.workspace, role = role.as_str(), "role set");
-            publish(&ctx.recorder, obj, false, "RoleSet", format!("Set the role of {email} to {}", role.as_str())).await;
+            publish(
+                &ctx.recorder,
+                obj,
+                false,
+                "RoleSet",
+                format!("Set the role of {email} to {}", role.as_str()),
+            )
+            .await;
             Some(user)
         }
         MemberAction::Remove => {
@@ -236,7 +315,14 @@ async fn act(
                 Err(e) => return Err(e),
             }
             info!(workspace = %scope.workspace, "removed");
-            publish(&ctx.recorder, obj, false, "Removed", format!("Removed {email} from {}", scope.workspace)).await;
+            publish(
+                &ctx.recorder,
+                obj,
+                false,
+                "Removed",
+                format!("Removed {email} from {}", scope.workspace),
+            )
+            .await;
             None
         }
     };
@@ -245,7 +331,12 @@ async fn act(
 }
 
 /// Reports a remote error: Stalled for errors a person must fix, Failing (and backoff) for transient ones.
-async fn fail(obj: &WorkspaceMember, ctx: &Context, mut report: Report, err: ApiError) -> Result<Action, Error> {
+async fn fail(
+    obj: &WorkspaceMember,
+    ctx: &Context,
+    mut report: Report,
+    err: ApiError,
+) -> Result<Action, Error> {
     if matches!(err, ApiError::NotFound { .. } | ApiError::Conflict { .. }) {
         // What we saw is out of date: the next pass lists again.
         if let Ok(scope) = scope(obj, ctx).await {
@@ -266,10 +357,14 @@ async fn finish(obj: &WorkspaceMember, ctx: &Context, report: Report) -> Result<
     let status = WorkspaceMemberStatus {
         observed_generation: generation,
         phase: Some(report.phase),
-        sub: report.observed.and_then(|u| u.sub).or_else(|| current.and_then(|s| s.sub.clone())),
+        sub: report
+            .observed
+            .and_then(|u| u.sub)
+            .or_else(|| current.and_then(|s| s.sub.clone())),
         adopted: report.adopted,
         reinvites: report.reinvites,
-        last_handled_reconcile_at: pending_request(obj, None).or_else(|| current.and_then(|s| s.last_handled_reconcile_at.clone())),
+        last_handled_reconcile_at: pending_request(obj, None)
+            .or_else(|| current.and_then(|s| s.last_handled_reconcile_at.clone())),
         conditions: conditions::build(previous, &report.health, generation, &conditions::now()),
     };
     write_status(&ctx.client, obj, current, &status).await

@@ -61,7 +61,11 @@ pub fn plan(input: MemberInput<'_>) -> MemberPlan {
                 phase: MemberPhase::Invited,
                 health: Health::Progressing(Why::new(
                     "InvitationPending",
-                    format!("The invitation expired; re-sending it ({} of {})", input.reinvites + 1, input.max_reinvites),
+                    format!(
+                        "The invitation expired; re-sending it ({} of {})",
+                        input.reinvites + 1,
+                        input.max_reinvites
+                    ),
                 )),
             };
         }
@@ -82,8 +86,15 @@ pub fn plan(input: MemberInput<'_>) -> MemberPlan {
         return MemberPlan {
             action: Some(MemberAction::SetRole(input.role)),
             reinvite: false,
-            phase: if user.is_pending() { MemberPhase::Invited } else { MemberPhase::Active },
-            health: Health::Progressing(Why::new("SettingRole", format!("Setting the role to {}", input.role.as_str()))),
+            phase: if user.is_pending() {
+                MemberPhase::Invited
+            } else {
+                MemberPhase::Active
+            },
+            health: Health::Progressing(Why::new(
+                "SettingRole",
+                format!("Setting the role to {}", input.role.as_str()),
+            )),
         };
     }
     if user.is_pending() {
@@ -91,21 +102,30 @@ pub fn plan(input: MemberInput<'_>) -> MemberPlan {
             action: None,
             reinvite: false,
             phase: MemberPhase::Invited,
-            health: Health::Progressing(Why::new("InvitationPending", "Waiting for the invitation to be accepted")),
+            health: Health::Progressing(Why::new(
+                "InvitationPending",
+                "Waiting for the invitation to be accepted",
+            )),
         };
     }
     MemberPlan {
         action: None,
         reinvite: false,
         phase: MemberPhase::Active,
-        health: Health::Ready(Why::new("Active", format!("Member with role {}", input.role.as_str()))),
+        health: Health::Ready(Why::new(
+            "Active",
+            format!("Member with role {}", input.role.as_str()),
+        )),
     }
 }
 
 /// Plans cleanup when the object is deleted: `Some(Remove)` while a remote member or invitation is left
 /// to remove under the `Delete` policy.
 #[must_use]
-pub fn plan_cleanup(policy: DeletionPolicy, observed: Option<&WorkspaceUser>) -> Option<MemberAction> {
+pub fn plan_cleanup(
+    policy: DeletionPolicy,
+    observed: Option<&WorkspaceUser>,
+) -> Option<MemberAction> {
     match (policy, observed) {
         (DeletionPolicy::Delete, Some(_)) => Some(MemberAction::Remove),
         _ => None,
@@ -113,7 +133,9 @@ pub fn plan_cleanup(policy: DeletionPolicy, observed: Option<&WorkspaceUser>) ->
 }
 
 fn role_matches(user: &WorkspaceUser, role: Role) -> bool {
-    user.role.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(role.as_str()))
+    user.role
+        .as_deref()
+        .is_some_and(|r| r.eq_ignore_ascii_case(role.as_str()))
 }
 
 #[cfg(test)]
@@ -131,7 +153,12 @@ mod tests {
     }
 
     fn input(observed: Option<&WorkspaceUser>, role: Role, reinvites: u32) -> MemberInput<'_> {
-        MemberInput { role, observed, reinvites, max_reinvites: 3 }
+        MemberInput {
+            role,
+            observed,
+            reinvites,
+            max_reinvites: 3,
+        }
     }
 
     /// No remote user: invite.
@@ -159,7 +186,9 @@ mod tests {
         let plan = plan(input(Some(&u), Role::Admin, 0));
         assert_eq!(plan.action, None);
         assert_eq!(plan.phase, MemberPhase::Invited);
-        assert!(matches!(plan.health, Health::Progressing(ref w) if w.reason == "InvitationPending"));
+        assert!(
+            matches!(plan.health, Health::Progressing(ref w) if w.reason == "InvitationPending")
+        );
     }
 
     /// Accepted with the right role: Active and Ready; role compared case-insensitively.
@@ -208,14 +237,20 @@ mod tests {
     #[test]
     fn expired_flag_on_member_is_ignored() {
         let u = user("member", Some(true), true);
-        assert_eq!(plan(input(Some(&u), Role::Member, 0)).phase, MemberPhase::Active);
+        assert_eq!(
+            plan(input(Some(&u), Role::Member, 0)).phase,
+            MemberPhase::Active
+        );
     }
 
     /// Delete removes what exists; Orphan and "already gone" remove nothing.
     #[test]
     fn cleanup_follows_policy() {
         let u = user("member", Some(false), false);
-        assert_eq!(plan_cleanup(DeletionPolicy::Delete, Some(&u)), Some(MemberAction::Remove));
+        assert_eq!(
+            plan_cleanup(DeletionPolicy::Delete, Some(&u)),
+            Some(MemberAction::Remove)
+        );
         assert_eq!(plan_cleanup(DeletionPolicy::Delete, None), None);
         assert_eq!(plan_cleanup(DeletionPolicy::Orphan, Some(&u)), None);
     }

@@ -81,7 +81,10 @@ pub fn ownership(sandbox: &RemoteSandbox, owner: &str) -> Ownership {
 #[must_use]
 pub fn observed_power(sandbox: &RemoteSandbox) -> PowerState {
     if sandbox.spec.enabled == Some(false)
-        || matches!(sandbox.phase(), SandboxPhase::Deactivating | SandboxPhase::Deactivated)
+        || matches!(
+            sandbox.phase(),
+            SandboxPhase::Deactivating | SandboxPhase::Deactivated
+        )
     {
         PowerState::Stopped
     } else {
@@ -114,12 +117,25 @@ pub fn plan(input: SandboxInput<'_>) -> SandboxPlan {
                 format!(
                     "Sandbox {} already exists and belongs to {}",
                     input.name,
-                    remote.metadata.labels.get(OWNER_LABEL).map_or("", String::as_str)
+                    remote
+                        .metadata
+                        .labels
+                        .get(OWNER_LABEL)
+                        .map_or("", String::as_str)
                 ),
             )),
         };
     }
-    let adopts = owner == Ownership::Unowned;
+    plan_existing(input, remote, owner == Ownership::Unowned)
+}
+
+/// Plans the next step for a sandbox that exists remotely and is ours (or free to adopt).
+fn plan_existing(input: SandboxInput<'_>, remote: &RemoteSandbox, adopts: bool) -> SandboxPlan {
+    let progressing = |action, reason: &str, message: String| SandboxPlan {
+        action,
+        adopts: false,
+        health: Health::Progressing(Why::new(reason, message)),
+    };
     let phase = remote.phase();
     match phase {
         SandboxPhase::Terminated => {
@@ -130,7 +146,11 @@ pub fn plan(input: SandboxInput<'_>) -> SandboxPlan {
             );
         }
         SandboxPhase::Deleting => {
-            return progressing(None, "RemoteDeleting", format!("Sandbox {} is being deleted remotely", input.name));
+            return progressing(
+                None,
+                "RemoteDeleting",
+                format!("Sandbox {} is being deleted remotely", input.name),
+            );
         }
         _ => {}
     }
@@ -138,7 +158,10 @@ pub fn plan(input: SandboxInput<'_>) -> SandboxPlan {
         return SandboxPlan {
             action: Some(SandboxAction::Update(desired(input, Some(remote)))),
             adopts,
-            health: Health::Progressing(Why::new("Updating", format!("Updating sandbox {}", input.name))),
+            health: Health::Progressing(Why::new(
+                "Updating",
+                format!("Updating sandbox {}", input.name),
+            )),
         };
     }
     if phase == SandboxPhase::Failed {
@@ -147,7 +170,9 @@ pub fn plan(input: SandboxInput<'_>) -> SandboxPlan {
             adopts,
             health: Health::Stalled(Why::new(
                 "RemoteFailed",
-                remote.failure_message().unwrap_or_else(|| "Blaxel reports the sandbox FAILED".to_owned()),
+                remote
+                    .failure_message()
+                    .unwrap_or_else(|| "Blaxel reports the sandbox FAILED".to_owned()),
             )),
         };
     }
@@ -175,7 +200,11 @@ pub fn plan(input: SandboxInput<'_>) -> SandboxPlan {
         PowerState::Running => "Running",
         PowerState::Stopped => "Stopped",
     };
-    SandboxPlan { action: None, adopts, health: Health::Ready(Why::new(state, format!("Sandbox is {state}"))) }
+    SandboxPlan {
+        action: None,
+        adopts,
+        health: Health::Ready(Why::new(state, format!("Sandbox is {state}"))),
+    }
 }
 
 /// What cleanup does next.
@@ -191,8 +220,14 @@ pub enum CleanupStep {
 
 /// Plans cleanup when the object is deleted. Never deletes a sandbox another object owns.
 #[must_use]
-pub fn plan_cleanup(policy: DeletionPolicy, observed: Option<&RemoteSandbox>, owner: &str) -> CleanupStep {
-    let Some(remote) = observed else { return CleanupStep::Done };
+pub fn plan_cleanup(
+    policy: DeletionPolicy,
+    observed: Option<&RemoteSandbox>,
+    owner: &str,
+) -> CleanupStep {
+    let Some(remote) = observed else {
+        return CleanupStep::Done;
+    };
     if policy == DeletionPolicy::Orphan || ownership(remote, owner) == Ownership::Theirs {
         return CleanupStep::Done;
     }
@@ -211,14 +246,23 @@ fn desired(input: SandboxInput<'_>, base: Option<&RemoteSandbox>) -> RemoteSandb
     body.status = None;
     body.state = None;
     input.name.clone_into(&mut body.metadata.name);
-    body.metadata.labels.extend(desired_labels(spec, input.owner));
+    body.metadata
+        .labels
+        .extend(desired_labels(spec, input.owner));
     let runtime = body.spec.runtime.get_or_insert_with(Runtime::default);
     runtime.image = Some(spec.image.clone());
     if spec.memory.is_some() {
         runtime.memory = spec.memory;
     }
     runtime.ports = spec.ports.iter().map(to_remote_port).collect();
-    runtime.envs = spec.envs.iter().map(|e| EnvVar { name: e.name.clone(), value: Some(e.value.clone()) }).collect();
+    runtime.envs = spec
+        .envs
+        .iter()
+        .map(|e| EnvVar {
+            name: e.name.clone(),
+            value: Some(e.value.clone()),
+        })
+        .collect();
     if spec.ttl.is_some() {
         runtime.ttl.clone_from(&spec.ttl);
     }
@@ -239,7 +283,11 @@ fn desired_labels(spec: &SandboxSpec, owner: &str) -> BTreeMap<String, String> {
 }
 
 fn to_remote_port(p: &crate::crd::SandboxPort) -> Port {
-    Port { name: p.name.clone(), target: p.target, protocol: p.protocol.map(|p| p.as_str().to_owned()) }
+    Port {
+        name: p.name.clone(),
+        target: p.target,
+        protocol: p.protocol.map(|p| p.as_str().to_owned()),
+    }
 }
 
 /// True when a field the spec sets differs from the remote sandbox.
@@ -247,18 +295,31 @@ fn needs_update(input: SandboxInput<'_>, remote: &RemoteSandbox) -> bool {
     let spec = input.spec;
     let empty = Runtime::default();
     let runtime = remote.spec.runtime.as_ref().unwrap_or(&empty);
-    let labels_differ =
-        desired_labels(spec, input.owner).iter().any(|(k, v)| remote.metadata.labels.get(k) != Some(v));
+    let labels_differ = desired_labels(spec, input.owner)
+        .iter()
+        .any(|(k, v)| remote.metadata.labels.get(k) != Some(v));
     let ports_differ = spec.ports.len() != runtime.ports.len()
         || spec.ports.iter().zip(&runtime.ports).any(|(want, have)| {
             want.target != have.target
                 || (want.name.is_some() && want.name != have.name)
-                || want.protocol.is_some_and(|p| !have.protocol.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(p.as_str())))
+                || want.protocol.is_some_and(|p| {
+                    !have
+                        .protocol
+                        .as_deref()
+                        .is_some_and(|h| h.eq_ignore_ascii_case(p.as_str()))
+                })
         });
     let envs_differ = {
-        let want: BTreeMap<&str, &str> = spec.envs.iter().map(|e| (e.name.as_str(), e.value.as_str())).collect();
-        let have: BTreeMap<&str, &str> =
-            runtime.envs.iter().map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or_default())).collect();
+        let want: BTreeMap<&str, &str> = spec
+            .envs
+            .iter()
+            .map(|e| (e.name.as_str(), e.value.as_str()))
+            .collect();
+        let have: BTreeMap<&str, &str> = runtime
+            .envs
+            .iter()
+            .map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or_default()))
+            .collect();
         want != have
     };
     let enabled_differs = input.power_control == Some(PowerControl::Enabled)
@@ -291,15 +352,28 @@ mod tests {
     }
 
     fn input<'a>(spec: &'a SandboxSpec, observed: Option<&'a RemoteSandbox>) -> SandboxInput<'a> {
-        SandboxInput { spec, name: "dev-box", owner: OWNER, observed, power_control: None }
+        SandboxInput {
+            spec,
+            name: "dev-box",
+            owner: OWNER,
+            observed,
+            power_control: None,
+        }
     }
 
     /// The sandbox as Blaxel would hold it after creating it from `spec`, with a given status.
     fn remote_for(spec: &SandboxSpec, status: &str) -> RemoteSandbox {
-        let Some(SandboxAction::Create(mut body)) = plan(input(spec, None)).action else { panic!("expected create") };
+        let Some(SandboxAction::Create(mut body)) = plan(input(spec, None)).action else {
+            panic!("expected create")
+        };
         body.status = Some(status.into());
         body.extra.insert("events".into(), serde_json::json!([]));
-        body.spec.runtime.as_mut().unwrap().extra.insert("generation".into(), "mk3".into());
+        body.spec
+            .runtime
+            .as_mut()
+            .unwrap()
+            .extra
+            .insert("generation".into(), "mk3".into());
         body
     }
 
@@ -307,14 +381,28 @@ mod tests {
     #[test]
     fn absent_is_created_with_labels() {
         let s = spec();
-        let Some(SandboxAction::Create(body)) = plan(input(&s, None)).action else { panic!("expected create") };
+        let Some(SandboxAction::Create(body)) = plan(input(&s, None)).action else {
+            panic!("expected create")
+        };
         assert_eq!(body.metadata.name, "dev-box");
-        assert_eq!(body.metadata.labels.get(OWNER_LABEL).map(String::as_str), Some(OWNER));
-        assert_eq!(body.metadata.labels.get("team").map(String::as_str), Some("a"));
+        assert_eq!(
+            body.metadata.labels.get(OWNER_LABEL).map(String::as_str),
+            Some(OWNER)
+        );
+        assert_eq!(
+            body.metadata.labels.get("team").map(String::as_str),
+            Some("a")
+        );
         let rt = body.spec.runtime.unwrap();
-        assert_eq!((rt.image.as_deref(), rt.memory), (Some("blaxel/base-image:latest"), Some(4096)));
+        assert_eq!(
+            (rt.image.as_deref(), rt.memory),
+            (Some("blaxel/base-image:latest"), Some(4096))
+        );
         assert_eq!(rt.ports[0].protocol.as_deref(), Some("HTTP"));
-        assert_eq!(body.spec.enabled, None, "enabled is only sent where it controls power");
+        assert_eq!(
+            body.spec.enabled, None,
+            "enabled is only sent where it controls power"
+        );
     }
 
     /// Deployed and matching: Ready, no write (no blind writes), unknown remote fields ignored.
@@ -334,9 +422,16 @@ mod tests {
         let mut s = spec();
         s.memory = None;
         s.region = None;
-        s.ports = vec![SandboxPort { name: None, target: 3000, protocol: None }];
+        s.ports = vec![SandboxPort {
+            name: None,
+            target: 3000,
+            protocol: None,
+        }];
         let mut remote = remote_for(&spec(), "DEPLOYED");
-        remote.metadata.labels.insert("blaxel-internal".into(), "x".into());
+        remote
+            .metadata
+            .labels
+            .insert("blaxel-internal".into(), "x".into());
         assert_eq!(plan(input(&s, Some(&remote))).action, None);
     }
 
@@ -347,7 +442,12 @@ mod tests {
         let changes: [fn(&mut SandboxSpec); 5] = [
             |s| s.image = "other:1".into(),
             |s| s.memory = Some(8192),
-            |s| s.envs.push(SandboxEnv { name: "X".into(), value: "1".into() }),
+            |s| {
+                s.envs.push(SandboxEnv {
+                    name: "X".into(),
+                    value: "1".into(),
+                });
+            },
             |s| s.ports[0].protocol = Some(PortProtocol::Tcp),
             |s| {
                 s.labels.insert("new".into(), "1".into());
@@ -356,9 +456,18 @@ mod tests {
         for change in changes {
             let mut s = spec();
             change(&mut s);
-            let Some(SandboxAction::Update(body)) = plan(input(&s, Some(&remote))).action else { panic!("expected update") };
+            let Some(SandboxAction::Update(body)) = plan(input(&s, Some(&remote))).action else {
+                panic!("expected update")
+            };
             assert!(body.extra.contains_key("events"));
-            assert!(body.spec.runtime.as_ref().unwrap().extra.contains_key("generation"));
+            assert!(
+                body.spec
+                    .runtime
+                    .as_ref()
+                    .unwrap()
+                    .extra
+                    .contains_key("generation")
+            );
             assert_eq!(body.status, None, "read-only status is not sent");
         }
     }
@@ -369,10 +478,16 @@ mod tests {
         let mut s = spec();
         s.state = PowerState::Stopped;
         let remote = remote_for(&s, "DEPLOYED");
-        assert_eq!(plan(input(&s, Some(&remote))).action, Some(SandboxAction::Stop));
+        assert_eq!(
+            plan(input(&s, Some(&remote))).action,
+            Some(SandboxAction::Stop)
+        );
         s.state = PowerState::Running;
         let stopped = remote_for(&s, "DEACTIVATED");
-        assert_eq!(plan(input(&s, Some(&stopped))).action, Some(SandboxAction::Start));
+        assert_eq!(
+            plan(input(&s, Some(&stopped))).action,
+            Some(SandboxAction::Start)
+        );
         s.state = PowerState::Stopped;
         let plan = plan(input(&s, Some(&stopped)));
         assert_eq!(plan.action, None);
@@ -387,7 +502,9 @@ mod tests {
         s.state = PowerState::Stopped;
         let mut i = input(&s, Some(&remote));
         i.power_control = Some(PowerControl::Enabled);
-        let Some(SandboxAction::Update(body)) = plan(i).action else { panic!("expected update") };
+        let Some(SandboxAction::Update(body)) = plan(i).action else {
+            panic!("expected update")
+        };
         assert_eq!(body.spec.enabled, Some(false));
         let mut disabled = remote.clone();
         disabled.spec.enabled = Some(false);
@@ -412,9 +529,14 @@ mod tests {
     fn failed_surfaces_remote_message() {
         let s = spec();
         let mut remote = remote_for(&s, "FAILED");
-        remote.extra.insert("events".into(), serde_json::json!([{"message": "image not found"}]));
+        remote.extra.insert(
+            "events".into(),
+            serde_json::json!([{"message": "image not found"}]),
+        );
         let plan = plan(input(&s, Some(&remote)));
-        assert!(matches!(plan.health, Health::Stalled(ref w) if w.reason == "RemoteFailed" && w.message == "image not found"));
+        assert!(
+            matches!(plan.health, Health::Stalled(ref w) if w.reason == "RemoteFailed" && w.message == "image not found")
+        );
     }
 
     /// TERMINATED while the object still exists: create again.
@@ -422,7 +544,10 @@ mod tests {
     fn terminated_is_recreated() {
         let s = spec();
         let remote = remote_for(&s, "TERMINATED");
-        assert!(matches!(plan(input(&s, Some(&remote))).action, Some(SandboxAction::Create(_))));
+        assert!(matches!(
+            plan(input(&s, Some(&remote))).action,
+            Some(SandboxAction::Create(_))
+        ));
     }
 
     /// A sandbox without an owner label is adopted (labels written); another owner's is left alone, Stalled.
@@ -433,12 +558,20 @@ mod tests {
         unowned.metadata.labels.clear();
         let plan_unowned = plan(input(&s, Some(&unowned)));
         assert!(plan_unowned.adopts);
-        assert!(matches!(plan_unowned.action, Some(SandboxAction::Update(_))));
+        assert!(matches!(
+            plan_unowned.action,
+            Some(SandboxAction::Update(_))
+        ));
         let mut theirs = unowned;
-        theirs.metadata.labels.insert(OWNER_LABEL.into(), "team-b.other".into());
+        theirs
+            .metadata
+            .labels
+            .insert(OWNER_LABEL.into(), "team-b.other".into());
         let plan_theirs = plan(input(&s, Some(&theirs)));
         assert_eq!(plan_theirs.action, None);
-        assert!(matches!(plan_theirs.health, Health::Stalled(ref w) if w.reason == "OwnedByAnother"));
+        assert!(
+            matches!(plan_theirs.health, Health::Stalled(ref w) if w.reason == "OwnedByAnother")
+        );
     }
 
     /// Cleanup deletes ours, waits while DELETING, is done when gone or TERMINATED, never touches theirs.
@@ -446,11 +579,37 @@ mod tests {
     fn cleanup_steps() {
         let s = spec();
         let ours = remote_for(&s, "DEPLOYED");
-        assert_eq!(plan_cleanup(DeletionPolicy::Delete, Some(&ours), OWNER), CleanupStep::Delete);
-        assert_eq!(plan_cleanup(DeletionPolicy::Orphan, Some(&ours), OWNER), CleanupStep::Done);
-        assert_eq!(plan_cleanup(DeletionPolicy::Delete, None, OWNER), CleanupStep::Done);
-        assert_eq!(plan_cleanup(DeletionPolicy::Delete, Some(&remote_for(&s, "DELETING")), OWNER), CleanupStep::Wait);
-        assert_eq!(plan_cleanup(DeletionPolicy::Delete, Some(&remote_for(&s, "TERMINATED")), OWNER), CleanupStep::Done);
-        assert_eq!(plan_cleanup(DeletionPolicy::Delete, Some(&ours), "team-b.other"), CleanupStep::Done);
+        assert_eq!(
+            plan_cleanup(DeletionPolicy::Delete, Some(&ours), OWNER),
+            CleanupStep::Delete
+        );
+        assert_eq!(
+            plan_cleanup(DeletionPolicy::Orphan, Some(&ours), OWNER),
+            CleanupStep::Done
+        );
+        assert_eq!(
+            plan_cleanup(DeletionPolicy::Delete, None, OWNER),
+            CleanupStep::Done
+        );
+        assert_eq!(
+            plan_cleanup(
+                DeletionPolicy::Delete,
+                Some(&remote_for(&s, "DELETING")),
+                OWNER
+            ),
+            CleanupStep::Wait
+        );
+        assert_eq!(
+            plan_cleanup(
+                DeletionPolicy::Delete,
+                Some(&remote_for(&s, "TERMINATED")),
+                OWNER
+            ),
+            CleanupStep::Done
+        );
+        assert_eq!(
+            plan_cleanup(DeletionPolicy::Delete, Some(&ours), "team-b.other"),
+            CleanupStep::Done
+        );
     }
 }
