@@ -24,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the operator against the cluster in the current kubeconfig (or in-cluster config).
     Run(OperatorArgs),
+    /// Serve the embedded Blaxel API simulator.
+    Simulate(crate::sim::SimArgs),
     /// Print the CRD YAML (what `crds/` holds).
     Crds,
 }

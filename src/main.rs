@@ -13,6 +13,10 @@ async fn main() -> ExitCode {
         Command::Crds => crd::to_yaml(&crd::all())
             .map(|yaml| print!("{yaml}"))
             .map_err(Into::into),
+        Command::Simulate(args) => {
+            telemetry::init(telemetry::LogFormat::Text);
+            blaxel_operator::sim::run(args).await.map_err(Into::into)
+        }
         Command::Run(args) => {
             telemetry::init(args.log_format);
             match kube::Client::try_default().await {

@@ -1,0 +1,303 @@
+//! End to end: WorkspaceMember against the local Kubernetes API server and the simulator over HTTP.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod support;
+
+use blaxel_operator::crd::MemberPhase;
+use blaxel_operator::sim::SimConfig;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use serde_json::json;
+use support::operator::{DEADLINE, World, condition, eventually};
+
+async fn phase_and_ready(world: &World, name: &str) -> Option<(MemberPhase, String, String)> {
+    let obj = world.members().get_opt(name).await.ok()??;
+    let status = obj.status?;
+    let (ready, reason) = condition(&status.conditions, "Ready")?;
+    Some((status.phase?, ready, reason))
+}
+
+/// Invite → Invited/InvitationPending with the role set → accepted → Active and Ready; one invitation only.
+#[tokio::test]
+async fn invite_pending_accept_ready() {
+    let mut world = World::new(SimConfig::default()).await;
+    let _op = world.start_operator(&[]);
+    world
+        .apply_member(
+            "alice",
+            json!({"workspace": world.workspace, "email": "alice@example.com", "role": "admin"}),
+        )
+        .await;
+    eventually("alice Invited with InvitationPending", DEADLINE, || async {
+        match phase_and_ready(&world, "alice").await {
+            Some((MemberPhase::Invited, ready, reason))
+                if ready == "False" && reason == "InvitationPending" =>
+            {
+                Some(())
+            }
+            _ => None,
+        }
+    })
+    .await;
+    let remote = world
+        .remote_user("alice@example.com")
+        .await
+        .expect("invitation exists remotely");
+    assert_eq!(
+        remote["role"], "admin",
+        "role set on the pending invitation: {remote}"
+    );
+    assert_eq!(remote["standing"], "pending");
+    let obj = world.members().get("alice").await.unwrap();
+    let status = obj.status.unwrap();
+    assert_eq!(
+        condition(&status.conditions, "Reconciling").unwrap().0,
+        "True"
+    );
+    assert!(!status.adopted);
+
+    world
+        .sim_control("invitations/alice@example.com/accept", json!({}))
+        .await;
+    eventually("alice Active and Ready", DEADLINE, || async {
+        match phase_and_ready(&world, "alice").await {
+            Some((MemberPhase::Active, ready, _)) if ready == "True" => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    assert_eq!(
+        world.calls("POST /v0/users"),
+        1,
+        "exactly one invitation sent"
+    );
+    let status = world.members().get("alice").await.unwrap().status.unwrap();
+    assert_eq!(status.observed_generation, Some(1));
+    assert!(status.sub.is_some(), "sub recorded once known");
+}
+
+/// A role change in spec is applied remotely; nothing else is re-sent.
+#[tokio::test]
+async fn role_change_is_applied() {
+    let mut world = World::new(SimConfig {
+        auto_accept_after: Some(std::time::Duration::ZERO),
+        ..SimConfig::default()
+    })
+    .await;
+    let _op = world.start_operator(&[]);
+    world
+        .apply_member(
+            "bob",
+            json!({"workspace": world.workspace, "email": "bob@example.com"}),
+        )
+        .await;
+    eventually("bob Ready", DEADLINE, || async {
+        matches!(phase_and_ready(&world, "bob").await, Some((MemberPhase::Active, r, _)) if r == "True").then_some(())
+    })
+    .await;
+    world
+        .apply_member(
+            "bob",
+            json!({"workspace": world.workspace, "email": "bob@example.com", "role": "admin"}),
+        )
+        .await;
+    eventually("bob admin remotely", DEADLINE, || async {
+        (world.remote_user("bob@example.com").await?["role"] == "admin").then_some(())
+    })
+    .await;
+    eventually("bob Ready at generation 2", DEADLINE, || async {
+        let s = world.members().get("bob").await.ok()?.status?;
+        (s.observed_generation == Some(2) && condition(&s.conditions, "Ready")?.0 == "True")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(world.calls("POST /v0/users"), 1);
+}
+
+/// A member removed or re-roled out of band is put back (forced resync via reconcile-requested-at).
+#[tokio::test]
+async fn out_of_band_drift_is_repaired() {
+    let mut world = World::new(SimConfig {
+        auto_accept_after: Some(std::time::Duration::ZERO),
+        ..SimConfig::default()
+    })
+    .await;
+    let _op = world.start_operator(&[]);
+    world
+        .apply_member(
+            "carol",
+            json!({"workspace": world.workspace, "email": "carol@example.com", "role": "admin"}),
+        )
+        .await;
+    eventually("carol Ready", DEADLINE, || async {
+        matches!(phase_and_ready(&world, "carol").await, Some((MemberPhase::Active, r, _)) if r == "True").then_some(())
+    })
+    .await;
+    // Someone re-roles Carol by hand.
+    let status = world
+        .blaxel(
+            reqwest::Method::PUT,
+            "/users/carol@example.com",
+            Some(json!({"role": "member"})),
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+    let request = |value: &str| json!({"metadata": {"annotations": {"blaxel.ai/reconcile-requested-at": value}}});
+    world
+        .members()
+        .patch(
+            "carol",
+            &PatchParams::default(),
+            &Patch::Merge(request("1")),
+        )
+        .await
+        .unwrap();
+    eventually("carol admin again", DEADLINE, || async {
+        (world.remote_user("carol@example.com").await?["role"] == "admin").then_some(())
+    })
+    .await;
+    // Someone removes Carol by hand.
+    let status = world
+        .blaxel(reqwest::Method::DELETE, "/users/carol@example.com", None)
+        .await;
+    assert!(status.is_success(), "{status}");
+    world
+        .members()
+        .patch(
+            "carol",
+            &PatchParams::default(),
+            &Patch::Merge(request("2")),
+        )
+        .await
+        .unwrap();
+    eventually("carol invited again", DEADLINE, || async {
+        world.remote_user("carol@example.com").await
+    })
+    .await;
+    assert_eq!(
+        world.calls("POST /v0/users"),
+        2,
+        "one invitation, one repair"
+    );
+}
+
+/// Deleting with Delete revokes the invitation and the object goes; with Orphan the member stays.
+#[tokio::test]
+async fn delete_revokes_and_orphan_keeps() {
+    let mut world = World::new(SimConfig::default()).await;
+    let _op = world.start_operator(&[]);
+    world
+        .apply_member(
+            "dave",
+            json!({"workspace": world.workspace, "email": "dave@example.com"}),
+        )
+        .await;
+    world
+        .apply_member("erin", json!({"workspace": world.workspace, "email": "erin@example.com", "deletionPolicy": "Orphan"}))
+        .await;
+    for name in ["dave", "erin"] {
+        eventually("invited", DEADLINE, || async {
+            matches!(
+                phase_and_ready(&world, name).await,
+                Some((MemberPhase::Invited, _, _))
+            )
+            .then_some(())
+        })
+        .await;
+    }
+    for name in ["dave", "erin"] {
+        world
+            .members()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    for name in ["dave", "erin"] {
+        eventually("object gone", DEADLINE, || async {
+            world
+                .members()
+                .get_opt(name)
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    }
+    assert!(
+        world.remote_user("dave@example.com").await.is_none(),
+        "dave's invitation revoked"
+    );
+    assert!(
+        world.remote_user("erin@example.com").await.is_some(),
+        "erin orphaned, still invited"
+    );
+    assert_eq!(world.calls("DELETE /v0/users/{subOrEmail}"), 1);
+}
+
+/// Two objects claiming one e-mail: the older wins, the newer is Stalled DuplicateMember and calls nothing.
+#[tokio::test]
+async fn duplicate_claim_older_wins() {
+    let mut world = World::new(SimConfig::default()).await;
+    let _op = world.start_operator(&[]);
+    world
+        .apply_member(
+            "first",
+            json!({"workspace": world.workspace, "email": "frank@example.com"}),
+        )
+        .await;
+    eventually("first invited", DEADLINE, || async {
+        matches!(
+            phase_and_ready(&world, "first").await,
+            Some((MemberPhase::Invited, _, _))
+        )
+        .then_some(())
+    })
+    .await;
+    world
+        .apply_member(
+            "second",
+            json!({"workspace": world.workspace, "email": "Frank@Example.com", "role": "admin"}),
+        )
+        .await;
+    eventually("second Stalled DuplicateMember", DEADLINE, || async {
+        let s = world.members().get("second").await.ok()?.status?;
+        (condition(&s.conditions, "Stalled")? == ("True".into(), "DuplicateMember".into()))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(world.calls("POST /v0/users"), 1);
+    assert_eq!(
+        world.calls("PUT /v0/users/{subOrEmail}"),
+        0,
+        "the duplicate never set its role"
+    );
+}
+
+/// A namespace not allowed the default key is Stalled CredentialsNotPermitted and nothing is called.
+#[tokio::test]
+async fn default_credentials_are_namespace_scoped() {
+    let mut world = World::new(SimConfig::default()).await;
+    let _op = world.start_operator(&["--default-credentials-namespaces", "someone-else"]);
+    world
+        .apply_member(
+            "gina",
+            json!({"workspace": world.workspace, "email": "gina@example.com"}),
+        )
+        .await;
+    eventually("gina Stalled CredentialsNotPermitted", DEADLINE, || async {
+        let s = world.members().get("gina").await.ok()?.status?;
+        (condition(&s.conditions, "Stalled")? == ("True".into(), "CredentialsNotPermitted".into()))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        world.sim.stats()["total"],
+        0,
+        "no remote call without permitted credentials"
+    );
+}

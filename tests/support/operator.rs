@@ -1,0 +1,329 @@
+//! End-to-end harness: a Blaxel simulator over real HTTP, a fresh namespace in the shared Kubernetes API
+//! server with the project's CRDs installed, and the real `blaxel-operator` binary watching that namespace.
+//!
+//! Everything is waited for with [`eventually`] (a condition polled until a deadline), never slept for.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use blaxel_operator::crd::{Sandbox, WorkspaceMember};
+use blaxel_operator::sim::{self, SimConfig, SimHandle};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+use super::kube as cluster;
+
+/// How long a test waits for the operator to converge before failing.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+static CRDS: OnceCell<()> = OnceCell::const_new();
+
+/// Polls `check` every 50 ms until it returns `Some`, failing the test with `what` after `deadline`.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "timed out after {deadline:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The running operator process.
+pub struct Operator {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Operator {
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child.wait().expect("waiting for the operator")
+    }
+
+    /// Everything the process printed so far (stdout and stderr).
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One end-to-end test's world.
+pub struct World {
+    /// Kubernetes client.
+    pub client: Client,
+    /// The test's own namespace.
+    pub ns: String,
+    /// The simulator.
+    pub sim: SimHandle,
+    /// The simulator's API key (the operator's default key).
+    pub key: String,
+    /// The workspace the key is bound to.
+    pub workspace: String,
+    kubeconfig: PathBuf,
+    http: reqwest::Client,
+    logs: tempfile::TempDir,
+    operators: usize,
+}
+
+impl World {
+    /// A namespace, CRDs, and a simulator with `config`. The operator is started separately.
+    pub async fn new(config: SimConfig) -> Self {
+        let shared = cluster::cluster().await;
+        let kubeconfig = shared
+            .kubeconfig_path()
+            .expect("a kubeconfig file for the operator process")
+            .to_path_buf();
+        let client = shared.client().await;
+        CRDS.get_or_init(|| async {
+            cluster::install_crds(&client, &Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"))
+                .await;
+        })
+        .await;
+        let ns = cluster::fresh_namespace(&client).await;
+        let sim = sim::spawn(config).await.expect("simulator");
+        let api_key = sim.api_key();
+        Self {
+            client,
+            ns,
+            key: api_key.key,
+            workspace: api_key.workspace,
+            sim,
+            kubeconfig,
+            http: reqwest::Client::new(),
+            logs: tempfile::tempdir().expect("temp dir"),
+            operators: 0,
+        }
+    }
+
+    /// Starts the operator binary on this namespace with fast test timings, plus `extra` flags.
+    pub fn start_operator(&mut self, extra: &[&str]) -> Operator {
+        self.operators += 1;
+        let log = self
+            .logs
+            .path()
+            .join(format!("operator-{}.log", self.operators));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut args: Vec<String> = [
+            "run",
+            "--api-url",
+            &self.sim.base_url(),
+            "--watch-namespace",
+            &self.ns,
+            "--resync-interval",
+            "30s",
+            "--invitation-poll-interval",
+            "200ms",
+            "--transition-poll-interval",
+            "200ms",
+            "--backoff-base",
+            "100ms",
+            "--backoff-max",
+            "2s",
+            "--api-rate-limit",
+            "500",
+            "--api-burst",
+            "100",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        if !extra.contains(&"--default-credentials-namespaces") {
+            args.extend([
+                "--default-credentials-namespaces".to_owned(),
+                self.ns.clone(),
+            ]);
+        }
+        args.extend(extra.iter().map(ToString::to_string));
+        let child = Command::new(env!("CARGO_BIN_EXE_blaxel-operator"))
+            .args(&args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("BL_API_KEY", &self.key)
+            .env("RUST_LOG", "info,blaxel_operator=debug")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .expect("starting the operator");
+        Operator { child, log }
+    }
+
+    /// WorkspaceMembers in the test namespace.
+    pub fn members(&self) -> Api<WorkspaceMember> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Sandboxes in the test namespace.
+    pub fn sandboxes(&self) -> Api<Sandbox> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Applies an object of this namespace from JSON (server-side apply, as `kubectl apply --server-side`).
+    pub async fn apply<K>(&self, api: &Api<K>, name: &str, body: Value) -> K
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let mut body = body;
+        body["apiVersion"] = K::api_version(&()).into();
+        body["kind"] = K::kind(&()).into();
+        body["metadata"]["name"] = name.into();
+        api.patch(
+            name,
+            &PatchParams::apply("e2e-test").force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying {name}: {e}"))
+    }
+
+    /// A member object named `name` with `spec`.
+    pub async fn apply_member(&self, name: &str, spec: Value) -> WorkspaceMember {
+        self.apply(&self.members(), name, serde_json::json!({ "spec": spec }))
+            .await
+    }
+
+    /// A sandbox object named `name` with `spec`.
+    pub async fn apply_sandbox(&self, name: &str, spec: Value) -> Sandbox {
+        self.apply(&self.sandboxes(), name, serde_json::json!({ "spec": spec }))
+            .await
+    }
+
+    /// `GET /_sim/state`.
+    pub async fn sim_state(&self) -> Value {
+        self.http
+            .get(format!("{}/_sim/state", self.sim.root_url()))
+            .send()
+            .await
+            .expect("sim state")
+            .json()
+            .await
+            .expect("sim state JSON")
+    }
+
+    /// `POST /_sim/{path}` with a JSON body.
+    pub async fn sim_control(&self, path: &str, body: Value) {
+        let resp = self
+            .http
+            .post(format!("{}/_sim/{path}", self.sim.root_url()))
+            .json(&body)
+            .send()
+            .await
+            .expect("sim control");
+        assert!(
+            resp.status().is_success(),
+            "POST /_sim/{path}: {}",
+            resp.status()
+        );
+    }
+
+    /// `PUT /_sim/faults` with a JSON body.
+    pub async fn sim_faults(&self, body: Value) {
+        let resp = self
+            .http
+            .put(format!("{}/_sim/faults", self.sim.root_url()))
+            .json(&body)
+            .send()
+            .await
+            .expect("sim faults");
+        assert!(
+            resp.status().is_success(),
+            "PUT /_sim/faults: {}",
+            resp.status()
+        );
+    }
+
+    /// A call to the simulated Blaxel API with the test's key (an out-of-band change by "someone else").
+    pub async fn blaxel(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::StatusCode {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.sim.base_url()))
+            .bearer_auth(&self.key)
+            .header("X-Blaxel-Workspace", &self.workspace);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.expect("Blaxel API call").status()
+    }
+
+    /// The simulated workspace's users (from `/_sim/state`).
+    pub async fn remote_users(&self) -> Vec<Value> {
+        let state = self.sim_state().await;
+        state["workspaces"][&self.workspace]["users"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The remote user with `email`, if any.
+    pub async fn remote_user(&self, email: &str) -> Option<Value> {
+        self.remote_users()
+            .await
+            .into_iter()
+            .find(|u| u["email"] == email)
+    }
+
+    /// The simulated workspace's sandboxes (from `/_sim/state`).
+    pub async fn remote_sandboxes(&self) -> Vec<Value> {
+        let state = self.sim_state().await;
+        state["workspaces"][&self.workspace]["sandboxes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The remote sandbox named `name`, if any.
+    pub async fn remote_sandbox(&self, name: &str) -> Option<Value> {
+        self.remote_sandboxes()
+            .await
+            .into_iter()
+            .find(|s| s["metadata"]["name"] == name)
+    }
+
+    /// Requests the simulator answered on `route` (e.g. `"POST /v0/users"`), all statuses.
+    pub fn calls(&self, route: &str) -> u64 {
+        self.sim.stats()["byRoute"][route]["total"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+}
+
+/// The status of condition `kind` on an object's conditions, with its reason.
+pub fn condition(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    kind: &str,
+) -> Option<(String, String)> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
