@@ -1,0 +1,279 @@
+//! End to end: Sandbox against the local Kubernetes API server and the simulator over HTTP.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod support;
+
+use std::time::Duration;
+
+use blaxel_operator::crd::PowerState;
+use blaxel_operator::sim::{ApiGeneration, SimConfig};
+use kube::api::DeleteParams;
+use serde_json::{Value, json};
+use support::operator::{DEADLINE, World, condition, eventually};
+
+fn fast() -> SimConfig {
+    SimConfig {
+        deploy_time: Duration::from_millis(300),
+        stop_time: Duration::from_millis(300),
+        delete_time: Duration::from_millis(300),
+        termination_retention: Duration::from_secs(1),
+        ..SimConfig::default()
+    }
+}
+
+fn spec(world: &World, state: &str) -> Value {
+    json!({
+        "workspace": world.workspace,
+        "image": "blaxel/base-image:latest",
+        "memory": 2048,
+        "ports": [{"name": "web", "target": 3000, "protocol": "HTTP"}],
+        "envs": [{"name": "MODE", "value": "dev"}],
+        "labels": {"team": "a"},
+        "state": state,
+    })
+}
+
+/// Waits until the Sandbox reports `phase`, `state` and Ready True.
+async fn ready_in(
+    world: &World,
+    name: &str,
+    phase: &str,
+    state: PowerState,
+) -> blaxel_operator::crd::SandboxStatus {
+    eventually(
+        &format!("{name} Ready {phase} {state:?}"),
+        DEADLINE,
+        || async {
+            let status = world.sandboxes().get(name).await.ok()?.status?;
+            (status.phase.as_deref() == Some(phase)
+                && status.state == Some(state)
+                && condition(&status.conditions, "Ready")?.0 == "True")
+                .then_some(status)
+        },
+    )
+    .await
+}
+
+/// Create → DEPLOYED → stop → DEACTIVATED → start → DEPLOYED → delete waits until gone; one create, no blind writes.
+#[tokio::test]
+async fn lifecycle_create_stop_start_delete() {
+    let mut world = World::new(fast()).await;
+    let _op = world.start_operator(&[]);
+    world
+        .apply_sandbox("dev-box", spec(&world, "Running"))
+        .await;
+    let status = ready_in(&world, "dev-box", "DEPLOYED", PowerState::Running).await;
+    assert_eq!(status.power_control, None, "no power call was needed yet");
+    assert!(status.url.is_some(), "URL from the remote object");
+    let remote = world
+        .remote_sandbox("dev-box")
+        .await
+        .expect("created remotely");
+    assert_eq!(remote["spec"]["runtime"]["memory"], 2048);
+    assert_eq!(remote["metadata"]["labels"]["team"], "a");
+    assert_eq!(
+        remote["metadata"]["labels"]["blaxel-operator-owner"],
+        format!("{}.dev-box", world.ns)
+    );
+    assert_eq!(world.calls("POST /v0/sandboxes"), 1);
+    assert_eq!(
+        world.calls("PUT /v0/sandboxes/{name}"),
+        0,
+        "no update when nothing differs"
+    );
+
+    world
+        .apply_sandbox("dev-box", spec(&world, "Stopped"))
+        .await;
+    let status = ready_in(&world, "dev-box", "DEACTIVATED", PowerState::Stopped).await;
+    assert_eq!(status.power_control.as_deref(), Some("StartStop"));
+    assert_eq!(world.calls("PUT /v0/sandboxes/{name}/stop"), 1);
+
+    world
+        .apply_sandbox("dev-box", spec(&world, "Running"))
+        .await;
+    ready_in(&world, "dev-box", "DEPLOYED", PowerState::Running).await;
+    assert_eq!(world.calls("PUT /v0/sandboxes/{name}/start"), 1);
+
+    world
+        .sandboxes()
+        .delete("dev-box", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("dev-box gone", DEADLINE, || async {
+        world
+            .sandboxes()
+            .get_opt("dev-box")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let remote = world.remote_sandbox("dev-box").await;
+    assert!(
+        remote.as_ref().is_none_or(|s| s["status"] == "TERMINATED"),
+        "finalizer removed only once the sandbox is gone or TERMINATED: {remote:?}"
+    );
+    assert_eq!(world.calls("DELETE /v0/sandboxes/{name}"), 1);
+    assert_eq!(world.calls("POST /v0/sandboxes"), 1, "never created twice");
+}
+
+/// A spec change updates the remote sandbox once; a FAILED sandbox shows the remote message.
+#[tokio::test]
+async fn update_and_failure_are_reported() {
+    let mut world = World::new(fast()).await;
+    let _op = world.start_operator(&[]);
+    world.apply_sandbox("box", spec(&world, "Running")).await;
+    ready_in(&world, "box", "DEPLOYED", PowerState::Running).await;
+    let mut changed = spec(&world, "Running");
+    changed["memory"] = json!(4096);
+    world.apply_sandbox("box", changed).await;
+    eventually("memory updated remotely", DEADLINE, || async {
+        (world.remote_sandbox("box").await?["spec"]["runtime"]["memory"] == 4096).then_some(())
+    })
+    .await;
+    ready_in(&world, "box", "DEPLOYED", PowerState::Running).await;
+    assert_eq!(
+        world.calls("PUT /v0/sandboxes/{name}"),
+        1,
+        "one update for one change"
+    );
+
+    world
+        .sim_control(
+            &format!("workspaces/{}/sandboxes/box/fail", world.workspace),
+            json!({"message": "kernel panic in VM"}),
+        )
+        .await;
+    let annotate =
+        json!({"metadata": {"annotations": {"blaxel.ai/reconcile-requested-at": "now"}}});
+    world
+        .sandboxes()
+        .patch(
+            "box",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(annotate),
+        )
+        .await
+        .unwrap();
+    eventually(
+        "FAILED surfaced with the remote message",
+        DEADLINE,
+        || async {
+            let s = world.sandboxes().get("box").await.ok()?.status?;
+            let ready = s.conditions.iter().find(|c| c.type_ == "Ready")?;
+            (s.phase.as_deref() == Some("FAILED")
+                && ready.status == "False"
+                && ready.message.contains("kernel panic"))
+            .then_some(())
+        },
+    )
+    .await;
+}
+
+/// Today's API: start/stop answer 404, the operator falls back to spec.enabled and says so in status.
+#[tokio::test]
+async fn todays_api_falls_back_to_enabled() {
+    let mut world = World::new(SimConfig {
+        generation: ApiGeneration::V2026,
+        ..fast()
+    })
+    .await;
+    let _op = world.start_operator(&[]);
+    world.apply_sandbox("box", spec(&world, "Running")).await;
+    ready_in(&world, "box", "DEPLOYED", PowerState::Running).await;
+    world.apply_sandbox("box", spec(&world, "Stopped")).await;
+    let status = eventually("stopped through enabled", DEADLINE, || async {
+        let s = world.sandboxes().get("box").await.ok()?.status?;
+        (s.state == Some(PowerState::Stopped) && condition(&s.conditions, "Ready")?.0 == "True")
+            .then_some(s)
+    })
+    .await;
+    assert_eq!(status.power_control.as_deref(), Some("Enabled"));
+    assert_eq!(
+        world.remote_sandbox("box").await.unwrap()["spec"]["enabled"],
+        false
+    );
+    world.apply_sandbox("box", spec(&world, "Running")).await;
+    eventually("running again", DEADLINE, || async {
+        (world.remote_sandbox("box").await?["spec"]["enabled"] == true).then_some(())
+    })
+    .await;
+    assert_eq!(
+        world.calls("PUT /v0/sandboxes/{name}/stop"),
+        0,
+        "the route does not exist today"
+    );
+    assert!(
+        world.calls("<unmatched>") <= 1,
+        "the missing route was tried at most once"
+    );
+}
+
+/// A sandbox that exists without an owner is adopted; one owned by another object is left alone (Stalled).
+#[tokio::test]
+async fn adoption_and_foreign_owner() {
+    let mut world = World::new(fast()).await;
+    let body = |name: &str, labels: Value| json!({"metadata": {"name": name, "labels": labels}, "spec": {"runtime": {"image": "blaxel/base-image:latest", "memory": 2048}}});
+    assert!(
+        world
+            .blaxel(
+                reqwest::Method::POST,
+                "/sandboxes",
+                Some(body("mine", json!({})))
+            )
+            .await
+            .is_success()
+    );
+    assert!(
+        world
+            .blaxel(
+                reqwest::Method::POST,
+                "/sandboxes",
+                Some(body("theirs", json!({"blaxel-operator-owner": "x.y"})))
+            )
+            .await
+            .is_success()
+    );
+    let _op = world.start_operator(&[]);
+    world.apply_sandbox("mine", spec(&world, "Running")).await;
+    world.apply_sandbox("theirs", spec(&world, "Running")).await;
+    let status = ready_in(&world, "mine", "DEPLOYED", PowerState::Running).await;
+    assert!(status.adopted);
+    eventually("theirs Stalled OwnedByAnother", DEADLINE, || async {
+        let s = world.sandboxes().get("theirs").await.ok()?.status?;
+        (condition(&s.conditions, "Stalled")? == ("True".into(), "OwnedByAnother".into()))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        world.calls("POST /v0/sandboxes"),
+        2,
+        "only the test's own two creates"
+    );
+    world
+        .sandboxes()
+        .delete("theirs", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("theirs object gone", DEADLINE, || async {
+        world
+            .sandboxes()
+            .get_opt("theirs")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        world.remote_sandbox("theirs").await.is_some(),
+        "another owner's sandbox is never deleted"
+    );
+}
