@@ -320,3 +320,33 @@ async fn generation_2025_never_paginates() {
     assert_eq!(a.status, StatusCode::OK);
     assert_array_of(&SANDBOX_2025, &a.body);
 }
+
+/// A FAILED sandbox carries today's `errors` entry with the failure message; listings use the lite shape
+/// without events.
+#[tokio::test]
+async fn failures_are_reported_in_errors() {
+    let h = Harness::start(gen2026()).await;
+    h.create_sandbox("box").await;
+    let a = h
+        .sim_post(
+            "/workspaces/ws-a/sandboxes/box/fail",
+            json!({ "message": "kernel panic" }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let s = h.get("/sandboxes/box").await.body;
+    assert_shape(&SANDBOX_2026, &s);
+    assert_eq!(s["status"], "FAILED");
+    assert_eq!(s["state"], "STANDBY");
+    assert_eq!(s["errors"][0]["message"], "kernel panic");
+    assert_eq!(s["errors"][0]["fatal"], true);
+    assert!(s["events"].is_array());
+    assert!(
+        page(&h, "").await["data"][0].get("events").is_none(),
+        "paginated items are lite"
+    );
+    assert!(
+        h.get("/sandboxes").await.body[0].get("events").is_none(),
+        "so are unpaginated ones"
+    );
+}

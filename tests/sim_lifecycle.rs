@@ -466,3 +466,60 @@ async fn failing_images_end_in_failed() {
     h.advance(5.0).await;
     assert_eq!(h.sandbox_status("bad").await, "DEPLOYED");
 }
+
+/// `events` record every status reached, with the time it was reached, including transitions that
+/// completed on their own; a failure's message is there for clients to show.
+#[tokio::test]
+async fn events_record_the_lifecycle() {
+    let h = Harness::start(SimConfig {
+        failing_images: vec!["blaxel/broken:latest".into()],
+        ..timed(10, 4, 1, 60)
+    })
+    .await;
+    h.create_sandbox("box").await;
+    h.advance(10.0).await;
+    h.put("/sandboxes/box/stop", json!({})).await;
+    h.advance(4.0).await;
+    let s = h.get("/sandboxes/box").await.body;
+    assert_shape(&SANDBOX_2025, &s);
+    let statuses: Vec<&str> = s["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["DEPLOYING", "DEPLOYED", "DEACTIVATING", "DEACTIVATED"]
+    );
+    let times: Vec<jiff::Timestamp> = s["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["time"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let gaps: Vec<i64> = times
+        .windows(2)
+        .map(|w| w[1].as_millisecond() - w[0].as_millisecond())
+        .collect();
+    assert_eq!(
+        gaps,
+        [10_000, 0, 4_000],
+        "each event is stamped when its status was reached"
+    );
+
+    let mut body = common::sandbox_body("bad");
+    body["spec"]["runtime"]["image"] = json!("blaxel/broken:latest");
+    h.post("/sandboxes", body).await;
+    h.advance(10.0).await;
+    let s = h.get("/sandboxes/bad").await.body;
+    let last = s["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["status"], "FAILED");
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("blaxel/broken:latest"),
+        "{last}"
+    );
+}

@@ -110,6 +110,20 @@ impl Phase {
     }
 }
 
+/// Most events kept per sandbox (older ones are dropped).
+pub const MAX_EVENTS: usize = 50;
+
+/// One entry of a sandbox's `events` (the definition's `CoreEvent`): a status it reached, when and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxEvent {
+    /// When the status was reached.
+    pub at: SimTime,
+    /// The status reached.
+    pub status: &'static str,
+    /// Why.
+    pub message: String,
+}
+
 /// One sandbox.
 #[derive(Debug, Clone)]
 pub struct SandboxRecord {
@@ -149,6 +163,8 @@ pub struct SandboxRecord {
     pub last_used_at: SimTime,
     /// Previews by name.
     pub previews: BTreeMap<String, PreviewRecord>,
+    /// Statuses reached so far (see [`SandboxRecord::settle`]).
+    pub events: Vec<SandboxEvent>,
 }
 
 impl SandboxRecord {
@@ -207,6 +223,78 @@ impl SandboxRecord {
             .get("enabled")
             .and_then(Value::as_bool)
             .unwrap_or(true)
+    }
+
+    /// When the record entered `phase` (its current phase).
+    fn entered(&self, phase: Phase, cfg: &SimConfig) -> SimTime {
+        match phase {
+            Phase::Deploying | Phase::Deactivating => self.power_since,
+            Phase::Deployed => self.power_since.plus(cfg.deploy_time),
+            Phase::Failed => match &self.failure {
+                Some((at, _)) => *at,
+                None => self.power_since.plus(cfg.deploy_time),
+            },
+            Phase::Deactivated if self.never_started => self.power_since,
+            Phase::Deactivated => self.power_since.plus(cfg.stop_time),
+            Phase::Deleting => self.deleted_at.unwrap_or(self.power_since),
+            Phase::Terminated | Phase::Gone => self
+                .deleted_at
+                .unwrap_or(self.power_since)
+                .plus(cfg.delete_time),
+        }
+    }
+
+    /// Why the record is in `phase`.
+    fn explain(&self, phase: Phase) -> String {
+        match phase {
+            Phase::Deploying => "Sandbox is deploying".to_owned(),
+            Phase::Deployed => "Sandbox is deployed".to_owned(),
+            Phase::Failed => match &self.failure {
+                Some((_, msg)) => msg.clone(),
+                None => format!(
+                    "Sandbox failed to start: image {:?} did not become ready",
+                    image_of(&self.spec).unwrap_or_default()
+                ),
+            },
+            Phase::Deactivating => "Sandbox is stopping".to_owned(),
+            Phase::Deactivated => "Sandbox is stopped".to_owned(),
+            Phase::Deleting => "Sandbox is being deleted".to_owned(),
+            Phase::Terminated | Phase::Gone => "Sandbox is terminated".to_owned(),
+        }
+    }
+
+    /// The event for the current phase, unless it is already the last one recorded.
+    fn unrecorded_event(&self, now: SimTime, cfg: &SimConfig) -> Option<SandboxEvent> {
+        let phase = self.phase(now, cfg);
+        let status = phase.as_str();
+        if self.events.last().is_some_and(|e| e.status == status) {
+            return None;
+        }
+        Some(SandboxEvent {
+            at: self.entered(phase, cfg),
+            status,
+            message: self.explain(phase),
+        })
+    }
+
+    /// Records the current phase as an event if it is new. Called before and after every change, so the
+    /// history keeps transitions that completed on their own (e.g. `DEPLOYED` before a stop).
+    pub fn settle(&mut self, now: SimTime, cfg: &SimConfig) {
+        if let Some(e) = self.unrecorded_event(now, cfg) {
+            self.events.push(e);
+            if self.events.len() > MAX_EVENTS {
+                let excess = self.events.len() - MAX_EVENTS;
+                self.events.drain(..excess);
+            }
+        }
+    }
+
+    /// Every event, including the current phase if not yet recorded.
+    #[must_use]
+    pub fn all_events(&self, now: SimTime, cfg: &SimConfig) -> Vec<SandboxEvent> {
+        let mut v = self.events.clone();
+        v.extend(self.unrecorded_event(now, cfg));
+        v
     }
 
     fn set_power(&mut self, on: bool, now: SimTime) {
@@ -443,7 +531,20 @@ fn render_metadata(r: &SandboxRecord, workspace: &str, sim: &Sim) -> Value {
 /// A `Sandbox` as the configured generation renders it.
 #[must_use]
 pub fn render(r: &SandboxRecord, workspace: &str, now: SimTime, sim: &Sim) -> Value {
-    let phase = r.phase(now, &sim.config);
+    render_with(r, workspace, now, sim, true)
+}
+
+/// A `Sandbox`, with or without its `events` (today's paginated listing uses the lite shape, without).
+#[must_use]
+pub fn render_with(
+    r: &SandboxRecord,
+    workspace: &str,
+    now: SimTime,
+    sim: &Sim,
+    events: bool,
+) -> Value {
+    let cfg = &sim.config;
+    let phase = r.phase(now, cfg);
     let mut m = Map::new();
     m.insert("metadata".into(), render_metadata(r, workspace, sim));
     m.insert("spec".into(), Value::Object(r.spec.clone()));
@@ -452,18 +553,41 @@ pub fn render(r: &SandboxRecord, workspace: &str, now: SimTime, sim: &Sim) -> Va
         "lastUsedAt".into(),
         json!(sim.clock.rfc3339(r.last_used_at)),
     );
-    if sim.config.generation == ApiGeneration::V2026 {
+    if events {
+        let list: Vec<Value> = r
+            .all_events(now, cfg)
+            .iter()
+            .map(|e| {
+                json!({
+                    "type": "status",
+                    "status": e.status,
+                    "message": e.message,
+                    "time": sim.clock.rfc3339(e.at),
+                })
+            })
+            .collect();
+        m.insert("events".into(), Value::Array(list));
+    }
+    if cfg.generation == ApiGeneration::V2026 {
         let running = r.powered && !phase.is_deleted() && phase != Phase::Failed;
         m.insert(
             "state".into(),
             json!(if running { "RUNNING" } else { "STANDBY" }),
         );
-        if let Some((at, msg)) = &r.failure
-            && phase == Phase::Failed
-        {
+        if phase == Phase::Failed {
+            let code = if r.failure.is_some() {
+                "SIMULATED_FAILURE"
+            } else {
+                "IMAGE_START_FAILURE"
+            };
             m.insert(
                 "errors".into(),
-                json!([{ "code": "SIMULATED_FAILURE", "fatal": true, "message": msg, "time": sim.clock.rfc3339(*at) }]),
+                json!([{
+                    "code": code,
+                    "fatal": true,
+                    "message": r.explain(phase),
+                    "time": sim.clock.rfc3339(r.entered(phase, cfg)),
+                }]),
             );
         }
     }
@@ -588,7 +712,10 @@ pub async fn create(
         deleted_at: None,
         last_used_at: now,
         previews: BTreeMap::new(),
+        events: Vec::new(),
     };
+    let mut record = record;
+    record.settle(now, cfg);
     let out = render(&record, ws, now, &sim);
     b.insert(record, cfg);
     Ok(Json(out))
@@ -632,12 +759,15 @@ pub async fn update(
                 ),
             ));
         }
+        r.settle(now, cfg);
         if let Some(spec) = input.spec {
             let mut spec = spec;
             let requested_power = spec.get("enabled").and_then(Value::as_bool);
-            if requested_power.is_none() && cfg.generation == ApiGeneration::V2026 {
-                // Absent `enabled` keeps the current power state rather than defaulting to true.
-                spec.insert("enabled".into(), json!(r.spec_enabled()));
+            if requested_power.is_none()
+                && let Some(old) = r.spec.get("enabled").cloned()
+            {
+                // Absent `enabled` keeps the current setting (and power) rather than defaulting to true.
+                spec.insert("enabled".into(), old);
             }
             let spec = normalize_spec(spec, cfg);
             let redeploy =
@@ -664,6 +794,7 @@ pub async fn update(
         }
         r.updated_at = now;
         r.updated_by.clone_from(&caller.principal);
+        r.settle(now, cfg);
         Ok(Json(render(r, &caller.workspace, now, &sim)))
     })
 }
@@ -678,12 +809,13 @@ pub async fn delete(
     let cfg = &sim.config;
     let mut world = sim.world();
     let b = book(&mut world, &caller.workspace, now, cfg)?;
-    match b.get(&name) {
-        Some(r) if r.phase(now, cfg) != Phase::Gone => {}
+    match b.get_mut(&name) {
+        Some(r) if r.phase(now, cfg) != Phase::Gone => r.settle(now, cfg),
         _ => return Err(not_found(&name)),
     }
     b.mark_deleted(&name, now, cfg);
-    let r = b.get(&name).ok_or_else(|| not_found(&name))?;
+    let r = b.get_mut(&name).ok_or_else(|| not_found(&name))?;
+    r.settle(now, cfg);
     Ok(Json(render(r, &caller.workspace, now, &sim)))
 }
 
@@ -729,6 +861,7 @@ fn power(sim: &Sim, caller: &Caller, name: &str, on: bool) -> Result<Json<Value>
                 "Sandbox is not running",
             ));
         }
+        r.settle(now, cfg);
         if on && !r.powered {
             r.set_power(true, now);
         } else if on {
@@ -741,6 +874,7 @@ fn power(sim: &Sim, caller: &Caller, name: &str, on: bool) -> Result<Json<Value>
         }
         r.updated_at = now;
         r.updated_by.clone_from(&caller.principal);
+        r.settle(now, cfg);
         let status = r.phase(now, cfg).as_str();
         let message = if on {
             "Sandbox start initiated"
@@ -769,7 +903,9 @@ pub fn force_fail(
                 format!("sandbox {name:?} is deleted"),
             ));
         }
+        r.settle(now, &sim.config);
         r.failure = Some((now, message));
+        r.settle(now, &sim.config);
         Ok(render(r, workspace, now, sim))
     })
 }
@@ -1005,7 +1141,7 @@ pub async fn list(
         let items = b
             .iter()
             .filter(|r| filter.accepts(r, r.phase(now, cfg)))
-            .map(|r| render(r, &caller.workspace, now, &sim))
+            .map(|r| render_with(r, &caller.workspace, now, &sim, false))
             .collect();
         return Ok(Json(Value::Array(items)));
     }
@@ -1069,7 +1205,7 @@ pub async fn list(
     };
     let data: Vec<Value> = page
         .iter()
-        .map(|r| render(r, &caller.workspace, now, &sim))
+        .map(|r| render_with(r, &caller.workspace, now, &sim, false))
         .collect();
     Ok(Json(json!({
         "data": data,
@@ -1103,6 +1239,7 @@ mod tests {
             deleted_at: None,
             last_used_at: SimTime(0),
             previews: BTreeMap::new(),
+            events: Vec::new(),
         }
     }
 

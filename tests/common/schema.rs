@@ -290,11 +290,25 @@ pub static SANDBOX_SPEC_2026: Schema = Schema {
     open: true,
 };
 
+/// `CoreEvent`: one entry of a sandbox's `events`.
+pub static CORE_EVENT: Schema = Schema {
+    name: "CoreEvent",
+    fields: &[
+        opt("canaryRevision", Ty::Str),
+        req("message", Ty::Str),
+        opt("revision", Ty::Str),
+        req("status", Ty::Enum(STATUSES)),
+        req("time", Ty::Time),
+        req("type", Ty::Str),
+    ],
+    open: false,
+};
+
 /// `Sandbox`, 2025: events, lastUsedAt, metadata, spec, status, ttl. No `state`.
 pub static SANDBOX_2025: Schema = Schema {
     name: "Sandbox(2025)",
     fields: &[
-        opt("events", Ty::AnyArr),
+        opt("events", Ty::Arr(&CORE_EVENT)),
         req("lastUsedAt", Ty::Time),
         req("metadata", Ty::Obj(&METADATA)),
         req("spec", Ty::Obj(&SANDBOX_SPEC_2025)),
@@ -304,13 +318,26 @@ pub static SANDBOX_2025: Schema = Schema {
     open: false,
 };
 
+/// `SandboxInfrastructureError` (2026 `errors`).
+pub static SANDBOX_INFRA_ERROR: Schema = Schema {
+    name: "SandboxInfrastructureError",
+    fields: &[
+        req("code", Ty::Str),
+        req("fatal", Ty::Bool),
+        opt("instance", Ty::Str),
+        req("message", Ty::Str),
+        req("time", Ty::Time),
+    ],
+    open: false,
+};
+
 /// `Sandbox`, 2026: adds `state` (RUNNING|STANDBY), `errors`, `expiresIn`, `nodeGeneration`; metadata and
 /// spec required.
 pub static SANDBOX_2026: Schema = Schema {
     name: "Sandbox(2026)",
     fields: &[
-        opt("errors", Ty::AnyArr),
-        opt("events", Ty::AnyArr),
+        opt("errors", Ty::Arr(&SANDBOX_INFRA_ERROR)),
+        opt("events", Ty::Arr(&CORE_EVENT)),
         opt("expiresIn", Ty::Int),
         req("lastUsedAt", Ty::Time),
         req("metadata", Ty::Obj(&METADATA)),
