@@ -205,7 +205,10 @@ impl HttpClient {
         let mut attempt = 1;
         loop {
             self.inner.limiter.acquire(&scope.api_key).await;
-            let error = match self.attempt(&url, &headers, call, attempt).await {
+            let error = match self
+                .attempt(&url, &headers, call, &scope.workspace, attempt)
+                .await
+            {
                 Ok(body) => return Ok(body),
                 Err(error) => error_map::scrub_error(error, &scope.api_key),
             };
@@ -231,6 +234,7 @@ impl HttpClient {
             tracing::debug!(
                 method = %call.method,
                 route = call.route,
+                workspace = %scope.workspace,
                 attempt,
                 error = error.category(),
                 wait_ms = delay.as_millis(),
@@ -247,6 +251,7 @@ impl HttpClient {
         url: &Url,
         headers: &HeaderMap,
         call: &Call<'_>,
+        workspace: &str,
         attempt: u32,
     ) -> Result<Vec<u8>, ApiError> {
         let started = Instant::now();
@@ -278,17 +283,17 @@ impl HttpClient {
         let (method, route) = (&call.method, call.route);
         match outcome {
             Ok((status, Ok(body))) => {
-                tracing::debug!(%method, route, status, attempt, elapsed_ms, "Blaxel request");
+                tracing::debug!(%method, route, workspace, status, attempt, elapsed_ms, "Blaxel request");
                 Ok(body)
             }
             Ok((status, Err(error))) => {
                 let error_kind = error.category();
-                tracing::debug!(%method, route, status, attempt, elapsed_ms, error = error_kind, "Blaxel request failed");
+                tracing::debug!(%method, route, workspace, status, attempt, elapsed_ms, error = error_kind, "Blaxel request failed");
                 Err(error)
             }
             Err(error) => {
                 let error_kind = error.category();
-                tracing::debug!(%method, route, attempt, elapsed_ms, error = error_kind, "Blaxel request failed without an answer");
+                tracing::debug!(%method, route, workspace, attempt, elapsed_ms, error = error_kind, "Blaxel request failed without an answer");
                 Err(error)
             }
         }
