@@ -529,16 +529,28 @@ async fn statuses_and_bodies_become_typed_errors() {
     assert_eq!(log.all().len(), 4);
 }
 
-/// A stub of today's API: no start/stop routes; PUT /sandboxes/{name} echoes the body it stored.
-fn api_2026() -> Router {
+/// The one sandbox of the 2026 stub, as the server stores it.
+type Stored = Arc<Mutex<Value>>;
+
+/// A stub of today's API: no start/stop routes; PUT /sandboxes/{name} stores and echoes the body.
+fn api_2026() -> (Router, Stored) {
     let stored = Arc::new(Mutex::new(json!({
         "metadata": {"name": "box", "displayName": "Box"},
-        "spec": {"enabled": true, "runtime": {"image": "img"}, "lifecycle": {"x": 1}},
+        "spec": {
+            "enabled": true,
+            "runtime": {
+                "image": "img",
+                "envs": [{"name": "TOKEN", "value": "v", "secret": true}],
+                "ports": [{"name": "web", "target": 3000, "protocol": "HTTP", "public": true}]
+            },
+            "lifecycle": {"x": 1}
+        },
         "status": "DEPLOYED",
         "state": "RUNNING"
     })));
     let read = Arc::clone(&stored);
-    Router::new()
+    let write = Arc::clone(&stored);
+    let router = Router::new()
         .route(
             "/sandboxes/{name}",
             get(move || {
@@ -546,7 +558,7 @@ fn api_2026() -> Router {
                 async move { Json(read.lock().unwrap().clone()) }
             })
             .put(move |body: Bytes| {
-                let stored = Arc::clone(&stored);
+                let stored = Arc::clone(&write);
                 async move {
                     let value: Value = serde_json::from_slice(&body).unwrap();
                     *stored.lock().unwrap() = value.clone();
@@ -554,7 +566,8 @@ fn api_2026() -> Router {
                 }
             }),
         )
-        .fallback(|| async { error_body(StatusCode::NOT_FOUND, "route not found") })
+        .fallback(|| async { error_body(StatusCode::NOT_FOUND, "route not found") });
+    (router, stored)
 }
 
 fn observed_box() -> Sandbox {
@@ -570,7 +583,8 @@ fn observed_box() -> Sandbox {
 /// On today's API a 404 from start/stop switches the workspace to spec.enabled, detected only once.
 #[tokio::test]
 async fn power_falls_back_to_enabled_once_per_workspace() {
-    let (base, log) = serve(api_2026()).await;
+    let (router, stored) = api_2026();
+    let (base, log) = serve(router).await;
     let client = client(&base);
     let scope = scope();
     assert_eq!(client.power_control("team-a"), None);
@@ -582,15 +596,22 @@ async fn power_falls_back_to_enabled_once_per_workspace() {
     assert_eq!(mode, PowerControl::Enabled);
     assert_eq!(client.power_control("team-a"), Some(PowerControl::Enabled));
     assert_eq!(log.count("PUT", "/box/stop"), 1);
+    assert_eq!(
+        log.count("GET", "/sandboxes/box"),
+        1,
+        "one confirmation read"
+    );
     assert_eq!(log.count("PUT", "/sandboxes/box"), 1);
-    let stored = client.get_sandbox(&scope, "box").await.unwrap();
-    assert_eq!(stored.spec.enabled, Some(false));
-    // Unknown fields survive the read-modify-write.
-    assert_eq!(stored.spec.extra["lifecycle"], json!({"x": 1}));
-    assert_eq!(stored.metadata.extra["displayName"], "Box");
+    let after = stored.lock().unwrap().clone();
+    assert_eq!(after["spec"]["enabled"], false);
+    // Everything else survives the read-modify-write, even fields the typed models do not name.
+    assert_eq!(after["spec"]["lifecycle"], json!({"x": 1}));
+    assert_eq!(after["metadata"]["displayName"], "Box");
+    assert_eq!(after["spec"]["runtime"]["envs"][0]["secret"], true);
+    assert_eq!(after["spec"]["runtime"]["ports"][0]["public"], true);
 
     let mode = client
-        .set_sandbox_power(&scope, &stored, true)
+        .set_sandbox_power(&scope, &observed_box(), true)
         .await
         .unwrap();
     assert_eq!(mode, PowerControl::Enabled);
@@ -599,21 +620,13 @@ async fn power_falls_back_to_enabled_once_per_workspace() {
         1,
         "no second probe"
     );
-    assert_eq!(
-        client
-            .get_sandbox(&scope, "box")
-            .await
-            .unwrap()
-            .spec
-            .enabled,
-        Some(true)
-    );
+    assert_eq!(stored.lock().unwrap()["spec"]["enabled"], true);
 }
 
 /// Concurrent first power calls in one workspace probe the start/stop routes once, not once each.
 #[tokio::test]
 async fn concurrent_first_power_calls_probe_once() {
-    let (base, log) = serve(api_2026()).await;
+    let (base, log) = serve(api_2026().0).await;
     let client = client(&base);
     let calls = (0..4).map(|_| {
         let client = client.clone();

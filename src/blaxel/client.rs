@@ -19,7 +19,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::api::{BlaxelApi, PowerControl, Scope};
@@ -376,17 +376,49 @@ impl HttpClient {
         }
     }
 
-    /// Today's power switch: `PUT /sandboxes/{name}` with `spec.enabled`, everything else kept as observed.
+    /// `GET /sandboxes/{name}` as raw JSON, every field kept.
+    async fn get_raw_sandbox(&self, scope: &Scope, name: &str) -> Result<Value, ApiError> {
+        let segments = ["sandboxes", name];
+        let call = Call::new(Method::GET, "/sandboxes/{name}", &segments);
+        self.fetch(scope, &call, "sandbox").await
+    }
+
+    /// Today's power switch: `PUT /sandboxes/{name}` with `spec.enabled` set, by read-modify-write of the
+    /// sandbox as raw JSON (`fresh`, else a new GET). Raw rather than typed: the typed models keep unknown
+    /// fields of most objects, but not of every nested one (env `secret` flags, port extras), and a PUT
+    /// must not drop what it does not mean to change. One extra GET per power change is cheap.
     async fn set_enabled(
         &self,
         scope: &Scope,
-        current: &Sandbox,
+        name: &str,
+        fresh: Option<Value>,
         running: bool,
     ) -> Result<(), ApiError> {
-        let mut desired = current.clone();
-        desired.spec.enabled = Some(running);
-        self.update_sandbox(scope, &desired).await.map(|_| ())
+        let mut sandbox = match fresh {
+            Some(sandbox) => sandbox,
+            None => self.get_raw_sandbox(scope, name).await?,
+        };
+        with_enabled(&mut sandbox, running)?;
+        let segments = ["sandboxes", name];
+        let call = Call::new(Method::PUT, "/sandboxes/{name}", &segments).json(&sandbox)?;
+        self.execute(scope, &call).await.map(|_| ())
     }
+}
+
+/// Sets `spec.enabled` in a raw sandbox, leaving everything else as it is.
+fn with_enabled(sandbox: &mut Value, running: bool) -> Result<(), ApiError> {
+    let not_an_object = || ApiError::Decode {
+        message: "sandbox: expected a JSON object with an object `spec`".to_owned(),
+    };
+    let spec = sandbox
+        .as_object_mut()
+        .ok_or_else(not_an_object)?
+        .entry("spec")
+        .or_insert_with(|| json!({}));
+    spec.as_object_mut()
+        .ok_or_else(not_an_object)?
+        .insert("enabled".to_owned(), Value::Bool(running));
+    Ok(())
 }
 
 /// The per-scope headers: credential (marked sensitive), workspace and API version.
@@ -565,8 +597,9 @@ impl BlaxelApi for HttpClient {
     ) -> Result<PowerControl, ApiError> {
         let power = &self.inner.power;
         let workspace = scope.workspace.as_str();
+        let name = current.metadata.name.as_str();
         if power.get(workspace) == Some(PowerControl::Enabled) {
-            self.set_enabled(scope, current, running).await?;
+            self.set_enabled(scope, name, None, running).await?;
             return Ok(PowerControl::Enabled);
         }
         // While the mode is unknown, one caller per workspace probes; the others wait for its verdict.
@@ -575,10 +608,9 @@ impl BlaxelApi for HttpClient {
             Some(_) => None,
         };
         if power.get(workspace) == Some(PowerControl::Enabled) {
-            self.set_enabled(scope, current, running).await?;
+            self.set_enabled(scope, name, None, running).await?;
             return Ok(PowerControl::Enabled);
         }
-        let name = current.metadata.name.as_str();
         match self.start_stop(scope, name, running).await {
             Ok(()) => {
                 power.set(workspace, PowerControl::StartStop);
@@ -586,9 +618,10 @@ impl BlaxelApi for HttpClient {
             }
             Err(ApiError::NotFound { message }) => {
                 // 404 means "no such sandbox" or "no such route" (today's API). The caller just observed
-                // the sandbox, but it may have been deleted since: one GET (once per workspace) tells the
-                // two apart, so a race with a deletion can never switch a 2025 workspace to `spec.enabled`.
-                let fresh = match self.get_sandbox(scope, name).await {
+                // the sandbox, but it may have been deleted since: one GET tells the two apart, so a race
+                // with a deletion can never switch a 2025 workspace to `spec.enabled` for good. The GET
+                // is not wasted: it is the read of the read-modify-write below.
+                let fresh = match self.get_raw_sandbox(scope, name).await {
                     Ok(fresh) => fresh,
                     Err(ApiError::NotFound { .. }) => return Err(ApiError::NotFound { message }),
                     Err(error) => return Err(error),
@@ -599,8 +632,7 @@ impl BlaxelApi for HttpClient {
                         "sandbox start/stop routes are gone; using spec.enabled for power control"
                     );
                 }
-                // Read-modify-write of the freshest copy, so fields changed meanwhile are kept.
-                self.set_enabled(scope, &fresh, running).await?;
+                self.set_enabled(scope, name, Some(fresh), running).await?;
                 Ok(PowerControl::Enabled)
             }
             Err(error) => Err(error),
@@ -751,6 +783,33 @@ mod tests {
         assert_eq!(meta.next_cursor.as_deref(), Some("c1"));
         let err = decode_listing::<u32>(b"null", "numbers").unwrap_err();
         assert_eq!(err.category(), "Decode");
+    }
+
+    /// Setting `spec.enabled` keeps every other field, including ones the typed models do not name.
+    #[test]
+    fn with_enabled_keeps_everything_else() {
+        let mut raw = json!({
+            "metadata": {"name": "a", "x": 1},
+            "spec": {"enabled": true, "runtime": {"envs": [{"name": "K", "value": "v", "secret": true}]}},
+            "state": "RUNNING"
+        });
+        with_enabled(&mut raw, false).unwrap();
+        assert_eq!(raw["spec"]["enabled"], false);
+        assert_eq!(raw["spec"]["runtime"]["envs"][0]["secret"], true);
+        assert_eq!(raw["metadata"]["x"], 1);
+        let mut bare = json!({"metadata": {"name": "a"}});
+        with_enabled(&mut bare, true).unwrap();
+        assert_eq!(bare["spec"], json!({"enabled": true}));
+        assert_eq!(
+            with_enabled(&mut json!([]), true).unwrap_err().category(),
+            "Decode"
+        );
+        assert_eq!(
+            with_enabled(&mut json!({"spec": 1}), true)
+                .unwrap_err()
+                .category(),
+            "Decode"
+        );
     }
 
     /// Bad configurations are refused with a precise error.
