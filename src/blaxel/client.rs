@@ -171,6 +171,9 @@ impl HttpClient {
             .user_agent(concat!("blaxel-operator/", env!("CARGO_PKG_VERSION")))
             // The API does not redirect; not following keeps the credential on the configured host.
             .redirect(reqwest::redirect::Policy::none())
+            // Drop idle connections before a load balancer's idle timeout (often 30-60 s) does: a POST sent
+            // on a connection the far end is closing fails, and POSTs are not retried.
+            .pool_idle_timeout(Duration::from_secs(25))
             .build()
             .map_err(|e| ConfigError::Http(e.to_string()))?;
         Ok(Self {
