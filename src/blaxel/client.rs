@@ -494,6 +494,13 @@ fn transport_error(error: reqwest::Error) -> ApiError {
     }
 }
 
+/// A name for a new preview token: today's API requires one (`metadata.name`), the trait's caller does
+/// not choose it. Like Blaxel's SDK, `token-<unix ms>`, plus a random suffix so two tokens minted in the
+/// same millisecond do not collide (the POST is not retried, a collision would be a spurious 409).
+fn token_name(now: jiff::Timestamp, salt: u16) -> String {
+    format!("token-{}-{salt:04x}", now.as_millisecond())
+}
+
 /// `meta` of a paginated list.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -715,7 +722,10 @@ impl BlaxelApi for HttpClient {
             "/sandboxes/{name}/previews/{preview}/tokens",
             &segments,
         )
-        .json(&json!({ "spec": { "expiresAt": expires_at } }))?;
+        .json(&json!({
+            "metadata": { "name": token_name(jiff::Timestamp::now(), rand::random::<u16>()) },
+            "spec": { "expiresAt": expires_at },
+        }))?;
         self.fetch(scope, &call, "preview token").await
     }
 
@@ -812,6 +822,20 @@ mod tests {
                 .unwrap_err()
                 .category(),
             "Decode"
+        );
+    }
+
+    /// Generated token names are valid API names (lowercase, digits, hyphens) and differ by salt.
+    #[test]
+    fn token_names_are_valid_and_salted() {
+        let now: jiff::Timestamp = "2026-11-28T03:00:00Z".parse().unwrap();
+        assert_eq!(token_name(now, 0xbeef), "token-1795834800000-beef");
+        assert_ne!(token_name(now, 1), token_name(now, 2));
+        let name = token_name(now, 7);
+        assert!(name.len() <= 63);
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         );
     }
 
