@@ -2,7 +2,20 @@
 //! declared in Git.
 //!
 //! Module map:
+//! - [`crd`]: the custom resources users write (types only).
+//! - [`reconcile`]: one reconciler per kind (observe → plan → act → report), pure planners and status.
+//! - [`controller`]: watches, concurrency, backoff and shutdown.
 //! - [`blaxel`]: the remote API: models, typed errors, the `BlaxelApi` trait and its HTTP client.
 //! - [`sim`]: the embedded Blaxel API simulator (`blaxel-operator simulate`).
+//! - [`kube_local`]: the local Kubernetes API server used by the demo and the tests.
+//! - [`cli`], [`operator`], [`telemetry`]: the command line, `run`, and logging.
 
 pub mod blaxel;
+pub mod cli;
+pub mod controller;
+pub mod crd;
+pub mod kube_local;
+pub mod operator;
+pub mod reconcile;
+pub mod sim;
+pub mod telemetry;

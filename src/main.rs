@@ -1,1 +1,29 @@
-fn main() {}
+//! `blaxel-operator`: parses the command line and hands over to the library.
+
+use std::process::ExitCode;
+
+use blaxel_operator::cli::{Cli, Command};
+use blaxel_operator::{crd, operator, telemetry};
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        Command::Crds => crd::to_yaml(&crd::all()).map(|yaml| print!("{yaml}")).map_err(Into::into),
+        Command::Run(args) => {
+            telemetry::init(args.log_format);
+            match kube::Client::try_default().await {
+                Ok(client) => operator::run(args, client, operator::shutdown_signal()).await.map_err(Into::into),
+                Err(e) => Err(e.into()),
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Command line: `run`, `simulate`, `crds`, `demo`. Every operator flag is also an environment variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::controller::ControllerConfig;
+use crate::reconcile::Settings;
+use crate::reconcile::credentials::DefaultCredentials;
+use crate::telemetry::LogFormat;
+
+/// Keeps Blaxel workspace members and sandboxes in the state declared in Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "blaxel-operator", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the operator against the cluster in the current kubeconfig (or in-cluster config).
+    Run(OperatorArgs),
+    /// Print the CRD YAML (what `crds/` holds).
+    Crds,
+}
+
+/// The operator's configuration.
+#[derive(Debug, Clone, Args)]
+pub struct OperatorArgs {
+    /// Blaxel API base URL.
+    #[arg(long, env = "BL_API_URL", default_value = "https://api.blaxel.ai/v0")]
+    pub api_url: String,
+    /// File holding the default Blaxel API key (else the `BL_API_KEY` environment variable is used).
+    #[arg(long, env = "BL_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Namespaces allowed to use the default key (comma-separated; `*` for all; empty for none).
+    #[arg(long, env = "BLAXEL_DEFAULT_CREDENTIALS_NAMESPACES", value_delimiter = ',', default_value = "")]
+    pub default_credentials_namespaces: Vec<String>,
+    /// Resync period of settled objects (jittered ±10%).
+    #[arg(long, env = "BLAXEL_RESYNC_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub resync_interval: Duration,
+    /// How often a pending invitation is looked at again.
+    #[arg(long, env = "BLAXEL_INVITATION_POLL_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub invitation_poll_interval: Duration,
+    /// How often a sandbox in a transitional status is looked at again.
+    #[arg(long, env = "BLAXEL_TRANSITION_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub transition_poll_interval: Duration,
+    /// Reconciles running at once, per kind.
+    #[arg(long, env = "BLAXEL_MAX_CONCURRENT_RECONCILES", default_value_t = 16)]
+    pub max_concurrent_reconciles: u16,
+    /// Requests per second to the Blaxel API, per credential.
+    #[arg(long, env = "BLAXEL_API_RATE_LIMIT", default_value_t = 10.0)]
+    pub api_rate_limit: f64,
+    /// Requests allowed in a burst above the rate, per credential.
+    #[arg(long, env = "BLAXEL_API_BURST", default_value_t = 20)]
+    pub api_burst: u32,
+    /// How many times an expired invitation is re-sent.
+    #[arg(long, env = "BLAXEL_MAX_REINVITES", default_value_t = 3)]
+    pub max_reinvites: u32,
+    /// First retry delay after a transient failure (doubles per failure, jittered).
+    #[arg(long, env = "BLAXEL_BACKOFF_BASE", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    #[arg(long, env = "BLAXEL_BACKOFF_MAX", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub backoff_max: Duration,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "BLAXEL_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Log format.
+    #[arg(long, env = "BLAXEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl OperatorArgs {
+    /// The controllers' configuration (the default key is read separately, see [`Self::default_key`]).
+    #[must_use]
+    pub fn controller_config(&self, default_key: Option<crate::blaxel::ApiKey>) -> ControllerConfig {
+        ControllerConfig {
+            settings: Settings {
+                resync: self.resync_interval,
+                invitation_poll: self.invitation_poll_interval,
+                transition_poll: self.transition_poll_interval,
+                max_reinvites: self.max_reinvites,
+            },
+            credentials: DefaultCredentials {
+                key: default_key,
+                namespaces: self
+                    .default_credentials_namespaces
+                    .iter()
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            },
+            max_concurrent_reconciles: self.max_concurrent_reconciles.max(1),
+            backoff_base: self.backoff_base,
+            backoff_max: self.backoff_max,
+            reporter: "blaxel-operator".to_owned(),
+            namespace: self.watch_namespace.clone(),
+        }
+    }
+
+    /// The default key: the file's content when `--api-key-file` is given, else `BL_API_KEY`.
+    ///
+    /// # Errors
+    /// When the file cannot be read (the message names the file, never its content).
+    pub fn default_key(&self) -> Result<Option<crate::blaxel::ApiKey>, std::io::Error> {
+        let key = match &self.api_key_file {
+            Some(path) => Some(crate::blaxel::ApiKey::new(&std::fs::read_to_string(path).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("reading the API key file {}: {e}", path.display()))
+            })?)),
+            None => std::env::var("BL_API_KEY").ok().map(|k| crate::blaxel::ApiKey::new(&k)),
+        };
+        Ok(key.filter(|k| !k.is_empty()))
+    }
+}

@@ -1,0 +1,184 @@
+//! `Sandbox`: a Blaxel sandbox (micro VM) and its desired power state.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{CredentialsRef, DeletionPolicy};
+
+/// A Blaxel sandbox kept at the declared image, resources and power state.
+#[allow(clippy::duplicated_attributes, reason = "printcolumn(...) entries repeat `type_ = \"string\"` by design")]
+#[derive(CustomResource, KubeSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "blaxel.ai",
+    version = "v1alpha1",
+    kind = "Sandbox",
+    namespaced,
+    doc = "A Blaxel sandbox (micro VM) kept at its declared configuration and power state.",
+    shortname = "sbx",
+    category = "blaxel",
+    status = "SandboxStatus",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Workspace", type_ = "string", json_path = ".spec.workspace"),
+    printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
+    printcolumn(name = "URL", type_ = "string", json_path = ".status.url", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("has(self.sandboxName) == has(oldSelf.sandboxName)").message("sandboxName is immutable"))]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxSpec {
+    /// Name of the Blaxel workspace. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("workspace is immutable"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub workspace: String,
+    /// Name of the sandbox in Blaxel; defaults to `metadata.name`. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("sandboxName is immutable"))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_name: Option<String>,
+    /// Image to run, e.g. `blaxel/base-image:latest`.
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+    /// Memory in MiB (CPU follows memory: one core per 2048 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 128, max = 65536))]
+    pub memory: Option<i64>,
+    /// Region, e.g. `us-pdx-1`. Blaxel picks the nearest when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub region: Option<String>,
+    /// Ports the sandbox exposes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub ports: Vec<SandboxPort>,
+    /// Environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
+    pub envs: Vec<SandboxEnv>,
+    /// Maximum age after creation before Blaxel deletes the sandbox (`30m`, `24h`, `7d`), passed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+[smhdw]$"))]
+    pub ttl: Option<String>,
+    /// Labels set on the remote sandbox, beside the operator's ownership labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Desired power state: `Running` or `Stopped`.
+    #[serde(default)]
+    pub state: PowerState,
+    /// What happens to the remote sandbox when this object is deleted: `Delete` or `Orphan`.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    /// A Secret key in this namespace holding the Blaxel API key to use. Without it the operator's
+    /// default key is used, where this namespace is allowed to use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_ref: Option<CredentialsRef>,
+}
+
+/// A port the sandbox exposes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SandboxPort {
+    /// Port name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub name: Option<String>,
+    /// Port number inside the sandbox.
+    #[schemars(range(min = 1, max = 65535))]
+    pub target: i64,
+    /// Protocol: HTTP, TCP, UDP or TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<PortProtocol>,
+}
+
+/// A port protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum PortProtocol {
+    /// HTTP.
+    Http,
+    /// Raw TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// TLS.
+    Tls,
+}
+
+impl PortProtocol {
+    /// The protocol as Blaxel spells it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "HTTP",
+            Self::Tcp => "TCP",
+            Self::Udp => "UDP",
+            Self::Tls => "TLS",
+        }
+    }
+}
+
+/// An environment variable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SandboxEnv {
+    /// Variable name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Variable value.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// A sandbox's power state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PowerState {
+    /// Running (Blaxel may still put an idle sandbox on standby and resume it on demand).
+    #[default]
+    Running,
+    /// Stopped.
+    Stopped,
+}
+
+/// Observed state of a `Sandbox`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The remote status, verbatim (`DEPLOYING`, `DEPLOYED`, `FAILED`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The observed power state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<PowerState>,
+    /// The sandbox URL, once it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// How the power state is controlled: `StartStop` (2025 routes) or `Enabled` (today's `spec.enabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_control: Option<String>,
+    /// True when the remote sandbox existed before this object and was taken over.
+    #[serde(default)]
+    pub adopted: bool,
+    /// The last `blaxel.ai/reconcile-requested-at` value handled (a forced resync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+    /// Ready, Synced, Reconciling and Stalled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+impl Sandbox {
+    /// The remote name: `spec.sandboxName`, else `metadata.name`.
+    #[must_use]
+    pub fn remote_name(&self) -> String {
+        self.spec
+            .sandbox_name
+            .clone()
+            .or_else(|| self.metadata.name.clone())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,83 @@
+//! `blaxel-operator run`: builds the clients from the configuration and runs the controllers until
+//! SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::blaxel::client::{ClientConfig, HttpClient};
+use crate::cli::OperatorArgs;
+use crate::controller;
+
+/// Why `run` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Bad configuration.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// No usable kubeconfig or in-cluster configuration.
+    #[error("Kubernetes client: {0}")]
+    Kube(#[from] kube::Error),
+    /// The controllers could not start.
+    #[error(transparent)]
+    Start(#[from] controller::StartError),
+}
+
+/// The Blaxel HTTP client the arguments describe.
+///
+/// # Errors
+/// An invalid URL or rate limit.
+pub fn blaxel_client(args: &OperatorArgs) -> Result<HttpClient, RunError> {
+    HttpClient::new(ClientConfig {
+        base_url: args.api_url.clone(),
+        rate_limit: args.api_rate_limit,
+        burst: args.api_burst,
+        ..ClientConfig::default()
+    })
+    .map_err(|e| RunError::Config(e.to_string()))
+}
+
+/// Runs the operator until `shutdown` resolves.
+///
+/// # Errors
+/// Configuration, cluster access, or missing CRDs.
+pub async fn run(
+    args: OperatorArgs,
+    client: kube::Client,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), RunError> {
+    let default_key = args.default_key().map_err(|e| RunError::Config(e.to_string()))?;
+    let api = Arc::new(blaxel_client(&args)?);
+    let config = args.controller_config(default_key);
+    tracing::info!(
+        api_url = %args.api_url,
+        default_key = config.credentials.key.is_some(),
+        namespace = config.namespace.as_deref().unwrap_or("*"),
+        "starting"
+    );
+    let (ready, _) = watch::channel(false);
+    controller::run(client, api, config, shutdown, ready).await?;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

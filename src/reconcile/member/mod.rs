@@ -1,0 +1,276 @@
+//! WorkspaceMember reconciler: observe (shared user list) → plan (pure) → act (invite, set role, remove)
+//! → report (conditions by server-side apply, Events for every remote write).
+
+pub mod plan;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Api, ResourceExt};
+use tracing::{info, instrument};
+
+use super::cache::email_key;
+use super::conditions::{self, Health, Why};
+use super::{Context, Error, is_paused, pending_request, publish, remote_verdict, requeue_after, write_status};
+use crate::blaxel::model::WorkspaceUser;
+use crate::blaxel::{ApiError, Scope};
+use crate::crd::{FINALIZER, MemberPhase, WorkspaceMember, WorkspaceMemberStatus};
+use plan::{MemberAction, MemberInput};
+
+/// At most this many remote writes in one reconcile (invite, then set role); more waits for the next pass.
+const MAX_STEPS: usize = 3;
+
+/// Reconciles one WorkspaceMember.
+///
+/// # Errors
+/// Transient failures, for [`super::error_policy`] to back off.
+#[instrument(skip_all, fields(kind = "WorkspaceMember", namespace = obj.namespace().unwrap_or_default(), name = obj.name_any()))]
+pub async fn reconcile(obj: Arc<WorkspaceMember>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let api: Api<WorkspaceMember> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            FinalizerEvent::Apply(obj) => apply(&obj, &ctx).await,
+            FinalizerEvent::Cleanup(obj) => cleanup(&obj, &ctx).await,
+        }
+    })
+    .await
+    .map_err(Error::from_finalizer)
+}
+
+/// What a pass decided about the object's status, before it becomes a `WorkspaceMemberStatus`.
+struct Report {
+    phase: MemberPhase,
+    health: Health,
+    observed: Option<WorkspaceUser>,
+    adopted: bool,
+    reinvites: u32,
+}
+
+async fn apply(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> {
+    let status = obj.status.clone().unwrap_or_default();
+    let mut report = Report {
+        phase: status.phase.unwrap_or(MemberPhase::Pending),
+        health: Health::Progressing(Why::new("Reconciling", "Reconciling")),
+        observed: None,
+        adopted: status.adopted,
+        reinvites: status.reinvites,
+    };
+    if let Some(holder) = super::claims::holder(obj, ctx.members.state().iter().map(AsRef::as_ref), claim_key) {
+        report.phase = MemberPhase::Failed;
+        report.health = Health::Stalled(Why::new(
+            "DuplicateMember",
+            format!("{holder} already manages {} in workspace {}", obj.spec.email, obj.spec.workspace),
+        ));
+        finish(obj, ctx, report).await?;
+        return Ok(Action::requeue(super::jittered(ctx.settings.resync)));
+    }
+    let scope = match scope(obj, ctx).await {
+        Ok(scope) => scope,
+        Err(e) if e.is_transient() => return Err(e.into()),
+        Err(e) => {
+            report.phase = MemberPhase::Failed;
+            report.health = Health::Stalled(Why::new(e.reason(), e.to_string()));
+            finish(obj, ctx, report).await?;
+            return Ok(Action::requeue(super::jittered(ctx.settings.resync)));
+        }
+    };
+    // A person's edit restarts the re-invitation budget of an expired invitation.
+    if status.phase == Some(MemberPhase::Expired) && status.observed_generation != obj.metadata.generation {
+        report.reinvites = 0;
+    }
+    let max_age = if pending_request(obj, status.last_handled_reconcile_at.as_ref()).is_some() {
+        Duration::ZERO
+    } else if status.phase == Some(MemberPhase::Active) {
+        ctx.settings.resync
+    } else {
+        ctx.settings.invitation_poll
+    };
+    let mut observed = match observe(ctx, &scope, &obj.spec.email, max_age).await {
+        Ok(user) => user,
+        Err(e) => return fail(obj, ctx, report, e).await,
+    };
+    if status.phase.is_none() && observed.is_some() {
+        report.adopted = true;
+    }
+    let paused = is_paused(obj);
+    for _ in 0..MAX_STEPS {
+        let plan = plan::plan(MemberInput {
+            role: obj.spec.role,
+            observed: observed.as_ref(),
+            reinvites: report.reinvites,
+            max_reinvites: ctx.settings.max_reinvites,
+        });
+        report.phase = plan.phase;
+        report.health = plan.health;
+        let Some(action) = plan.action.filter(|_| !paused) else { break };
+        match act(obj, ctx, &scope, action, observed.as_ref()).await {
+            Ok(now) => observed = now,
+            Err(e) => {
+                report.observed = observed;
+                return fail(obj, ctx, report, e).await;
+            }
+        }
+        if plan.reinvite {
+            report.reinvites += 1;
+        }
+    }
+    if paused {
+        report.health = Health::Paused { ready: matches!(report.health, Health::Ready(_)) };
+    }
+    report.observed = observed;
+    let action = requeue_after(&report.health, &ctx.settings, ctx.settings.invitation_poll);
+    finish(obj, ctx, report).await?;
+    ctx.backoff.reset(&super::object_key(obj));
+    Ok(action)
+}
+
+async fn cleanup(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> {
+    let status = obj.status.clone().unwrap_or_default();
+    let report = |health| Report {
+        phase: MemberPhase::Deleting,
+        health,
+        observed: None,
+        adopted: status.adopted,
+        reinvites: status.reinvites,
+    };
+    // A duplicate never acted remotely, so it has nothing to clean up.
+    if super::claims::holder(obj, ctx.members.state().iter().map(AsRef::as_ref), claim_key).is_some()
+        || obj.spec.deletion_policy == crate::crd::DeletionPolicy::Orphan
+    {
+        return Ok(Action::await_change());
+    }
+    if is_paused(obj) {
+        finish(obj, ctx, report(Health::Paused { ready: false })).await?;
+        return Err(Error::Waiting("paused".into(), ctx.settings.resync));
+    }
+    let scope = match scope(obj, ctx).await {
+        Ok(scope) => scope,
+        Err(e) if e.is_transient() => return Err(e.into()),
+        Err(e) => {
+            let message = e.to_string();
+            finish(obj, ctx, report(Health::Stalled(Why::new(e.reason(), message.clone())))).await?;
+            return Err(Error::Waiting(message, ctx.settings.resync));
+        }
+    };
+    let observed = match observe(ctx, &scope, &obj.spec.email, ctx.settings.invitation_poll).await {
+        Ok(user) => user,
+        Err(e) => return fail(obj, ctx, report(Health::Progressing(Why::new("Removing", ""))), e).await,
+    };
+    if let Some(action) = plan::plan_cleanup(obj.spec.deletion_policy, observed.as_ref())
+        && let Err(e) = act(obj, ctx, &scope, action, observed.as_ref()).await
+    {
+        return fail(obj, ctx, report(Health::Progressing(Why::new("Removing", ""))), e).await;
+    }
+    Ok(Action::await_change())
+}
+
+/// The remote identity two objects must not share.
+fn claim_key(obj: &WorkspaceMember) -> String {
+    format!("{}/{}", obj.spec.workspace, email_key(&obj.spec.email))
+}
+
+async fn scope(obj: &WorkspaceMember, ctx: &Context) -> Result<Scope, super::credentials::CredentialsError> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let api_key = ctx.credentials.resolve(&ctx.client, &namespace, obj.spec.credentials_ref.as_ref()).await?;
+    Ok(Scope { workspace: obj.spec.workspace.clone(), api_key })
+}
+
+async fn observe(ctx: &Context, scope: &Scope, email: &str, max_age: Duration) -> Result<Option<WorkspaceUser>, ApiError> {
+    ctx.users
+        .get(scope, &email_key(email), max_age, |u| email_key(&u.email), || ctx.api.list_users(scope))
+        .await
+}
+
+/// Performs one remote write and returns the user as it now stands (`None` once removed).
+async fn act(
+    obj: &WorkspaceMember,
+    ctx: &Context,
+    scope: &Scope,
+    action: MemberAction,
+    before: Option<&WorkspaceUser>,
+) -> Result<Option<WorkspaceUser>, ApiError> {
+    let email = obj.spec.email.as_str();
+    let key = email_key(email);
+    let after = match action {
+        MemberAction::Invite => match ctx.api.invite_user(scope, email).await {
+            Ok(invitation) => {
+                info!(workspace = %scope.workspace, "invited");
+                publish(&ctx.recorder, obj, false, "Invited", format!("Invited {email} to {}", scope.workspace)).await;
+                Some(WorkspaceUser {
+                    email: email.to_owned(),
+                    role: invitation.role,
+                    accepted: Some(false),
+                    ..WorkspaceUser::default()
+                })
+            }
+            // Someone (or an earlier, lost answer) invited already: look again instead of inviting twice.
+            Err(ApiError::Conflict { .. }) => {
+                ctx.users.invalidate(scope).await;
+                return observe(ctx, scope, email, Duration::ZERO).await;
+            }
+            Err(e) => return Err(e),
+        },
+        MemberAction::SetRole(role) => {
+            let mut user = ctx.api.set_user_role(scope, email, role.as_str()).await.inspect_err(|e| {
+                if matches!(e, ApiError::NotFound { .. }) {
+                    tracing::debug!("member vanished while setting its role");
+                }
+            })?;
+            // The answer may leave out the invitation flags: keep what we knew.
+            if let Some(before) = before {
+                user.accepted = user.accepted.or(before.accepted);
+                user.expired = user.expired || (before.expired && user.accepted == Some(false));
+                if user.email.is_empty() {
+                    user.email = before.email.clone();
+                }
+            }
+            info!(workspace = %scope.workspace, role = role.as_str(), "role set");
+            publish(&ctx.recorder, obj, false, "RoleSet", format!("Set the role of {email} to {}", role.as_str())).await;
+            Some(user)
+        }
+        MemberAction::Remove => {
+            match ctx.api.remove_user(scope, email).await {
+                Ok(()) | Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            info!(workspace = %scope.workspace, "removed");
+            publish(&ctx.recorder, obj, false, "Removed", format!("Removed {email} from {}", scope.workspace)).await;
+            None
+        }
+    };
+    ctx.users.write_through(scope, &key, after.clone()).await;
+    Ok(after)
+}
+
+/// Reports a remote error: Stalled for errors a person must fix, Failing (and backoff) for transient ones.
+async fn fail(obj: &WorkspaceMember, ctx: &Context, mut report: Report, err: ApiError) -> Result<Action, Error> {
+    if matches!(err, ApiError::NotFound { .. } | ApiError::Conflict { .. }) {
+        // What we saw is out of date: the next pass lists again.
+        if let Ok(scope) = scope(obj, ctx).await {
+            ctx.users.invalidate(&scope).await;
+        }
+    }
+    publish(&ctx.recorder, obj, true, err.category(), err.to_string()).await;
+    let (health, outcome) = remote_verdict(err, &ctx.settings);
+    report.health = health;
+    finish(obj, ctx, report).await?;
+    outcome
+}
+
+async fn finish(obj: &WorkspaceMember, ctx: &Context, report: Report) -> Result<(), Error> {
+    let current = obj.status.as_ref();
+    let previous = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let generation = obj.metadata.generation;
+    let status = WorkspaceMemberStatus {
+        observed_generation: generation,
+        phase: Some(report.phase),
+        sub: report.observed.and_then(|u| u.sub).or_else(|| current.and_then(|s| s.sub.clone())),
+        adopted: report.adopted,
+        reinvites: report.reinvites,
+        last_handled_reconcile_at: pending_request(obj, None).or_else(|| current.and_then(|s| s.last_handled_reconcile_at.clone())),
+        conditions: conditions::build(previous, &report.health, generation, &conditions::now()),
+    };
+    write_status(&ctx.client, obj, current, &status).await
+}

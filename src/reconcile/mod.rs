@@ -1,0 +1,232 @@
+//! Reconcilers, one per kind, each in the shape observe → plan (pure) → act → report.
+//!
+//! - [`member`] and [`sandbox`]: the drivers (IO) and their pure planners.
+//! - [`conditions`]: pure status conditions.
+//! - [`cache`]: shared, single-flight remote lists.
+//! - [`claims`]: duplicate-claim detection from the controller's cache.
+//! - [`credentials`]: which API key an object may use.
+//! - [`backoff`]: per-object retry delays.
+//!
+//! This module holds what both drivers share: the [`Context`], the [`Error`] type and status/Event helpers.
+
+pub mod backoff;
+pub mod cache;
+pub mod claims;
+pub mod conditions;
+pub mod credentials;
+pub mod member;
+pub mod sandbox;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::Store;
+use kube::{Api, Resource, ResourceExt};
+use rand::Rng;
+use serde::Serialize;
+
+use crate::blaxel::model::{Sandbox as RemoteSandbox, WorkspaceUser};
+use crate::blaxel::{ApiError, BlaxelApi};
+use crate::crd::{PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION};
+use backoff::Backoff;
+use cache::ListCache;
+use conditions::{Health, Why};
+use credentials::{CredentialsError, DefaultCredentials};
+
+/// The field manager of every status the operator writes.
+pub const FIELD_MANAGER: &str = "blaxel-operator";
+
+/// Timing and limits of the reconcilers.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Periodic resync of settled objects (jittered ±10%); also the freshness of shared lists for them.
+    pub resync: Duration,
+    /// How often a pending invitation is looked at again.
+    pub invitation_poll: Duration,
+    /// How often a sandbox in a transitional status is looked at again.
+    pub transition_poll: Duration,
+    /// How many times an expired invitation is re-sent.
+    pub max_reinvites: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(600),
+            invitation_poll: Duration::from_secs(30),
+            transition_poll: Duration::from_secs(5),
+            max_reinvites: 3,
+        }
+    }
+}
+
+/// Everything a reconcile needs, shared by all reconciles of both kinds.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: kube::Client,
+    /// Blaxel.
+    pub api: Arc<dyn BlaxelApi>,
+    /// Timing and limits.
+    pub settings: Settings,
+    /// The default key and who may use it.
+    pub credentials: DefaultCredentials,
+    /// Shared `GET /users` answers.
+    pub users: ListCache<WorkspaceUser>,
+    /// Shared `GET /sandboxes` answers.
+    pub sandboxes: ListCache<RemoteSandbox>,
+    /// Kubernetes Events.
+    pub recorder: Recorder,
+    /// Per-object retry delays.
+    pub backoff: Backoff,
+    /// Every WorkspaceMember, for duplicate claims.
+    pub members: Store<crate::crd::WorkspaceMember>,
+    /// Every Sandbox, for duplicate claims.
+    pub sandbox_objects: Store<crate::crd::Sandbox>,
+}
+
+/// Why a reconcile did not finish; decides the retry in [`error_policy`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A transient remote error: retried with backoff (never sooner than a Retry-After).
+    #[error(transparent)]
+    Remote(#[from] ApiError),
+    /// A Kubernetes API error (status patch, Secret read).
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Credentials could not be read for a transient reason.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// Remote cleanup is under way: look again after the delay (keeps the finalizer).
+    #[error("waiting for remote cleanup: {0}")]
+    Waiting(String, Duration),
+    /// The finalizer helper failed around our reconcile.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl Error {
+    /// A stable, low-cardinality category for metrics and Event reasons.
+    #[must_use]
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Remote(e) => e.category(),
+            Self::Kube(_) => "KubernetesApi",
+            Self::Credentials(e) => e.reason(),
+            Self::Waiting(..) => "CleanupPending",
+            Self::Finalizer(_) => "Finalizer",
+        }
+    }
+
+    pub(crate) fn from_finalizer(err: kube::runtime::finalizer::Error<Self>) -> Self {
+        use kube::runtime::finalizer::Error as F;
+        match err {
+            F::ApplyFailed(e) | F::CleanupFailed(e) => e,
+            F::AddFinalizer(e) | F::RemoveFinalizer(e) => Self::Kube(e),
+            other => Self::Finalizer(other.to_string()),
+        }
+    }
+}
+
+/// Decides when to look again after a failed reconcile: transient errors back off per object with
+/// jitter (never sooner than the server's Retry-After); cleanup in progress is polled at its own pace.
+#[allow(clippy::needless_pass_by_value, reason = "the signature kube-runtime's Controller::run expects")]
+pub fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    match error {
+        Error::Waiting(_, after) => Action::requeue(*after),
+        Error::Remote(e) => Action::requeue(ctx.backoff.next(&object_key(obj.as_ref()), e.retry_after())),
+        _ => Action::requeue(ctx.backoff.next(&object_key(obj.as_ref()), None)),
+    }
+}
+
+/// `kind/namespace/name`, the key of per-object state.
+pub fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!("{}/{}/{}", K::kind(&()), obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// True when the object carries `blaxel.ai/paused: "true"`.
+pub fn is_paused<K: Resource>(obj: &K) -> bool {
+    obj.annotations().get(PAUSED_ANNOTATION).is_some_and(|v| v == "true")
+}
+
+/// The `reconcile-requested-at` value not yet handled, if any: it forces fresh remote reads.
+pub fn pending_request<K: Resource>(obj: &K, last_handled: Option<&String>) -> Option<String> {
+    obj.annotations().get(RECONCILE_REQUESTED_ANNOTATION).filter(|v| Some(*v) != last_handled).cloned()
+}
+
+/// `d` with ±10% jitter, so that objects created together do not resync together.
+#[must_use]
+pub fn jittered(d: Duration) -> Duration {
+    d.mul_f64(rand::rng().random_range(0.9..1.1))
+}
+
+/// The next look after a successful reconcile.
+#[must_use]
+pub fn requeue_after(health: &Health, settings: &Settings, progressing_poll: Duration) -> Action {
+    match health {
+        Health::Progressing(_) => Action::requeue(progressing_poll),
+        _ => Action::requeue(jittered(settings.resync)),
+    }
+}
+
+/// How a remote error shows in status, and what follows: transient errors fail the reconcile (backoff);
+/// a refused request waits for the object to change; bad credentials are looked at again at resync
+/// (the Secret may be fixed without touching the object).
+pub fn remote_verdict(err: ApiError, settings: &Settings) -> (Health, Result<Action, Error>) {
+    let why = Why::new(err.category(), err.to_string());
+    match err {
+        ApiError::Invalid { .. } => (Health::Stalled(why), Ok(Action::await_change())),
+        ApiError::Unauthorized { .. } | ApiError::Forbidden { .. } => {
+            (Health::Stalled(why), Ok(Action::requeue(jittered(settings.resync))))
+        }
+        other => (Health::Failing(why), Err(Error::Remote(other))),
+    }
+}
+
+/// Writes `status` with server-side apply when it differs from what the object already has.
+/// A no-op reconcile therefore writes nothing.
+///
+/// # Errors
+/// The Kubernetes API error.
+pub async fn write_status<K, S>(client: &kube::Client, obj: &K, current: Option<&S>, status: &S) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(status) {
+        return Ok(());
+    }
+    let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    Ok(())
+}
+
+/// Publishes a Kubernetes Event about `obj`; a failure to publish is logged, never fatal.
+pub async fn publish<K: Resource<DynamicType = ()>>(
+    recorder: &Recorder,
+    obj: &K,
+    warning: bool,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_: if warning { EventType::Warning } else { EventType::Normal },
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "could not publish an Event");
+    }
+}

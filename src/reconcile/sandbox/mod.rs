@@ -1,0 +1,291 @@
+//! Sandbox reconciler: observe (shared sandbox list) → plan (pure) → act (create, update, start, stop,
+//! delete) → report (conditions by server-side apply, Events for every remote write).
+
+pub mod plan;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Api, ResourceExt};
+use tracing::{info, instrument};
+
+use super::conditions::{self, Health, Why};
+use super::{Context, Error, is_paused, pending_request, publish, remote_verdict, requeue_after, write_status};
+use crate::blaxel::model::Sandbox as RemoteSandbox;
+use crate::blaxel::{ApiError, PowerControl, Scope};
+use crate::crd::{DeletionPolicy, FINALIZER, Sandbox, SandboxStatus};
+use plan::{CleanupStep, SandboxAction, SandboxInput, observed_power};
+
+/// At most this many remote writes in one reconcile; more waits for the next pass.
+const MAX_STEPS: usize = 3;
+
+/// Reconciles one Sandbox.
+///
+/// # Errors
+/// Transient failures, for [`super::error_policy`] to back off.
+#[instrument(skip_all, fields(kind = "Sandbox", namespace = obj.namespace().unwrap_or_default(), name = obj.name_any()))]
+pub async fn reconcile(obj: Arc<Sandbox>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let api: Api<Sandbox> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            FinalizerEvent::Apply(obj) => apply(&obj, &ctx).await,
+            FinalizerEvent::Cleanup(obj) => cleanup(&obj, &ctx).await,
+        }
+    })
+    .await
+    .map_err(Error::from_finalizer)
+}
+
+/// What a pass decided, before it becomes a `SandboxStatus`.
+struct Report {
+    health: Health,
+    observed: Option<RemoteSandbox>,
+    adopted: bool,
+}
+
+fn owner(obj: &Sandbox) -> String {
+    format!("{}.{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+fn claim_key(obj: &Sandbox) -> String {
+    format!("{}/{}", obj.spec.workspace, obj.remote_name())
+}
+
+async fn apply(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
+    let status = obj.status.clone().unwrap_or_default();
+    let mut report = Report {
+        health: Health::Progressing(Why::new("Reconciling", "Reconciling")),
+        observed: None,
+        adopted: status.adopted,
+    };
+    let name = obj.remote_name();
+    if let Some(holder) = super::claims::holder(obj, ctx.sandbox_objects.state().iter().map(AsRef::as_ref), claim_key) {
+        report.health = Health::Stalled(Why::new(
+            "DuplicateSandbox",
+            format!("{holder} already manages sandbox {name} in workspace {}", obj.spec.workspace),
+        ));
+        finish(obj, ctx, report).await?;
+        return Ok(Action::requeue(super::jittered(ctx.settings.resync)));
+    }
+    let scope = match scope(obj, ctx).await {
+        Ok(scope) => scope,
+        Err(e) if e.is_transient() => return Err(e.into()),
+        Err(e) => {
+            report.health = Health::Stalled(Why::new(e.reason(), e.to_string()));
+            finish(obj, ctx, report).await?;
+            return Ok(Action::requeue(super::jittered(ctx.settings.resync)));
+        }
+    };
+    let settled = status.phase.as_deref().is_some_and(|p| !crate::blaxel::model::SandboxPhase::parse(p).is_transitional())
+        && conditions::is_true(&status.conditions, conditions::READY);
+    let max_age = if pending_request(obj, status.last_handled_reconcile_at.as_ref()).is_some() {
+        Duration::ZERO
+    } else if settled {
+        ctx.settings.resync
+    } else {
+        ctx.settings.transition_poll
+    };
+    let mut observed = match observe(ctx, &scope, &name, max_age).await {
+        Ok(s) => s,
+        Err(e) => return fail(obj, ctx, report, e).await,
+    };
+    let owner = owner(obj);
+    let paused = is_paused(obj);
+    for _ in 0..MAX_STEPS {
+        let plan = plan::plan(SandboxInput {
+            spec: &obj.spec,
+            name: &name,
+            owner: &owner,
+            observed: observed.as_ref(),
+            power_control: power_control(ctx, obj),
+        });
+        report.health = plan.health;
+        let Some(action) = plan.action.filter(|_| !paused) else { break };
+        report.adopted |= plan.adopts;
+        match act(obj, ctx, &scope, &name, action, observed.as_ref()).await {
+            Ok(Some(now)) => observed = Some(now),
+            Ok(None) => {
+                // The create met a sandbox still on its way out: wait for it to go.
+                report.health = Health::Progressing(Why::new("WaitingForOldSandbox", format!("Sandbox {name} is still being deleted")));
+                break;
+            }
+            Err(e) => {
+                report.observed = observed;
+                return fail(obj, ctx, report, e).await;
+            }
+        }
+    }
+    if paused {
+        report.health = Health::Paused { ready: matches!(report.health, Health::Ready(_)) };
+    }
+    report.observed = observed;
+    let action = requeue_after(&report.health, &ctx.settings, ctx.settings.transition_poll);
+    finish(obj, ctx, report).await?;
+    ctx.backoff.reset(&super::object_key(obj));
+    Ok(action)
+}
+
+async fn cleanup(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
+    let status = obj.status.clone().unwrap_or_default();
+    let report = |health, observed| Report { health, observed, adopted: status.adopted };
+    if super::claims::holder(obj, ctx.sandbox_objects.state().iter().map(AsRef::as_ref), claim_key).is_some()
+        || obj.spec.deletion_policy == DeletionPolicy::Orphan
+    {
+        return Ok(Action::await_change());
+    }
+    if is_paused(obj) {
+        finish(obj, ctx, report(Health::Paused { ready: false }, None)).await?;
+        return Err(Error::Waiting("paused".into(), ctx.settings.resync));
+    }
+    let scope = match scope(obj, ctx).await {
+        Ok(scope) => scope,
+        Err(e) if e.is_transient() => return Err(e.into()),
+        Err(e) => {
+            let message = e.to_string();
+            finish(obj, ctx, report(Health::Stalled(Why::new(e.reason(), message.clone())), None)).await?;
+            return Err(Error::Waiting(message, ctx.settings.resync));
+        }
+    };
+    let name = obj.remote_name();
+    let deleting = Health::Progressing(Why::new("Deleting", format!("Deleting sandbox {name}")));
+    let mut observed = match observe(ctx, &scope, &name, ctx.settings.transition_poll).await {
+        Ok(s) => s,
+        Err(e) => return fail(obj, ctx, report(deleting, None), e).await,
+    };
+    match plan::plan_cleanup(obj.spec.deletion_policy, observed.as_ref(), &owner(obj)) {
+        CleanupStep::Done => return Ok(Action::await_change()),
+        CleanupStep::Wait => {}
+        CleanupStep::Delete => {
+            match ctx.api.delete_sandbox(&scope, &name).await {
+                Ok(()) => {
+                    info!(workspace = %scope.workspace, sandbox = %name, "delete requested");
+                    publish(&ctx.recorder, obj, false, "Deleting", format!("Deleting sandbox {name}")).await;
+                }
+                Err(ApiError::NotFound { .. }) => {
+                    ctx.sandboxes.write_through(&scope, &name, None).await;
+                    return Ok(Action::await_change());
+                }
+                Err(e) => return fail(obj, ctx, report(deleting, observed), e).await,
+            }
+            observed = match refresh(ctx, &scope, &name).await {
+                Ok(None) => return Ok(Action::await_change()),
+                Ok(now) => now,
+                Err(e) => return fail(obj, ctx, report(deleting, None), e).await,
+            };
+        }
+    }
+    finish(obj, ctx, report(deleting, observed)).await?;
+    Err(Error::Waiting(format!("sandbox {name} is being deleted"), ctx.settings.transition_poll))
+}
+
+async fn scope(obj: &Sandbox, ctx: &Context) -> Result<Scope, super::credentials::CredentialsError> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let api_key = ctx.credentials.resolve(&ctx.client, &namespace, obj.spec.credentials_ref.as_ref()).await?;
+    Ok(Scope { workspace: obj.spec.workspace.clone(), api_key })
+}
+
+fn power_control(ctx: &Context, obj: &Sandbox) -> Option<PowerControl> {
+    ctx.api.power_control(&obj.spec.workspace).or_else(|| {
+        match obj.status.as_ref()?.power_control.as_deref()? {
+            "Enabled" => Some(PowerControl::Enabled),
+            "StartStop" => Some(PowerControl::StartStop),
+            _ => None,
+        }
+    })
+}
+
+async fn observe(ctx: &Context, scope: &Scope, name: &str, max_age: Duration) -> Result<Option<RemoteSandbox>, ApiError> {
+    ctx.sandboxes
+        .get(scope, name, max_age, |s| s.metadata.name.clone(), || ctx.api.list_sandboxes(scope))
+        .await
+}
+
+/// One `GET /sandboxes/{name}`, recorded in the shared list.
+async fn refresh(ctx: &Context, scope: &Scope, name: &str) -> Result<Option<RemoteSandbox>, ApiError> {
+    let now = match ctx.api.get_sandbox(scope, name).await {
+        Ok(s) => Some(s),
+        Err(ApiError::NotFound { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    ctx.sandboxes.write_through(scope, name, now.clone()).await;
+    Ok(now)
+}
+
+/// Performs one remote write and returns the sandbox as it now stands; `Ok(None)` when a create met a
+/// sandbox of the same name that is still going away.
+async fn act(
+    obj: &Sandbox,
+    ctx: &Context,
+    scope: &Scope,
+    name: &str,
+    action: SandboxAction,
+    before: Option<&RemoteSandbox>,
+) -> Result<Option<RemoteSandbox>, ApiError> {
+    let after = match action {
+        SandboxAction::Create(body) => match ctx.api.create_sandbox(scope, &body).await {
+            Ok(created) => {
+                info!(workspace = %scope.workspace, sandbox = name, "created");
+                publish(&ctx.recorder, obj, false, "Created", format!("Created sandbox {name}")).await;
+                created
+            }
+            // The name is taken: look at who holds it (ours after a lost answer = adoption, not failure).
+            Err(ApiError::Conflict { .. }) => {
+                let now = refresh(ctx, scope, name).await?;
+                return Ok(now.filter(|s| !s.phase().is_transitional() && s.phase() != crate::blaxel::model::SandboxPhase::Terminated));
+            }
+            Err(e) => return Err(e),
+        },
+        SandboxAction::Update(body) => {
+            let updated = ctx.api.update_sandbox(scope, &body).await?;
+            info!(workspace = %scope.workspace, sandbox = name, "updated");
+            publish(&ctx.recorder, obj, false, "Updated", format!("Updated sandbox {name}")).await;
+            updated
+        }
+        SandboxAction::Start | SandboxAction::Stop => {
+            let running = action == SandboxAction::Start;
+            let current = before.cloned().unwrap_or_default();
+            let mode = ctx.api.set_sandbox_power(scope, &current, running).await?;
+            let (reason, verb) = if running { ("Started", "Started") } else { ("Stopped", "Stopped") };
+            info!(workspace = %scope.workspace, sandbox = name, mode = mode.as_str(), "{}", verb.to_lowercase());
+            publish(&ctx.recorder, obj, false, reason, format!("{verb} sandbox {name} ({})", mode.as_str())).await;
+            return refresh(ctx, scope, name).await;
+        }
+    };
+    ctx.sandboxes.write_through(scope, name, Some(after.clone())).await;
+    Ok(Some(after))
+}
+
+/// Reports a remote error: Stalled for errors a person must fix, Failing (and backoff) for transient ones.
+async fn fail(obj: &Sandbox, ctx: &Context, mut report: Report, err: ApiError) -> Result<Action, Error> {
+    if matches!(err, ApiError::NotFound { .. } | ApiError::Conflict { .. })
+        && let Ok(scope) = scope(obj, ctx).await
+    {
+        ctx.sandboxes.invalidate(&scope).await;
+    }
+    publish(&ctx.recorder, obj, true, err.category(), err.to_string()).await;
+    let (health, outcome) = remote_verdict(err, &ctx.settings);
+    report.health = health;
+    finish(obj, ctx, report).await?;
+    outcome
+}
+
+async fn finish(obj: &Sandbox, ctx: &Context, report: Report) -> Result<(), Error> {
+    let current = obj.status.as_ref();
+    let previous = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let generation = obj.metadata.generation;
+    let observed = report.observed.as_ref();
+    let status = SandboxStatus {
+        observed_generation: generation,
+        phase: observed.and_then(|s| s.status.clone()).or_else(|| current.and_then(|s| s.phase.clone())),
+        state: observed.map(observed_power).or_else(|| current.and_then(|s| s.state)),
+        url: observed.and_then(|s| s.metadata.url.clone()).or_else(|| current.and_then(|s| s.url.clone())),
+        power_control: power_control(ctx, obj).map(|p| p.as_str().to_owned()),
+        adopted: report.adopted,
+        last_handled_reconcile_at: pending_request(obj, None)
+            .or_else(|| current.and_then(|s| s.last_handled_reconcile_at.clone())),
+        conditions: conditions::build(previous, &report.health, generation, &conditions::now()),
+    };
+    write_status(&ctx.client, obj, current, &status).await
+}

@@ -1,0 +1,456 @@
+//! The pure sandbox planner: desired spec + observed remote sandbox → next remote action and verdict.
+//!
+//! Writes happen only on a real difference: the planner compares the fields the spec sets and nothing
+//! else, so a remote default (a protocol, a memory size the user left out) never causes a write loop.
+
+use std::collections::BTreeMap;
+
+use crate::blaxel::PowerControl;
+use crate::blaxel::model::{EnvVar, Port, Runtime, Sandbox as RemoteSandbox, SandboxPhase};
+use crate::crd::{DeletionPolicy, PowerState, SandboxSpec};
+use crate::reconcile::conditions::{Health, Why};
+
+/// Remote label naming the operator as manager.
+pub const MANAGED_BY_LABEL: &str = "managed-by";
+/// Value of [`MANAGED_BY_LABEL`].
+pub const MANAGED_BY: &str = "blaxel-operator";
+/// Remote label naming the owning object as `<namespace>.<name>`.
+pub const OWNER_LABEL: &str = "blaxel-operator-owner";
+
+/// One remote write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SandboxAction {
+    /// `POST /sandboxes` with this body.
+    Create(RemoteSandbox),
+    /// `PUT /sandboxes/{name}` with this body (the observed object with the spec laid over it).
+    Update(RemoteSandbox),
+    /// Power on (`/start`, or `enabled: true`).
+    Start,
+    /// Power off (`/stop`, or `enabled: false`).
+    Stop,
+}
+
+/// What the planner knows.
+#[derive(Debug, Clone, Copy)]
+pub struct SandboxInput<'a> {
+    /// The desired spec.
+    pub spec: &'a SandboxSpec,
+    /// The remote name.
+    pub name: &'a str,
+    /// This object's ownership label value, `<namespace>.<name>`.
+    pub owner: &'a str,
+    /// The remote sandbox with that name, if any.
+    pub observed: Option<&'a RemoteSandbox>,
+    /// How power is controlled in the workspace, when known.
+    pub power_control: Option<PowerControl>,
+}
+
+/// The planner's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxPlan {
+    /// The next remote write, if any.
+    pub action: Option<SandboxAction>,
+    /// True when the remote sandbox existed without an owner and this object takes it over.
+    pub adopts: bool,
+    /// The verdict to report.
+    pub health: Health,
+}
+
+/// Who owns an observed sandbox, as its labels say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// Labelled with this object.
+    Ours,
+    /// No owner label: free to adopt.
+    Unowned,
+    /// Labelled with another object.
+    Theirs,
+}
+
+/// Reads the ownership label.
+#[must_use]
+pub fn ownership(sandbox: &RemoteSandbox, owner: &str) -> Ownership {
+    match sandbox.metadata.labels.get(OWNER_LABEL) {
+        None => Ownership::Unowned,
+        Some(o) if o == owner => Ownership::Ours,
+        Some(_) => Ownership::Theirs,
+    }
+}
+
+/// The observed power state.
+#[must_use]
+pub fn observed_power(sandbox: &RemoteSandbox) -> PowerState {
+    if sandbox.spec.enabled == Some(false)
+        || matches!(sandbox.phase(), SandboxPhase::Deactivating | SandboxPhase::Deactivated)
+    {
+        PowerState::Stopped
+    } else {
+        PowerState::Running
+    }
+}
+
+/// Plans the next step for a sandbox that should exist.
+#[must_use]
+pub fn plan(input: SandboxInput<'_>) -> SandboxPlan {
+    let progressing = |action, reason: &str, message: String| SandboxPlan {
+        action,
+        adopts: false,
+        health: Health::Progressing(Why::new(reason, message)),
+    };
+    let Some(remote) = input.observed else {
+        return progressing(
+            Some(SandboxAction::Create(desired(input, None))),
+            "Creating",
+            format!("Creating sandbox {}", input.name),
+        );
+    };
+    let owner = ownership(remote, input.owner);
+    if owner == Ownership::Theirs {
+        return SandboxPlan {
+            action: None,
+            adopts: false,
+            health: Health::Stalled(Why::new(
+                "OwnedByAnother",
+                format!(
+                    "Sandbox {} already exists and belongs to {}",
+                    input.name,
+                    remote.metadata.labels.get(OWNER_LABEL).map_or("", String::as_str)
+                ),
+            )),
+        };
+    }
+    let adopts = owner == Ownership::Unowned;
+    let phase = remote.phase();
+    match phase {
+        SandboxPhase::Terminated => {
+            return progressing(
+                Some(SandboxAction::Create(desired(input, None))),
+                "Recreating",
+                format!("Sandbox {} was terminated; creating it again", input.name),
+            );
+        }
+        SandboxPhase::Deleting => {
+            return progressing(None, "RemoteDeleting", format!("Sandbox {} is being deleted remotely", input.name));
+        }
+        _ => {}
+    }
+    if needs_update(input, remote) {
+        return SandboxPlan {
+            action: Some(SandboxAction::Update(desired(input, Some(remote)))),
+            adopts,
+            health: Health::Progressing(Why::new("Updating", format!("Updating sandbox {}", input.name))),
+        };
+    }
+    if phase == SandboxPhase::Failed {
+        return SandboxPlan {
+            action: None,
+            adopts,
+            health: Health::Stalled(Why::new(
+                "RemoteFailed",
+                remote.failure_message().unwrap_or_else(|| "Blaxel reports the sandbox FAILED".to_owned()),
+            )),
+        };
+    }
+    if phase.is_transitional() {
+        let status = remote.status.clone().unwrap_or_default();
+        return SandboxPlan {
+            action: None,
+            adopts,
+            health: Health::Progressing(Why::new("Transitioning", format!("Sandbox is {status}"))),
+        };
+    }
+    let actual = observed_power(remote);
+    if actual != input.spec.state && input.power_control != Some(PowerControl::Enabled) {
+        let (action, verb) = match input.spec.state {
+            PowerState::Running => (SandboxAction::Start, "Starting"),
+            PowerState::Stopped => (SandboxAction::Stop, "Stopping"),
+        };
+        return SandboxPlan {
+            action: Some(action),
+            adopts,
+            health: Health::Progressing(Why::new(verb, format!("{verb} sandbox {}", input.name))),
+        };
+    }
+    let state = match actual {
+        PowerState::Running => "Running",
+        PowerState::Stopped => "Stopped",
+    };
+    SandboxPlan { action: None, adopts, health: Health::Ready(Why::new(state, format!("Sandbox is {state}"))) }
+}
+
+/// What cleanup does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupStep {
+    /// `DELETE /sandboxes/{name}`.
+    Delete,
+    /// The remote deletion is under way: look again soon.
+    Wait,
+    /// Nothing (left) to do: the finalizer may go.
+    Done,
+}
+
+/// Plans cleanup when the object is deleted. Never deletes a sandbox another object owns.
+#[must_use]
+pub fn plan_cleanup(policy: DeletionPolicy, observed: Option<&RemoteSandbox>, owner: &str) -> CleanupStep {
+    let Some(remote) = observed else { return CleanupStep::Done };
+    if policy == DeletionPolicy::Orphan || ownership(remote, owner) == Ownership::Theirs {
+        return CleanupStep::Done;
+    }
+    match remote.phase() {
+        SandboxPhase::Terminated => CleanupStep::Done,
+        SandboxPhase::Deleting => CleanupStep::Wait,
+        _ => CleanupStep::Delete,
+    }
+}
+
+/// The body to send: `base` (the observed object, so unknown remote fields are kept) with the spec laid over.
+fn desired(input: SandboxInput<'_>, base: Option<&RemoteSandbox>) -> RemoteSandbox {
+    let spec = input.spec;
+    let mut body = base.cloned().unwrap_or_default();
+    // Read-only fields stay out of what we send.
+    body.status = None;
+    body.state = None;
+    input.name.clone_into(&mut body.metadata.name);
+    body.metadata.labels.extend(desired_labels(spec, input.owner));
+    let runtime = body.spec.runtime.get_or_insert_with(Runtime::default);
+    runtime.image = Some(spec.image.clone());
+    if spec.memory.is_some() {
+        runtime.memory = spec.memory;
+    }
+    runtime.ports = spec.ports.iter().map(to_remote_port).collect();
+    runtime.envs = spec.envs.iter().map(|e| EnvVar { name: e.name.clone(), value: Some(e.value.clone()) }).collect();
+    if spec.ttl.is_some() {
+        runtime.ttl.clone_from(&spec.ttl);
+    }
+    if spec.region.is_some() {
+        body.spec.region.clone_from(&spec.region);
+    }
+    if input.power_control == Some(PowerControl::Enabled) {
+        body.spec.enabled = Some(spec.state == PowerState::Running);
+    }
+    body
+}
+
+fn desired_labels(spec: &SandboxSpec, owner: &str) -> BTreeMap<String, String> {
+    let mut labels = spec.labels.clone();
+    labels.insert(MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned());
+    labels.insert(OWNER_LABEL.to_owned(), owner.to_owned());
+    labels
+}
+
+fn to_remote_port(p: &crate::crd::SandboxPort) -> Port {
+    Port { name: p.name.clone(), target: p.target, protocol: p.protocol.map(|p| p.as_str().to_owned()) }
+}
+
+/// True when a field the spec sets differs from the remote sandbox.
+fn needs_update(input: SandboxInput<'_>, remote: &RemoteSandbox) -> bool {
+    let spec = input.spec;
+    let empty = Runtime::default();
+    let runtime = remote.spec.runtime.as_ref().unwrap_or(&empty);
+    let labels_differ =
+        desired_labels(spec, input.owner).iter().any(|(k, v)| remote.metadata.labels.get(k) != Some(v));
+    let ports_differ = spec.ports.len() != runtime.ports.len()
+        || spec.ports.iter().zip(&runtime.ports).any(|(want, have)| {
+            want.target != have.target
+                || (want.name.is_some() && want.name != have.name)
+                || want.protocol.is_some_and(|p| !have.protocol.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(p.as_str())))
+        });
+    let envs_differ = {
+        let want: BTreeMap<&str, &str> = spec.envs.iter().map(|e| (e.name.as_str(), e.value.as_str())).collect();
+        let have: BTreeMap<&str, &str> =
+            runtime.envs.iter().map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or_default())).collect();
+        want != have
+    };
+    let enabled_differs = input.power_control == Some(PowerControl::Enabled)
+        && remote.spec.enabled.unwrap_or(true) != (spec.state == PowerState::Running);
+    runtime.image.as_deref() != Some(spec.image.as_str())
+        || (spec.memory.is_some() && spec.memory != runtime.memory)
+        || (spec.region.is_some() && spec.region != remote.spec.region)
+        || (spec.ttl.is_some() && spec.ttl != runtime.ttl)
+        || labels_differ
+        || ports_differ
+        || envs_differ
+        || enabled_differs
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
+    use super::*;
+    use crate::crd::{PortProtocol, SandboxEnv, SandboxPort};
+
+    const OWNER: &str = "team-a.dev-box";
+
+    fn spec() -> SandboxSpec {
+        serde_json::from_value(serde_json::json!({
+            "workspace": "acme", "image": "blaxel/base-image:latest", "memory": 4096, "region": "us-pdx-1",
+            "ports": [{"name": "web", "target": 3000, "protocol": "HTTP"}], "envs": [{"name": "MODE", "value": "dev"}],
+            "labels": {"team": "a"}
+        }))
+        .unwrap()
+    }
+
+    fn input<'a>(spec: &'a SandboxSpec, observed: Option<&'a RemoteSandbox>) -> SandboxInput<'a> {
+        SandboxInput { spec, name: "dev-box", owner: OWNER, observed, power_control: None }
+    }
+
+    /// The sandbox as Blaxel would hold it after creating it from `spec`, with a given status.
+    fn remote_for(spec: &SandboxSpec, status: &str) -> RemoteSandbox {
+        let Some(SandboxAction::Create(mut body)) = plan(input(spec, None)).action else { panic!("expected create") };
+        body.status = Some(status.into());
+        body.extra.insert("events".into(), serde_json::json!([]));
+        body.spec.runtime.as_mut().unwrap().extra.insert("generation".into(), "mk3".into());
+        body
+    }
+
+    /// Absent remotely: create with the spec, the ownership labels and the remote name.
+    #[test]
+    fn absent_is_created_with_labels() {
+        let s = spec();
+        let Some(SandboxAction::Create(body)) = plan(input(&s, None)).action else { panic!("expected create") };
+        assert_eq!(body.metadata.name, "dev-box");
+        assert_eq!(body.metadata.labels.get(OWNER_LABEL).map(String::as_str), Some(OWNER));
+        assert_eq!(body.metadata.labels.get("team").map(String::as_str), Some("a"));
+        let rt = body.spec.runtime.unwrap();
+        assert_eq!((rt.image.as_deref(), rt.memory), (Some("blaxel/base-image:latest"), Some(4096)));
+        assert_eq!(rt.ports[0].protocol.as_deref(), Some("HTTP"));
+        assert_eq!(body.spec.enabled, None, "enabled is only sent where it controls power");
+    }
+
+    /// Deployed and matching: Ready, no write (no blind writes), unknown remote fields ignored.
+    #[test]
+    fn matching_deployed_is_ready_without_write() {
+        let s = spec();
+        let remote = remote_for(&s, "DEPLOYED");
+        let plan = plan(input(&s, Some(&remote)));
+        assert_eq!(plan.action, None);
+        assert!(matches!(plan.health, Health::Ready(ref w) if w.reason == "Running"));
+        assert!(!plan.adopts);
+    }
+
+    /// Remote defaults for fields the spec leaves out never cause a write.
+    #[test]
+    fn remote_defaults_do_not_cause_updates() {
+        let mut s = spec();
+        s.memory = None;
+        s.region = None;
+        s.ports = vec![SandboxPort { name: None, target: 3000, protocol: None }];
+        let mut remote = remote_for(&spec(), "DEPLOYED");
+        remote.metadata.labels.insert("blaxel-internal".into(), "x".into());
+        assert_eq!(plan(input(&s, Some(&remote))).action, None);
+    }
+
+    /// A changed image, memory, env or port is an update that keeps unknown remote fields.
+    #[test]
+    fn spec_change_is_an_update_preserving_unknown_fields() {
+        let remote = remote_for(&spec(), "DEPLOYED");
+        let changes: [fn(&mut SandboxSpec); 5] = [
+            |s| s.image = "other:1".into(),
+            |s| s.memory = Some(8192),
+            |s| s.envs.push(SandboxEnv { name: "X".into(), value: "1".into() }),
+            |s| s.ports[0].protocol = Some(PortProtocol::Tcp),
+            |s| {
+                s.labels.insert("new".into(), "1".into());
+            },
+        ];
+        for change in changes {
+            let mut s = spec();
+            change(&mut s);
+            let Some(SandboxAction::Update(body)) = plan(input(&s, Some(&remote))).action else { panic!("expected update") };
+            assert!(body.extra.contains_key("events"));
+            assert!(body.spec.runtime.as_ref().unwrap().extra.contains_key("generation"));
+            assert_eq!(body.status, None, "read-only status is not sent");
+        }
+    }
+
+    /// Desired Stopped on a deployed sandbox: stop; desired Running on a deactivated one: start.
+    #[test]
+    fn power_state_uses_start_stop() {
+        let mut s = spec();
+        s.state = PowerState::Stopped;
+        let remote = remote_for(&s, "DEPLOYED");
+        assert_eq!(plan(input(&s, Some(&remote))).action, Some(SandboxAction::Stop));
+        s.state = PowerState::Running;
+        let stopped = remote_for(&s, "DEACTIVATED");
+        assert_eq!(plan(input(&s, Some(&stopped))).action, Some(SandboxAction::Start));
+        s.state = PowerState::Stopped;
+        let plan = plan(input(&s, Some(&stopped)));
+        assert_eq!(plan.action, None);
+        assert!(matches!(plan.health, Health::Ready(ref w) if w.reason == "Stopped"));
+    }
+
+    /// With today's API the power state rides on spec.enabled in one update.
+    #[test]
+    fn power_state_uses_enabled_on_todays_api() {
+        let mut s = spec();
+        let remote = remote_for(&s, "DEPLOYED");
+        s.state = PowerState::Stopped;
+        let mut i = input(&s, Some(&remote));
+        i.power_control = Some(PowerControl::Enabled);
+        let Some(SandboxAction::Update(body)) = plan(i).action else { panic!("expected update") };
+        assert_eq!(body.spec.enabled, Some(false));
+        let mut disabled = remote.clone();
+        disabled.spec.enabled = Some(false);
+        i.observed = Some(&disabled);
+        assert_eq!(plan(i).action, None);
+    }
+
+    /// Transitional statuses wait without writing; unknown statuses count as transitional.
+    #[test]
+    fn transitional_waits() {
+        let s = spec();
+        for status in ["DEPLOYING", "DEACTIVATING", "BUILDING", "HIBERNATING"] {
+            let remote = remote_for(&s, status);
+            let plan = plan(input(&s, Some(&remote)));
+            assert_eq!(plan.action, None, "{status}");
+            assert!(matches!(plan.health, Health::Progressing(_)), "{status}");
+        }
+    }
+
+    /// FAILED surfaces the remote message as Stalled.
+    #[test]
+    fn failed_surfaces_remote_message() {
+        let s = spec();
+        let mut remote = remote_for(&s, "FAILED");
+        remote.extra.insert("events".into(), serde_json::json!([{"message": "image not found"}]));
+        let plan = plan(input(&s, Some(&remote)));
+        assert!(matches!(plan.health, Health::Stalled(ref w) if w.reason == "RemoteFailed" && w.message == "image not found"));
+    }
+
+    /// TERMINATED while the object still exists: create again.
+    #[test]
+    fn terminated_is_recreated() {
+        let s = spec();
+        let remote = remote_for(&s, "TERMINATED");
+        assert!(matches!(plan(input(&s, Some(&remote))).action, Some(SandboxAction::Create(_))));
+    }
+
+    /// A sandbox without an owner label is adopted (labels written); another owner's is left alone, Stalled.
+    #[test]
+    fn adoption_and_foreign_owner() {
+        let s = spec();
+        let mut unowned = remote_for(&s, "DEPLOYED");
+        unowned.metadata.labels.clear();
+        let plan_unowned = plan(input(&s, Some(&unowned)));
+        assert!(plan_unowned.adopts);
+        assert!(matches!(plan_unowned.action, Some(SandboxAction::Update(_))));
+        let mut theirs = unowned;
+        theirs.metadata.labels.insert(OWNER_LABEL.into(), "team-b.other".into());
+        let plan_theirs = plan(input(&s, Some(&theirs)));
+        assert_eq!(plan_theirs.action, None);
+        assert!(matches!(plan_theirs.health, Health::Stalled(ref w) if w.reason == "OwnedByAnother"));
+    }
+
+    /// Cleanup deletes ours, waits while DELETING, is done when gone or TERMINATED, never touches theirs.
+    #[test]
+    fn cleanup_steps() {
+        let s = spec();
+        let ours = remote_for(&s, "DEPLOYED");
+        assert_eq!(plan_cleanup(DeletionPolicy::Delete, Some(&ours), OWNER), CleanupStep::Delete);
+        assert_eq!(plan_cleanup(DeletionPolicy::Orphan, Some(&ours), OWNER), CleanupStep::Done);
+        assert_eq!(plan_cleanup(DeletionPolicy::Delete, None, OWNER), CleanupStep::Done);
+        assert_eq!(plan_cleanup(DeletionPolicy::Delete, Some(&remote_for(&s, "DELETING")), OWNER), CleanupStep::Wait);
+        assert_eq!(plan_cleanup(DeletionPolicy::Delete, Some(&remote_for(&s, "TERMINATED")), OWNER), CleanupStep::Done);
+        assert_eq!(plan_cleanup(DeletionPolicy::Delete, Some(&ours), "team-b.other"), CleanupStep::Done);
+    }
+}

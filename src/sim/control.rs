@@ -1,0 +1,349 @@
+//! `/_sim/`: introspection and control of the simulator, without authentication and never subject to
+//! injected faults. Tests and benchmarks use these routes instead of sleeping or guessing.
+//!
+//! | route | what it does |
+//! | --- | --- |
+//! | `GET /_sim/health` | `{"ok": true}` |
+//! | `GET /_sim/stats` | request counters (see [`super::stats::Stats::snapshot`]) |
+//! | `POST /_sim/stats/reset` | zeroes the counters |
+//! | `GET /_sim/state` | the whole world as JSON (workspaces, users, sandboxes, previews, tokens) |
+//! | `POST /_sim/reset` | forgets all objects, counters and runtime fault changes (the clock keeps its time) |
+//! | `GET /_sim/faults`, `PUT /_sim/faults` | reads / changes faults at run time (partial updates) |
+//! | `GET /_sim/clock` | `{"nowMs", "now"}` |
+//! | `POST /_sim/clock/advance` | `{"seconds": N}` or `{"ms": N}`: moves the clock forward |
+//! | `POST /_sim/invitations/{email}/accept` | the invitee accepts (`?workspace=`; default: every workspace inviting them) |
+//! | `POST /_sim/invitations/{email}/decline` | the invitee declines |
+//! | `POST /_sim/workspaces/{ws}/members` | `{"email", "role"}`: adds an accepted member directly (out-of-band drift) |
+//! | `POST /_sim/workspaces/{ws}/sandboxes/{name}/fail` | `{"message"}`: the sandbox turns `FAILED` now |
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+
+use super::body::{JsonObject, SimPath, SimQuery, field, parse_object};
+use super::clock::duration_ms;
+use super::config::{Faults, RateLimit, validate_faults};
+use super::error::ApiError;
+use super::state::{Sim, lock};
+use super::users::{Role, Standing, UserRecord, render_invitation, render_user};
+use super::util::validate_email;
+use super::{previews, sandboxes, users};
+
+/// The `/_sim` routes (to be nested under `/_sim`).
+pub fn router() -> Router<Arc<Sim>> {
+    Router::new()
+        .route("/health", get(|| async { Json(json!({ "ok": true })) }))
+        .route("/stats", get(stats))
+        .route("/stats/reset", post(stats_reset))
+        .route("/state", get(state))
+        .route("/reset", post(reset))
+        .route("/faults", get(faults).put(set_faults))
+        .route("/clock", get(clock))
+        .route("/clock/advance", post(advance))
+        .route("/invitations/{email}/accept", post(accept))
+        .route("/invitations/{email}/decline", post(decline))
+        .route("/workspaces/{ws}/members", post(add_member))
+        .route("/workspaces/{ws}/sandboxes/{name}/fail", post(fail_sandbox))
+}
+
+async fn stats(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    Json(lock(&sim.stats).snapshot())
+}
+
+async fn stats_reset(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    *lock(&sim.stats) = super::stats::Stats::default();
+    Json(lock(&sim.stats).snapshot())
+}
+
+async fn reset(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    sim.reset();
+    Json(json!({ "reset": true }))
+}
+
+fn clock_json(sim: &Sim) -> Value {
+    let now = sim.clock.now();
+    json!({ "nowMs": now.0, "now": sim.clock.rfc3339(now) })
+}
+
+async fn clock(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    Json(clock_json(&sim))
+}
+
+async fn advance(
+    State(sim): State<Arc<Sim>>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let d = match (body.get("seconds"), body.get("ms")) {
+        (Some(s), None) => {
+            let s = s
+                .as_f64()
+                .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e12)
+                .ok_or_else(|| ApiError::bad_request("seconds must be a non-negative number"))?;
+            Duration::from_secs_f64(s)
+        }
+        (None, Some(ms)) => Duration::from_millis(
+            ms.as_u64()
+                .ok_or_else(|| ApiError::bad_request("ms must be a non-negative integer"))?,
+        ),
+        _ => {
+            return Err(ApiError::bad_request(
+                "send exactly one of {\"seconds\": N} or {\"ms\": N}",
+            ));
+        }
+    };
+    sim.clock.advance(d);
+    Ok(Json(clock_json(&sim)))
+}
+
+fn faults_json(f: &Faults) -> Value {
+    serde_json::to_value(f).unwrap_or(Value::Null)
+}
+
+async fn faults(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    Json(faults_json(&lock(&sim.faults).faults))
+}
+
+/// Partial update: only the keys present change; `"rateLimit": null` removes the limit; `"seed"` restarts
+/// the random stream.
+async fn set_faults(
+    State(sim): State<Arc<Sim>>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let known = [
+        "latencyMs",
+        "latencyJitterMs",
+        "rateLimit",
+        "errorRate",
+        "dropRate",
+        "seed",
+    ];
+    if let Some(k) = body.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "unknown fault setting {k:?}; known: {known:?}"
+        )));
+    }
+    let mut f = lock(&sim.faults).faults.clone();
+    if let Some(ms) = field::opt_uint(&body, "latencyMs", "latencyMs")? {
+        f.latency = Duration::from_millis(ms);
+    }
+    if let Some(ms) = field::opt_uint(&body, "latencyJitterMs", "latencyJitterMs")? {
+        f.latency_jitter = Duration::from_millis(ms);
+    }
+    for (key, slot) in [
+        ("errorRate", &mut f.error_rate),
+        ("dropRate", &mut f.drop_rate),
+    ] {
+        if let Some(v) = body.get(key) {
+            *slot = v
+                .as_f64()
+                .ok_or_else(|| ApiError::bad_request(format!("{key} must be a number")))?;
+        }
+    }
+    match body.get("rateLimit") {
+        None => {}
+        Some(Value::Null) => f.rate_limit = None,
+        Some(Value::Object(rl)) => {
+            let per_second = rl
+                .get("perSecond")
+                .and_then(Value::as_f64)
+                .ok_or_else(|| ApiError::bad_request("rateLimit.perSecond must be a number"))?;
+            let burst = match field::opt_uint(rl, "burst", "rateLimit.burst")? {
+                Some(b) => u32::try_from(b)
+                    .map_err(|_| ApiError::bad_request("rateLimit.burst is too large"))?,
+                None => u32::try_from(per_second.ceil().max(1.0) as u64).unwrap_or(u32::MAX),
+            };
+            f.rate_limit = Some(RateLimit { per_second, burst });
+        }
+        Some(_) => return Err(ApiError::bad_request("rateLimit must be an object or null")),
+    }
+    let seed = field::opt_uint(&body, "seed", "seed")?;
+    validate_faults(&f).map_err(ApiError::bad_request)?;
+    let mut state = lock(&sim.faults);
+    state.set(f, seed);
+    Ok(Json(faults_json(&state.faults)))
+}
+
+fn human(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+async fn state(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    let cfg = &sim.config;
+    let now = sim.clock.now();
+    let faults = faults_json(&lock(&sim.faults).faults);
+    let mut world = sim.world();
+    let mut workspaces = Map::new();
+    for (name, ws) in &mut world.workspaces {
+        ws.sandboxes.purge(now, cfg);
+        let users: Vec<Value> = ws
+            .users
+            .iter()
+            .map(|r| {
+                let mut u = render_user(r, now, cfg);
+                if let Value::Object(m) = &mut u {
+                    m.insert(
+                        "invitation".into(),
+                        render_invitation(r, name, &sim.clock, cfg),
+                    );
+                    let standing = match r.standing(now, cfg) {
+                        Standing::Pending => "pending",
+                        Standing::Expired => "expired",
+                        Standing::Member(_) => "member",
+                    };
+                    m.insert("standing".into(), json!(standing));
+                }
+                u
+            })
+            .collect();
+        let sandboxes: Vec<Value> = ws
+            .sandboxes
+            .iter()
+            .map(|r| {
+                let mut s = sandboxes::render(r, name, now, &sim);
+                if let Value::Object(m) = &mut s {
+                    m.insert(
+                        "previews".into(),
+                        Value::Array(previews::render_all(r, name, now, &sim)),
+                    );
+                }
+                s
+            })
+            .collect();
+        workspaces.insert(
+            name.clone(),
+            json!({ "users": users, "sandboxes": sandboxes }),
+        );
+    }
+    Json(json!({
+        "generation": cfg.generation,
+        "clock": { "nowMs": now.0, "now": sim.clock.rfc3339(now) },
+        "config": {
+            "deployTime": human(cfg.deploy_time),
+            "stopTime": human(cfg.stop_time),
+            "deleteTime": human(cfg.delete_time),
+            "terminationRetention": human(cfg.termination_retention),
+            "autoAcceptAfter": cfg.auto_accept_after.map(human),
+            "inviteTtl": cfg.invite_ttl.map(human),
+            "failingImages": cfg.failing_images,
+            "manualClock": cfg.manual_clock,
+            "maxBodyBytes": cfg.max_body_bytes,
+            "seed": cfg.seed,
+            "workspaces": cfg.effective_api_keys().iter().map(|k| k.workspace.clone()).collect::<Vec<_>>(),
+            "deployTimeMs": duration_ms(cfg.deploy_time),
+        },
+        "faults": faults,
+        "workspaces": workspaces,
+    }))
+}
+
+/// The workspaces an invitation helper acts on: the one named by `?workspace=`, or every workspace that
+/// has a record for the address.
+fn target_workspaces(sim: &Sim, q: &HashMap<String, String>, email: &str) -> Vec<String> {
+    if let Some(ws) = q.get("workspace") {
+        return vec![ws.clone()];
+    }
+    let email = email.to_ascii_lowercase();
+    sim.world()
+        .workspaces
+        .iter()
+        .filter(|(_, w)| w.users.get(&email).is_some())
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+async fn accept(
+    State(sim): State<Arc<Sim>>,
+    SimPath(email): SimPath<String>,
+    SimQuery(q): SimQuery<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let targets = target_workspaces(&sim, &q, &email);
+    if targets.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no invitation for {email:?} in any workspace"
+        )));
+    }
+    let now = sim.clock.now();
+    let mut world = sim.world();
+    let mut out = Vec::new();
+    for ws in targets {
+        let r = users::accept(&mut world, &sim, &ws, &email, now)?;
+        let mut u = render_user(&r, now, &sim.config);
+        if let Value::Object(m) = &mut u {
+            m.insert("workspace".into(), json!(ws));
+        }
+        out.push(u);
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+async fn decline(
+    State(sim): State<Arc<Sim>>,
+    SimPath(email): SimPath<String>,
+    SimQuery(q): SimQuery<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let targets = target_workspaces(&sim, &q, &email);
+    if targets.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no invitation for {email:?} in any workspace"
+        )));
+    }
+    let now = sim.clock.now();
+    let mut world = sim.world();
+    let mut out = Vec::new();
+    for ws in targets {
+        let r = users::decline(&mut world, &sim, &ws, &email, now)?;
+        out.push(render_invitation(&r, &ws, &sim.clock, &sim.config));
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+async fn add_member(
+    State(sim): State<Arc<Sim>>,
+    SimPath(ws): SimPath<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let email = field::opt_str(&body, "email", "email")?
+        .ok_or_else(|| ApiError::bad_request("email is required"))?;
+    validate_email(email).map_err(ApiError::bad_request)?;
+    let role = match field::opt_str(&body, "role", "role")? {
+        None => Role::Member,
+        Some(r) => {
+            Role::parse(r).ok_or_else(|| ApiError::bad_request("role must be admin or member"))?
+        }
+    };
+    let now = sim.clock.now();
+    let mut world = sim.world();
+    let w = world
+        .workspaces
+        .get_mut(&ws)
+        .ok_or_else(|| ApiError::not_found(format!("workspace {ws:?} not found")))?;
+    let mut r = UserRecord::invitation(&email.to_ascii_lowercase(), now, "sim");
+    r.role = role;
+    r.accepted_at = Some(now);
+    w.users.put(r.clone());
+    Ok(Json(render_user(&r, now, &sim.config)))
+}
+
+async fn fail_sandbox(
+    State(sim): State<Arc<Sim>>,
+    SimPath((ws, name)): SimPath<(String, String)>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        parse_object(&body)?
+    };
+    let message = body
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("simulated failure")
+        .to_owned();
+    sandboxes::force_fail(&sim, &ws, &name, message).map(Json)
+}

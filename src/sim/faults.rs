@@ -1,0 +1,217 @@
+//! Fault injection for `/v0` routes: latency (with jitter), dropped connections, a per-key token-bucket rate
+//! limit answering 429 with `Retry-After` (whole seconds) and `Retry-After-Ms`, and a fraction of injected 5xx.
+//!
+//! Every random choice comes from one `StdRng`, seeded by `--seed` when given, and is drawn in a fixed order
+//! per request, so a sequential client sees the same faults on every run. Rate-limit buckets refill on the
+//! simulator clock, so tests can refill them with `POST /_sim/clock/advance` instead of waiting.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use rand::rngs::StdRng;
+
+use super::clock::SimTime;
+use super::config::Faults;
+use super::conn::ConnHandle;
+use super::error::{ApiError, ErrorShape};
+use super::state::{Sim, lock, make_rng};
+
+/// Salt of the fault injector's random stream.
+const FAULT_SALT: u64 = 0xfa17_0002;
+
+/// Marks a response produced by fault injection (read by the statistics middleware).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultMark {
+    /// The connection was killed; the response is never sent.
+    Dropped,
+    /// Answered 429.
+    RateLimited,
+    /// Answered with an injected 5xx.
+    Injected,
+}
+
+/// What happens to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Handle normally.
+    Pass,
+    /// Close the connection without answering.
+    Drop,
+    /// Answer 429; the client may retry after this long.
+    RateLimited(Duration),
+    /// Answer this 5xx.
+    Error(StatusCode),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: SimTime,
+}
+
+/// The faults in force, their random stream and the rate-limit buckets.
+#[derive(Debug)]
+pub struct FaultState {
+    /// Current settings.
+    pub faults: Faults,
+    rng: StdRng,
+    buckets: HashMap<String, Bucket>,
+}
+
+impl FaultState {
+    /// Fresh state for these settings.
+    #[must_use]
+    pub fn new(faults: Faults, seed: Option<u64>) -> Self {
+        Self {
+            faults,
+            rng: make_rng(seed, FAULT_SALT),
+            buckets: HashMap::new(),
+        }
+    }
+
+    /// Replaces the settings; buckets start full again. A seed restarts the random stream.
+    pub fn set(&mut self, faults: Faults, seed: Option<u64>) {
+        self.faults = faults;
+        self.buckets.clear();
+        if let Some(s) = seed {
+            self.rng = make_rng(Some(s), FAULT_SALT);
+        }
+    }
+
+    /// Decides the latency and the fate of one request from `key` at `now`.
+    pub fn decide(&mut self, key: &str, now: SimTime) -> (Duration, Decision) {
+        let f = &self.faults;
+        let mut latency = f.latency;
+        if !f.latency_jitter.is_zero() {
+            let extra: f64 = self.rng.random();
+            latency += f.latency_jitter.mul_f64(extra);
+        }
+        if f.drop_rate > 0.0 && self.rng.random::<f64>() < f.drop_rate {
+            return (latency, Decision::Drop);
+        }
+        if let Some(rl) = f.rate_limit {
+            let burst = f64::from(rl.burst);
+            let b = self.buckets.entry(key.to_owned()).or_insert(Bucket {
+                tokens: burst,
+                at: now,
+            });
+            let elapsed = now.since(b.at).as_secs_f64();
+            b.tokens = (b.tokens + elapsed * rl.per_second).min(burst);
+            b.at = now;
+            if b.tokens >= 1.0 {
+                b.tokens -= 1.0;
+            } else {
+                let wait = Duration::from_secs_f64(((1.0 - b.tokens) / rl.per_second).max(0.001));
+                return (latency, Decision::RateLimited(wait));
+            }
+        }
+        if f.error_rate > 0.0 && self.rng.random::<f64>() < f.error_rate {
+            let status = if self.rng.random::<bool>() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            return (latency, Decision::Error(status));
+        }
+        (latency, Decision::Pass)
+    }
+}
+
+/// Applies the faults in force to one `/v0` request.
+pub async fn middleware(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
+    let key = super::auth::bearer_token(req.headers()).unwrap_or_default();
+    let (latency, decision) = {
+        let now = sim.clock.now();
+        lock(&sim.faults).decide(&key, now)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let shape = ErrorShape::for_route(req.method(), req.uri().path());
+    let (mut resp, mark) = match decision {
+        Decision::Pass => return next.run(req).await,
+        Decision::Drop => {
+            if let Some(ConnectInfo(conn)) = req.extensions().get::<ConnectInfo<ConnHandle>>() {
+                conn.kill();
+            }
+            let e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DROPPED",
+                "connection dropped (fault injection)",
+            );
+            (e.into_response(), FaultMark::Dropped)
+        }
+        Decision::RateLimited(wait) => (
+            ApiError::rate_limited(wait)
+                .with_shape(shape)
+                .into_response(),
+            FaultMark::RateLimited,
+        ),
+        Decision::Error(status) => (
+            ApiError::new(
+                status,
+                "INJECTED_FAULT",
+                "simulated server error (fault injection)",
+            )
+            .with_shape(shape)
+            .into_response(),
+            FaultMark::Injected,
+        ),
+    };
+    resp.extensions_mut().insert(mark);
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::config::RateLimit;
+
+    /// The bucket admits `burst` requests at once, then answers 429 with the exact wait until the next
+    /// token, and refills with the simulator clock.
+    #[test]
+    fn token_bucket() {
+        let faults = Faults {
+            rate_limit: Some(RateLimit {
+                per_second: 2.0,
+                burst: 2,
+            }),
+            ..Faults::default()
+        };
+        let mut s = FaultState::new(faults, Some(1));
+        assert_eq!(s.decide("k", SimTime(0)).1, Decision::Pass);
+        assert_eq!(s.decide("k", SimTime(0)).1, Decision::Pass);
+        assert_eq!(
+            s.decide("k", SimTime(0)).1,
+            Decision::RateLimited(Duration::from_millis(500))
+        );
+        // Another key has its own bucket.
+        assert_eq!(s.decide("other", SimTime(0)).1, Decision::Pass);
+        assert_eq!(s.decide("k", SimTime(500)).1, Decision::Pass);
+    }
+
+    /// The same seed gives the same sequence of injected errors.
+    #[test]
+    fn seeded_errors_are_reproducible() {
+        let faults = Faults {
+            error_rate: 0.3,
+            ..Faults::default()
+        };
+        let run = || {
+            let mut s = FaultState::new(faults.clone(), Some(42));
+            (0..200)
+                .map(|_| s.decide("k", SimTime(0)).1)
+                .collect::<Vec<_>>()
+        };
+        let a = run();
+        assert_eq!(a, run());
+        let errors = a.iter().filter(|d| matches!(d, Decision::Error(_))).count();
+        assert!((40..=80).contains(&errors), "{errors}");
+    }
+}

@@ -1,0 +1,126 @@
+//! The simulator's shared state: configuration, clock, the in-memory world (one [`Workspace`] per workspace
+//! an API key is bound to), request statistics and the fault injector.
+//!
+//! One `Mutex` guards the world. Every handler takes it once, does O(log n) work (O(n) only for listings),
+//! and releases it before any `.await`, so there are no lock-order or await-holding hazards. A poisoned lock
+//! is recovered rather than propagated: the world holds plain data, valid after any panic in a handler.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::clock::SimClock;
+use super::config::SimConfig;
+use super::faults::FaultState;
+use super::sandboxes::SandboxBook;
+use super::stats::Stats;
+use super::users::UserBook;
+
+/// Locks a mutex, recovering the data if a previous holder panicked.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A random generator: seeded (and so reproducible) when a seed is configured. `salt` keeps independent
+/// streams (faults, tokens) from perturbing each other.
+pub(crate) fn make_rng(seed: Option<u64>, salt: u64) -> StdRng {
+    match seed {
+        Some(s) => StdRng::seed_from_u64(s ^ salt),
+        None => StdRng::from_os_rng(),
+    }
+}
+
+/// Salt of the world's random stream (tokens).
+const WORLD_SALT: u64 = 0x5eed_0001;
+
+/// Everything one workspace holds.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    /// Members and invitations.
+    pub users: UserBook,
+    /// Sandboxes (with their previews and tokens).
+    pub sandboxes: SandboxBook,
+}
+
+/// All workspaces plus the world's own random stream and sequence counter.
+#[derive(Debug)]
+pub struct World {
+    /// Workspaces by name.
+    pub workspaces: BTreeMap<String, Workspace>,
+    /// Random stream for generated values (preview tokens).
+    pub rng: StdRng,
+    /// Monotonic counter for tie-breaking creation order.
+    pub seq: u64,
+}
+
+impl World {
+    fn new(config: &SimConfig) -> Self {
+        let workspaces = config
+            .effective_api_keys()
+            .into_iter()
+            .map(|k| (k.workspace, Workspace::default()))
+            .collect();
+        Self {
+            workspaces,
+            rng: make_rng(config.seed, WORLD_SALT),
+            seq: 0,
+        }
+    }
+
+    /// The next sequence number.
+    pub fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+}
+
+/// The whole simulator, shared by every request.
+#[derive(Debug)]
+pub struct Sim {
+    /// Settings it was started with.
+    pub config: SimConfig,
+    /// Bearer key → workspace.
+    pub keys: HashMap<String, String>,
+    /// The simulator clock.
+    pub clock: SimClock,
+    world: Mutex<World>,
+    /// Request counters.
+    pub stats: Mutex<Stats>,
+    /// Faults in force and their random stream and rate-limit buckets.
+    pub faults: Mutex<FaultState>,
+}
+
+impl Sim {
+    /// A fresh simulator.
+    #[must_use]
+    pub fn new(config: SimConfig) -> Self {
+        let keys = config
+            .effective_api_keys()
+            .into_iter()
+            .map(|k| (k.key, k.workspace))
+            .collect();
+        Self {
+            keys,
+            clock: SimClock::new(config.manual_clock),
+            world: Mutex::new(World::new(&config)),
+            stats: Mutex::new(Stats::default()),
+            faults: Mutex::new(FaultState::new(config.faults.clone(), config.seed)),
+            config,
+        }
+    }
+
+    /// Locks the world.
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        lock(&self.world)
+    }
+
+    /// Forgets every object, counter and runtime fault change; the clock keeps its time (so timestamps
+    /// never go backwards for clients that survive the reset).
+    pub fn reset(&self) {
+        *self.world() = World::new(&self.config);
+        *lock(&self.stats) = Stats::default();
+        *lock(&self.faults) = FaultState::new(self.config.faults.clone(), self.config.seed);
+    }
+}

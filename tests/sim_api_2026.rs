@@ -1,0 +1,322 @@
+//! Today's API (`--api-generation 2026`): the 2025-only routes are gone, power is `spec.enabled` with a
+//! `state` field, shapes carry today's fields, and `GET /sandboxes` paginates for `Blaxel-Version >=
+//! 2026-04-28`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on unexpected values"
+)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use blaxel_operator::sim::{ApiGeneration, SimConfig};
+use common::schema::*;
+use common::{Harness, config};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+fn gen2026() -> SimConfig {
+    SimConfig {
+        generation: ApiGeneration::V2026,
+        deploy_time: Duration::from_secs(2),
+        stop_time: Duration::from_secs(1),
+        delete_time: Duration::from_secs(1),
+        termination_retention: Duration::from_secs(60),
+        ..config()
+    }
+}
+
+const VERSION: &str = "2026-04-28";
+
+/// Start/stop and join/decline answer 404 like unknown routes, in the standard error body.
+#[tokio::test]
+async fn legacy_routes_are_gone() {
+    let h = Harness::start(gen2026()).await;
+    h.create_sandbox("box").await;
+    for path in ["/sandboxes/box/start", "/sandboxes/box/stop"] {
+        let a = h.call(Method::PUT, path, None).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");
+        assert_shape(&ERROR, &a.body);
+    }
+    h.post("/users", json!({ "email": "a@example.com" })).await;
+    for what in ["join", "decline"] {
+        let url = format!("{}/workspaces/ws-a/{what}", h.sim.base_url());
+        let a = h
+            .send(h.http.post(url).bearer_auth("user:a@example.com"))
+            .await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{what}");
+    }
+}
+
+/// Sandboxes carry spec.enabled and state; PUT enabled=false stops (DEACTIVATING → DEACTIVATED, STANDBY),
+/// enabled=true starts again (DEPLOYING, RUNNING); a PUT without enabled keeps the power state.
+#[tokio::test]
+async fn power_is_controlled_by_spec_enabled() {
+    let h = Harness::start(gen2026()).await;
+    let s = h.create_sandbox("box").await;
+    assert_shape(&SANDBOX_2026, &s);
+    assert_eq!(s["spec"]["enabled"], true, "enabled defaults to true");
+    assert_eq!(s["state"], "RUNNING");
+    assert_eq!(s["status"], "DEPLOYING");
+    h.advance(2.0).await;
+
+    let mut body = common::sandbox_body("box");
+    body["spec"]["enabled"] = json!(false);
+    let a = h.put("/sandboxes/box", body.clone()).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.raw);
+    assert_shape(&SANDBOX_2026, &a.body);
+    assert_eq!(a.body["status"], "DEACTIVATING");
+    assert_eq!(a.body["state"], "STANDBY");
+    assert_eq!(a.body["spec"]["enabled"], false);
+    h.advance(1.0).await;
+    let got = h.get("/sandboxes/box").await.body;
+    assert_eq!(got["status"], "DEACTIVATED");
+    assert_eq!(got["state"], "STANDBY");
+
+    // Labels-only update without `enabled`: still stopped.
+    let mut labels_only = common::sandbox_body("box");
+    labels_only["metadata"]["labels"] = json!({ "x": "y" });
+    let a = h.put("/sandboxes/box", labels_only).await;
+    assert_eq!(a.body["status"], "DEACTIVATED");
+    assert_eq!(a.body["spec"]["enabled"], false);
+
+    body["spec"]["enabled"] = json!(true);
+    let a = h.put("/sandboxes/box", body).await;
+    assert_eq!(a.body["status"], "DEPLOYING");
+    assert_eq!(a.body["state"], "RUNNING");
+    h.advance(2.0).await;
+    assert_eq!(h.sandbox_status("box").await, "DEPLOYED");
+}
+
+/// Today's shapes: WorkspaceUser has source, PendingInvitation has expiresAt, Preview has status; the
+/// create-sandbox errors keep their body.
+#[tokio::test]
+async fn shapes_follow_the_2026_definition() {
+    let h = Harness::start(gen2026()).await;
+    let inv = h
+        .post("/users", json!({ "email": "b@example.com" }))
+        .await
+        .body;
+    assert_shape(&PENDING_INVITATION_2026, &inv);
+    assert!(
+        inv["expiresAt"].is_string(),
+        "invitations expire (7d by default)"
+    );
+    let users = h.get("/users").await.body;
+    assert_array_of(&WORKSPACE_USER_2026, &users);
+    assert_eq!(users[0]["source"], "invitation");
+
+    h.create_sandbox("web").await;
+    let p = h
+        .post(
+            "/sandboxes/web/previews",
+            json!({ "metadata": { "name": "p" }, "spec": { "port": 80 } }),
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_shape(&PREVIEW_2026, &p.body);
+    let dup = h.post("/sandboxes", common::sandbox_body("web")).await;
+    assert_eq!(dup.status, StatusCode::CONFLICT);
+    assert_shape(&SANDBOX_ERROR, &dup.body);
+    // createIfNotExist returns the existing sandbox instead of 409.
+    let a = h
+        .send(
+            h.req(Method::POST, "/sandboxes?createIfNotExist=true")
+                .json(&common::sandbox_body("web")),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_shape(&SANDBOX_2026, &a.body);
+}
+
+async fn page(h: &Harness, query: &str) -> Value {
+    let a = h
+        .send(
+            h.req(Method::GET, &format!("/sandboxes{query}"))
+                .header("Blaxel-Version", VERSION),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{query}: {}", a.raw);
+    assert_shape(&SANDBOX_LIST, &a.body);
+    a.body
+}
+
+/// Following nextCursor visits every sandbox exactly once, newest first, with total and hasMore right;
+/// limits are clamped to 200; without the version header the list is a bare array.
+#[tokio::test]
+async fn pagination_follows_cursors() {
+    let h = Harness::start(gen2026()).await;
+    let n = 237;
+    for i in 0..n {
+        h.create_sandbox(&format!("sbx-{i:03}")).await;
+        h.advance(0.001).await;
+    }
+
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    let mut pages = 0;
+    loop {
+        let q = if cursor.is_empty() {
+            "?limit=50".to_owned()
+        } else {
+            format!("?limit=50&cursor={cursor}")
+        };
+        let body = page(&h, &q).await;
+        pages += 1;
+        let data = body["data"].as_array().unwrap();
+        assert_eq!(body["meta"]["total"], n);
+        seen.extend(
+            data.iter()
+                .map(|s| s["metadata"]["name"].as_str().unwrap().to_owned()),
+        );
+        if body["meta"]["hasMore"] == false {
+            assert_eq!(body["meta"]["nextCursor"], "");
+            break;
+        }
+        assert_eq!(data.len(), 50);
+        cursor = body["meta"]["nextCursor"].as_str().unwrap().to_owned();
+        assert!(pages < 20, "pagination does not terminate");
+    }
+    assert_eq!(pages, 5);
+    assert_eq!(seen.len(), n);
+    assert_eq!(
+        seen.iter().collect::<BTreeSet<_>>().len(),
+        n,
+        "no duplicates"
+    );
+    assert_eq!(seen[0], "sbx-236", "createdAt:desc by default");
+    assert_eq!(seen[n - 1], "sbx-000");
+
+    // A cursor survives inserts: new sandboxes (newer) do not shift the next page.
+    let first = page(&h, "?limit=10").await;
+    h.create_sandbox("zzz-new").await;
+    let second = page(
+        &h,
+        &format!(
+            "?limit=10&cursor={}",
+            first["meta"]["nextCursor"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(second["data"][0]["metadata"]["name"], "sbx-226");
+
+    // Sorting by name.
+    let by_name = page(&h, "?limit=3&sort=name:asc").await;
+    let names: Vec<_> = by_name["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["metadata"]["name"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        vec![json!("sbx-000"), json!("sbx-001"), json!("sbx-002")]
+    );
+
+    // Default limit 50, clamped at 200.
+    assert_eq!(page(&h, "").await["data"].as_array().unwrap().len(), 50);
+    assert_eq!(
+        page(&h, "?limit=1000").await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        200
+    );
+    for bad in [
+        "?limit=0",
+        "?limit=-1",
+        "?limit=ten",
+        "?cursor=nothex",
+        "?sort=size:asc",
+        "?status=SLEEPING",
+    ] {
+        let a = h
+            .send(
+                h.req(Method::GET, &format!("/sandboxes{bad}"))
+                    .header("Blaxel-Version", VERSION),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_shape(&ERROR, &a.body);
+    }
+    // A cursor from one sort cannot be used with another.
+    let c = page(&h, "?limit=5&sort=name:asc").await["meta"]["nextCursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a = h
+        .send(
+            h.req(Method::GET, &format!("/sandboxes?cursor={c}"))
+                .header("Blaxel-Version", VERSION),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+
+    // Older or absent version: the bare array of everything.
+    let a = h.get("/sandboxes").await;
+    assert_array_of(&SANDBOX_2026, &a.body);
+    assert_eq!(a.body.as_array().unwrap().len(), n + 1);
+    let a = h
+        .send(
+            h.req(Method::GET, "/sandboxes")
+                .header("Blaxel-Version", "2026-04-16"),
+        )
+        .await;
+    assert_eq!(a.body.as_array().unwrap().len(), n + 1);
+}
+
+/// TERMINATED sandboxes are hidden from today's listing unless showTerminated=true or a status filter asks.
+#[tokio::test]
+async fn terminated_sandboxes_are_hidden_by_default() {
+    let h = Harness::start(gen2026()).await;
+    h.create_sandbox("keep").await;
+    h.create_sandbox("drop").await;
+    h.delete("/sandboxes/drop").await;
+    assert_eq!(
+        page(&h, "").await["data"].as_array().unwrap().len(),
+        2,
+        "DELETING is still listed"
+    );
+    h.advance(1.0).await;
+    let body = page(&h, "").await;
+    assert_eq!(body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(body["meta"]["total"], 2, "total ignores filters");
+    assert_eq!(
+        page(&h, "?showTerminated=true").await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let only = page(&h, "?status=terminated").await;
+    assert_eq!(only["data"][0]["metadata"]["name"], "drop");
+    assert_eq!(h.get("/sandboxes").await.body.as_array().unwrap().len(), 1);
+    assert_eq!(
+        h.get("/sandboxes?showTerminated=true")
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+/// The 2025 generation ignores Blaxel-Version: GET /sandboxes is always a bare array.
+#[tokio::test]
+async fn generation_2025_never_paginates() {
+    let h = Harness::default().await;
+    h.create_sandbox("one").await;
+    let a = h
+        .send(
+            h.req(Method::GET, "/sandboxes")
+                .header("Blaxel-Version", VERSION),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_array_of(&SANDBOX_2025, &a.body);
+}
