@@ -270,10 +270,7 @@ async fn client_limiter_below_the_server_limit_avoids_429() {
     for _ in 0..20 {
         client.list_users(&scope).await.unwrap();
     }
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "(20-5)/15 s"
-    );
+    assert!(started.elapsed() >= Duration::from_secs(1), "(20-5)/15 s");
     let stats = sim.stats();
     assert_eq!(stats["faults"]["rateLimited"], 0, "{stats}");
     assert_eq!(stats["total"], 20);
