@@ -19,7 +19,8 @@ use axum::routing::{get, post, put};
 use axum::{Json, body::Bytes};
 use blaxel_operator::blaxel::model::{Sandbox, SandboxMetadata};
 use blaxel_operator::blaxel::{
-    ApiError, ApiKey, BlaxelApi, ClientConfig, HttpClient, PowerControl, RetryPolicy, Scope,
+    ApiError, ApiKey, Attempt, AttemptObserver, BlaxelApi, ClientConfig, HttpClient, PowerControl,
+    RetryPolicy, Scope,
 };
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
@@ -308,6 +309,63 @@ async fn server_errors_are_retried_a_bounded_number_of_times() {
     assert_eq!(log.count("GET", "/users"), 3);
     assert_eq!(log.count("PUT", "/users/a%40b.c"), 3);
     assert_eq!(log.count("DELETE", "/users/a%40b.c"), 3);
+}
+
+/// The attempt observer sees every HTTP attempt with bounded labels: route template, status, outcome.
+#[tokio::test]
+async fn attempt_observer_sees_every_attempt() {
+    let router = Router::new()
+        .route(
+            "/users/{id}",
+            put(|| async { error_body(StatusCode::BAD_GATEWAY, "gw") }),
+        )
+        .route("/users", get(|| async { Json(json!([])) }));
+    let (base, _log) = serve(router).await;
+    let client = client(&base);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let observer: AttemptObserver = Arc::new(move |a: &Attempt| {
+        sink.lock()
+            .unwrap()
+            .push((a.method, a.route, a.status, a.outcome, a.attempt));
+    });
+    assert!(client.set_attempt_observer(observer.clone()));
+    assert!(
+        !client.set_attempt_observer(observer),
+        "only the first observer is kept"
+    );
+
+    client.list_users(&scope()).await.unwrap();
+    client
+        .set_user_role(&scope(), "a@b.c", "admin")
+        .await
+        .unwrap_err();
+    let (dead, _) = hang_up_server().await;
+    let other = HttpClient::new(config(&dead)).unwrap();
+    let unanswered = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&unanswered);
+    other.set_attempt_observer(Arc::new(move |a: &Attempt| {
+        if (a.status, a.outcome) == (None, "Unavailable") {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    }));
+    other.invite_user(&scope(), "a@b.c").await.unwrap_err();
+    assert_eq!(
+        unanswered.load(Ordering::SeqCst),
+        1,
+        "a dropped POST: one attempt, no status"
+    );
+
+    let route = "/users/{subOrEmail}";
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            ("GET", "/users", Some(200), "Ok", 1),
+            ("PUT", route, Some(502), "Unavailable", 1),
+            ("PUT", route, Some(502), "Unavailable", 2),
+            ("PUT", route, Some(502), "Unavailable", 3),
+        ]
+    );
 }
 
 /// POSTs (invite, create) are never retried, whatever the failure: the server sees exactly one.

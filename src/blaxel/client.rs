@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -103,7 +103,29 @@ struct Inner {
     retry: RetryPolicy,
     limiter: RateLimiter,
     power: PowerModes,
+    observer: OnceLock<AttemptObserver>,
 }
+
+/// One finished HTTP attempt, as told to an [`AttemptObserver`] (for request metrics). Every value is
+/// bounded (a route template, a status, an error category): no names, e-mails or credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// `GET`, `PUT`, `POST`, `DELETE`.
+    pub method: &'static str,
+    /// The route template, e.g. `/sandboxes/{name}`.
+    pub route: &'static str,
+    /// The HTTP status, when an answer came at all.
+    pub status: Option<u16>,
+    /// `"Ok"`, or the [`ApiError::category`] of the failure.
+    pub outcome: &'static str,
+    /// 1 for the first try of a request, 2 for its first retry, ...
+    pub attempt: u32,
+    /// How long the exchange took (rate-limiter and retry waits excluded).
+    pub elapsed: Duration,
+}
+
+/// Called after every HTTP attempt; must be quick (it runs on the request path).
+pub type AttemptObserver = Arc<dyn Fn(&Attempt) + Send + Sync>;
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -183,6 +205,7 @@ impl HttpClient {
                 retry: config.retry,
                 limiter: RateLimiter::new(config.rate_limit, config.burst),
                 power: PowerModes::default(),
+                observer: OnceLock::new(),
             }),
         })
     }
@@ -197,6 +220,12 @@ impl HttpClient {
     #[must_use]
     pub fn rate_limit_stats(&self) -> RateLimitStats {
         self.inner.limiter.stats()
+    }
+
+    /// Installs the observer told about every HTTP attempt of this client and its clones (for request
+    /// metrics). Only the first call takes effect; returns whether this one did.
+    pub fn set_attempt_observer(&self, observer: AttemptObserver) -> bool {
+        self.inner.observer.set(observer).is_ok()
     }
 
     /// Sends `call`, retrying idempotent methods, and returns the success body.
@@ -282,24 +311,61 @@ impl HttpClient {
             Ok::<_, ApiError>((status.as_u16(), answer))
         }
         .await;
-        let elapsed_ms = started.elapsed().as_millis();
-        let (method, route) = (&call.method, call.route);
-        match outcome {
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_millis();
+        let (method, route) = (call.method.as_str(), call.route);
+        let (status, result) = match outcome {
             Ok((status, Ok(body))) => {
-                tracing::debug!(%method, route, workspace, status, attempt, elapsed_ms, "Blaxel request");
-                Ok(body)
+                tracing::debug!(
+                    method,
+                    route,
+                    workspace,
+                    status,
+                    attempt,
+                    elapsed_ms,
+                    "Blaxel request"
+                );
+                (Some(status), Ok(body))
             }
             Ok((status, Err(error))) => {
                 let error_kind = error.category();
-                tracing::debug!(%method, route, workspace, status, attempt, elapsed_ms, error = error_kind, "Blaxel request failed");
-                Err(error)
+                tracing::debug!(
+                    method,
+                    route,
+                    workspace,
+                    status,
+                    attempt,
+                    elapsed_ms,
+                    error = error_kind,
+                    "Blaxel request failed"
+                );
+                (Some(status), Err(error))
             }
             Err(error) => {
                 let error_kind = error.category();
-                tracing::debug!(%method, route, workspace, attempt, elapsed_ms, error = error_kind, "Blaxel request failed without an answer");
-                Err(error)
+                tracing::debug!(
+                    method,
+                    route,
+                    workspace,
+                    attempt,
+                    elapsed_ms,
+                    error = error_kind,
+                    "Blaxel request failed without an answer"
+                );
+                (None, Err(error))
             }
+        };
+        if let Some(observer) = self.inner.observer.get() {
+            observer(&Attempt {
+                method: method_name(&call.method),
+                route,
+                status,
+                outcome: result.as_ref().map_or_else(ApiError::category, |_| "Ok"),
+                attempt,
+                elapsed,
+            });
         }
+        result
     }
 
     /// Sends `call` and decodes the JSON answer.
@@ -422,6 +488,17 @@ fn with_enabled(sandbox: &mut Value, running: bool) -> Result<(), ApiError> {
         .ok_or_else(not_an_object)?
         .insert("enabled".to_owned(), Value::Bool(running));
     Ok(())
+}
+
+/// The method's name with a `'static` lifetime (the client only sends these four).
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        _ => "OTHER",
+    }
 }
 
 /// The per-scope headers: credential (marked sensitive), workspace and API version.
