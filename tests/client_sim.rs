@@ -274,7 +274,8 @@ async fn client_limiter_below_the_server_limit_avoids_429() {
     let stats = sim.stats();
     assert_eq!(stats["faults"]["rateLimited"], 0, "{stats}");
     assert_eq!(stats["total"], 20);
-    assert!(client.rate_limit_stats().total_wait >= Duration::from_millis(900));
+    // How much of the (20-5)/15 s was spent in the limiter depends on request latency: only "some".
+    assert!(client.rate_limit_stats().waits > 0);
 }
 
 /// Against a server limit it exceeds, the client honours Retry-After and still gets every answer.
