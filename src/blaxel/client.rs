@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,7 +19,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::api::{BlaxelApi, PowerControl, Scope};
@@ -103,7 +103,29 @@ struct Inner {
     retry: RetryPolicy,
     limiter: RateLimiter,
     power: PowerModes,
+    observer: OnceLock<AttemptObserver>,
 }
+
+/// One finished HTTP attempt, as told to an [`AttemptObserver`] (for request metrics). Every value is
+/// bounded (a route template, a status, an error category): no names, e-mails or credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// `GET`, `PUT`, `POST`, `DELETE`.
+    pub method: &'static str,
+    /// The route template, e.g. `/sandboxes/{name}`.
+    pub route: &'static str,
+    /// The HTTP status, when an answer came at all.
+    pub status: Option<u16>,
+    /// `"Ok"`, or the [`ApiError::category`] of the failure.
+    pub outcome: &'static str,
+    /// 1 for the first try of a request, 2 for its first retry, ...
+    pub attempt: u32,
+    /// How long the exchange took (rate-limiter and retry waits excluded).
+    pub elapsed: Duration,
+}
+
+/// Called after every HTTP attempt; must be quick (it runs on the request path).
+pub type AttemptObserver = Arc<dyn Fn(&Attempt) + Send + Sync>;
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -171,6 +193,9 @@ impl HttpClient {
             .user_agent(concat!("blaxel-operator/", env!("CARGO_PKG_VERSION")))
             // The API does not redirect; not following keeps the credential on the configured host.
             .redirect(reqwest::redirect::Policy::none())
+            // Drop idle connections before a load balancer's idle timeout (often 30-60 s) does: a POST sent
+            // on a connection the far end is closing fails, and POSTs are not retried.
+            .pool_idle_timeout(Duration::from_secs(25))
             .build()
             .map_err(|e| ConfigError::Http(e.to_string()))?;
         Ok(Self {
@@ -180,6 +205,7 @@ impl HttpClient {
                 retry: config.retry,
                 limiter: RateLimiter::new(config.rate_limit, config.burst),
                 power: PowerModes::default(),
+                observer: OnceLock::new(),
             }),
         })
     }
@@ -196,6 +222,12 @@ impl HttpClient {
         self.inner.limiter.stats()
     }
 
+    /// Installs the observer told about every HTTP attempt of this client and its clones (for request
+    /// metrics). Only the first call takes effect; returns whether this one did.
+    pub fn set_attempt_observer(&self, observer: AttemptObserver) -> bool {
+        self.inner.observer.set(observer).is_ok()
+    }
+
     /// Sends `call`, retrying idempotent methods, and returns the success body.
     async fn execute(&self, scope: &Scope, call: &Call<'_>) -> Result<Vec<u8>, ApiError> {
         let url = route::url(&self.inner.base, call.segments, call.query)?;
@@ -205,7 +237,10 @@ impl HttpClient {
         let mut attempt = 1;
         loop {
             self.inner.limiter.acquire(&scope.api_key).await;
-            let error = match self.attempt(&url, &headers, call, attempt).await {
+            let error = match self
+                .attempt(&url, &headers, call, &scope.workspace, attempt)
+                .await
+            {
                 Ok(body) => return Ok(body),
                 Err(error) => error_map::scrub_error(error, &scope.api_key),
             };
@@ -231,6 +266,7 @@ impl HttpClient {
             tracing::debug!(
                 method = %call.method,
                 route = call.route,
+                workspace = %scope.workspace,
                 attempt,
                 error = error.category(),
                 wait_ms = delay.as_millis(),
@@ -247,6 +283,7 @@ impl HttpClient {
         url: &Url,
         headers: &HeaderMap,
         call: &Call<'_>,
+        workspace: &str,
         attempt: u32,
     ) -> Result<Vec<u8>, ApiError> {
         let started = Instant::now();
@@ -274,24 +311,61 @@ impl HttpClient {
             Ok::<_, ApiError>((status.as_u16(), answer))
         }
         .await;
-        let elapsed_ms = started.elapsed().as_millis();
-        let (method, route) = (&call.method, call.route);
-        match outcome {
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_millis();
+        let (method, route) = (call.method.as_str(), call.route);
+        let (status, result) = match outcome {
             Ok((status, Ok(body))) => {
-                tracing::debug!(%method, route, status, attempt, elapsed_ms, "Blaxel request");
-                Ok(body)
+                tracing::debug!(
+                    method,
+                    route,
+                    workspace,
+                    status,
+                    attempt,
+                    elapsed_ms,
+                    "Blaxel request"
+                );
+                (Some(status), Ok(body))
             }
             Ok((status, Err(error))) => {
                 let error_kind = error.category();
-                tracing::debug!(%method, route, status, attempt, elapsed_ms, error = error_kind, "Blaxel request failed");
-                Err(error)
+                tracing::debug!(
+                    method,
+                    route,
+                    workspace,
+                    status,
+                    attempt,
+                    elapsed_ms,
+                    error = error_kind,
+                    "Blaxel request failed"
+                );
+                (Some(status), Err(error))
             }
             Err(error) => {
                 let error_kind = error.category();
-                tracing::debug!(%method, route, attempt, elapsed_ms, error = error_kind, "Blaxel request failed without an answer");
-                Err(error)
+                tracing::debug!(
+                    method,
+                    route,
+                    workspace,
+                    attempt,
+                    elapsed_ms,
+                    error = error_kind,
+                    "Blaxel request failed without an answer"
+                );
+                (None, Err(error))
             }
+        };
+        if let Some(observer) = self.inner.observer.get() {
+            observer(&Attempt {
+                method: method_name(&call.method),
+                route,
+                status,
+                outcome: result.as_ref().map_or_else(ApiError::category, |_| "Ok"),
+                attempt,
+                elapsed,
+            });
         }
+        result
     }
 
     /// Sends `call` and decodes the JSON answer.
@@ -371,16 +445,59 @@ impl HttpClient {
         }
     }
 
-    /// Today's power switch: `PUT /sandboxes/{name}` with `spec.enabled`, everything else kept as observed.
+    /// `GET /sandboxes/{name}` as raw JSON, every field kept.
+    async fn get_raw_sandbox(&self, scope: &Scope, name: &str) -> Result<Value, ApiError> {
+        let segments = ["sandboxes", name];
+        let call = Call::new(Method::GET, "/sandboxes/{name}", &segments);
+        self.fetch(scope, &call, "sandbox").await
+    }
+
+    /// Today's power switch: `PUT /sandboxes/{name}` with `spec.enabled` set, by read-modify-write of the
+    /// sandbox as raw JSON (`fresh`, else a new GET). Raw rather than typed: the typed models keep unknown
+    /// fields of most objects, but not of every nested one (env `secret` flags, port extras), and a PUT
+    /// must not drop what it does not mean to change. One extra GET per power change is cheap.
     async fn set_enabled(
         &self,
         scope: &Scope,
-        current: &Sandbox,
+        name: &str,
+        fresh: Option<Value>,
         running: bool,
     ) -> Result<(), ApiError> {
-        let mut desired = current.clone();
-        desired.spec.enabled = Some(running);
-        self.update_sandbox(scope, &desired).await.map(|_| ())
+        let mut sandbox = match fresh {
+            Some(sandbox) => sandbox,
+            None => self.get_raw_sandbox(scope, name).await?,
+        };
+        with_enabled(&mut sandbox, running)?;
+        let segments = ["sandboxes", name];
+        let call = Call::new(Method::PUT, "/sandboxes/{name}", &segments).json(&sandbox)?;
+        self.execute(scope, &call).await.map(|_| ())
+    }
+}
+
+/// Sets `spec.enabled` in a raw sandbox, leaving everything else as it is.
+fn with_enabled(sandbox: &mut Value, running: bool) -> Result<(), ApiError> {
+    let not_an_object = || ApiError::Decode {
+        message: "sandbox: expected a JSON object with an object `spec`".to_owned(),
+    };
+    let spec = sandbox
+        .as_object_mut()
+        .ok_or_else(not_an_object)?
+        .entry("spec")
+        .or_insert_with(|| json!({}));
+    spec.as_object_mut()
+        .ok_or_else(not_an_object)?
+        .insert("enabled".to_owned(), Value::Bool(running));
+    Ok(())
+}
+
+/// The method's name with a `'static` lifetime (the client only sends these four).
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        _ => "OTHER",
     }
 }
 
@@ -452,6 +569,13 @@ fn transport_error(error: reqwest::Error) -> ApiError {
         message,
         retry_after: None,
     }
+}
+
+/// A name for a new preview token: today's API requires one (`metadata.name`), the trait's caller does
+/// not choose it. Like Blaxel's SDK, `token-<unix ms>`, plus a random suffix so two tokens minted in the
+/// same millisecond do not collide (the POST is not retried, a collision would be a spurious 409).
+fn token_name(now: jiff::Timestamp, salt: u16) -> String {
+    format!("token-{}-{salt:04x}", now.as_millisecond())
 }
 
 /// `meta` of a paginated list.
@@ -560,8 +684,9 @@ impl BlaxelApi for HttpClient {
     ) -> Result<PowerControl, ApiError> {
         let power = &self.inner.power;
         let workspace = scope.workspace.as_str();
+        let name = current.metadata.name.as_str();
         if power.get(workspace) == Some(PowerControl::Enabled) {
-            self.set_enabled(scope, current, running).await?;
+            self.set_enabled(scope, name, None, running).await?;
             return Ok(PowerControl::Enabled);
         }
         // While the mode is unknown, one caller per workspace probes; the others wait for its verdict.
@@ -570,10 +695,9 @@ impl BlaxelApi for HttpClient {
             Some(_) => None,
         };
         if power.get(workspace) == Some(PowerControl::Enabled) {
-            self.set_enabled(scope, current, running).await?;
+            self.set_enabled(scope, name, None, running).await?;
             return Ok(PowerControl::Enabled);
         }
-        let name = current.metadata.name.as_str();
         match self.start_stop(scope, name, running).await {
             Ok(()) => {
                 power.set(workspace, PowerControl::StartStop);
@@ -581,9 +705,10 @@ impl BlaxelApi for HttpClient {
             }
             Err(ApiError::NotFound { message }) => {
                 // 404 means "no such sandbox" or "no such route" (today's API). The caller just observed
-                // the sandbox, but it may have been deleted since: one GET (once per workspace) tells the
-                // two apart, so a race with a deletion can never switch a 2025 workspace to `spec.enabled`.
-                let fresh = match self.get_sandbox(scope, name).await {
+                // the sandbox, but it may have been deleted since: one GET tells the two apart, so a race
+                // with a deletion can never switch a 2025 workspace to `spec.enabled` for good. The GET
+                // is not wasted: it is the read of the read-modify-write below.
+                let fresh = match self.get_raw_sandbox(scope, name).await {
                     Ok(fresh) => fresh,
                     Err(ApiError::NotFound { .. }) => return Err(ApiError::NotFound { message }),
                     Err(error) => return Err(error),
@@ -594,8 +719,7 @@ impl BlaxelApi for HttpClient {
                         "sandbox start/stop routes are gone; using spec.enabled for power control"
                     );
                 }
-                // Read-modify-write of the freshest copy, so fields changed meanwhile are kept.
-                self.set_enabled(scope, &fresh, running).await?;
+                self.set_enabled(scope, name, Some(fresh), running).await?;
                 Ok(PowerControl::Enabled)
             }
             Err(error) => Err(error),
@@ -675,7 +799,10 @@ impl BlaxelApi for HttpClient {
             "/sandboxes/{name}/previews/{preview}/tokens",
             &segments,
         )
-        .json(&json!({ "spec": { "expiresAt": expires_at } }))?;
+        .json(&json!({
+            "metadata": { "name": token_name(jiff::Timestamp::now(), rand::random::<u16>()) },
+            "spec": { "expiresAt": expires_at },
+        }))?;
         self.fetch(scope, &call, "preview token").await
     }
 
@@ -746,6 +873,47 @@ mod tests {
         assert_eq!(meta.next_cursor.as_deref(), Some("c1"));
         let err = decode_listing::<u32>(b"null", "numbers").unwrap_err();
         assert_eq!(err.category(), "Decode");
+    }
+
+    /// Setting `spec.enabled` keeps every other field, including ones the typed models do not name.
+    #[test]
+    fn with_enabled_keeps_everything_else() {
+        let mut raw = json!({
+            "metadata": {"name": "a", "x": 1},
+            "spec": {"enabled": true, "runtime": {"envs": [{"name": "K", "value": "v", "secret": true}]}},
+            "state": "RUNNING"
+        });
+        with_enabled(&mut raw, false).unwrap();
+        assert_eq!(raw["spec"]["enabled"], false);
+        assert_eq!(raw["spec"]["runtime"]["envs"][0]["secret"], true);
+        assert_eq!(raw["metadata"]["x"], 1);
+        let mut bare = json!({"metadata": {"name": "a"}});
+        with_enabled(&mut bare, true).unwrap();
+        assert_eq!(bare["spec"], json!({"enabled": true}));
+        assert_eq!(
+            with_enabled(&mut json!([]), true).unwrap_err().category(),
+            "Decode"
+        );
+        assert_eq!(
+            with_enabled(&mut json!({"spec": 1}), true)
+                .unwrap_err()
+                .category(),
+            "Decode"
+        );
+    }
+
+    /// Generated token names are valid API names (lowercase, digits, hyphens) and differ by salt.
+    #[test]
+    fn token_names_are_valid_and_salted() {
+        let now: jiff::Timestamp = "2026-11-28T03:00:00Z".parse().unwrap();
+        assert_eq!(token_name(now, 0xbeef), "token-1795834800000-beef");
+        assert_ne!(token_name(now, 1), token_name(now, 2));
+        let name = token_name(now, 7);
+        assert!(name.len() <= 63);
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        );
     }
 
     /// Bad configurations are refused with a precise error.

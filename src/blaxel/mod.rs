@@ -23,7 +23,7 @@ pub mod route;
 pub mod secret;
 
 pub use api::{BlaxelApi, PowerControl, Scope};
-pub use client::{ClientConfig, ConfigError, HttpClient};
+pub use client::{Attempt, AttemptObserver, ClientConfig, ConfigError, HttpClient};
 pub use error::ApiError;
 pub use ratelimit::RateLimitStats;
 pub use retry::RetryPolicy;

@@ -1,0 +1,756 @@
+//! The HTTP client over real HTTP, against tiny axum stubs: retries and their waits, POST never retried,
+//! the rate limiter's bound, headers, secrecy of the key, pagination, percent-encoding and the power-control
+//! fallback between the 2025 and today's API. (When the simulator lands these may move onto it.)
+
+// Tests fail loudly on broken fixtures; `unwrap`/`expect` are the clearest way to say so.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, body::Bytes};
+use blaxel_operator::blaxel::model::{Sandbox, SandboxMetadata};
+use blaxel_operator::blaxel::{
+    ApiError, ApiKey, Attempt, AttemptObserver, BlaxelApi, ClientConfig, HttpClient, PowerControl,
+    RetryPolicy, Scope,
+};
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+
+const KEY: &str = "bl_test_key_5f3a9c1e";
+
+fn scope() -> Scope {
+    Scope {
+        workspace: "team-a".into(),
+        api_key: ApiKey::new(KEY),
+    }
+}
+
+/// Fast retries and a limiter that never gets in the way, unless a test says otherwise.
+fn config(base_url: &str) -> ClientConfig {
+    ClientConfig {
+        base_url: base_url.to_owned(),
+        rate_limit: 1000.0,
+        burst: 1000,
+        retry: RetryPolicy {
+            max_attempts: 3,
+            base: Duration::from_millis(10),
+            cap: Duration::from_secs(5),
+        },
+        ..ClientConfig::default()
+    }
+}
+
+fn client(base_url: &str) -> HttpClient {
+    HttpClient::new(config(base_url)).unwrap()
+}
+
+/// One request as the stub saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    query: String,
+    headers: HeaderMap,
+}
+
+/// Every request a stub received, in order.
+#[derive(Debug, Clone, Default)]
+struct Log(Arc<Mutex<Vec<Seen>>>);
+
+impl Log {
+    fn all(&self) -> Vec<Seen> {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn count(&self, method: &str, path_suffix: &str) -> usize {
+        self.all()
+            .iter()
+            .filter(|s| s.method == method && s.path.ends_with(path_suffix))
+            .count()
+    }
+}
+
+async fn record(State(log): State<Log>, request: Request, next: Next) -> Response {
+    log.0.lock().unwrap().push(Seen {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+        query: request.uri().query().unwrap_or_default().to_owned(),
+        headers: request.headers().clone(),
+    });
+    next.run(request).await
+}
+
+/// Serves `router` (routes under `/v0`) on a free local port; returns the base URL and the request log.
+async fn serve(router: Router) -> (String, Log) {
+    let log = Log::default();
+    let app = Router::new()
+        .nest("/v0", router)
+        .layer(middleware::from_fn_with_state(log.clone(), record));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/v0"), log)
+}
+
+/// A server that accepts connections, reads a little, and hangs up without answering.
+async fn hang_up_server() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 8192];
+            let _ = socket.read(&mut buf).await;
+        }
+    });
+    (format!("http://{addr}/v0"), accepted)
+}
+
+fn error_body(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": status.canonical_reason(), "code": status.as_u16(), "message": message})),
+    )
+        .into_response()
+}
+
+fn sandbox(name: &str) -> Value {
+    json!({"metadata": {"name": name}, "spec": {"runtime": {"image": "img"}}, "status": "DEPLOYED"})
+}
+
+/// Tracing output captured in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Every request carries the bearer key, the workspace and the API version headers.
+#[tokio::test]
+async fn requests_carry_auth_workspace_and_version_headers() {
+    let (base, log) = serve(Router::new().route("/users", get(|| async { Json(json!([])) }))).await;
+    client(&base).list_users(&scope()).await.unwrap();
+    let seen = log.all();
+    assert_eq!(seen.len(), 1);
+    let headers = &seen[0].headers;
+    assert_eq!(headers["authorization"], format!("Bearer {KEY}").as_str());
+    assert_eq!(headers["x-blaxel-workspace"], "team-a");
+    assert_eq!(headers["blaxel-version"], "2026-04-28");
+}
+
+/// The API key and preview tokens never appear in errors (Display/Debug) or in any tracing output.
+#[tokio::test]
+async fn key_and_tokens_never_reach_errors_or_logs() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // A hostile server that echoes the credential back in every error body.
+    let echo = |headers: HeaderMap| async move {
+        let auth = headers["authorization"].to_str().unwrap().to_owned();
+        error_body(StatusCode::UNAUTHORIZED, &format!("bad credential {auth}"))
+    };
+    let router = Router::new()
+        .route("/users", get(echo).post(echo))
+        .route("/sandboxes/{name}", get(|headers: HeaderMap| async move {
+            let auth = headers["authorization"].to_str().unwrap().to_owned();
+            (StatusCode::INTERNAL_SERVER_ERROR, auth)
+        }))
+        .route(
+            "/sandboxes/{name}/previews/{preview}/tokens",
+            get(|| async {
+                Json(json!([{"metadata": {"name": "t"}, "spec": {"token": "tok_preview_secret_77"}}]))
+            }),
+        );
+    let (base, _log) = serve(router).await;
+    let client = client(&base);
+    let scope = scope();
+
+    let mut errors = vec![
+        client.list_users(&scope).await.unwrap_err(),
+        client.invite_user(&scope, "a@b.c").await.unwrap_err(),
+        client.get_sandbox(&scope, "s").await.unwrap_err(),
+    ];
+    let (dead, _) = hang_up_server().await;
+    errors.push(
+        HttpClient::new(config(&dead))
+            .unwrap()
+            .list_users(&scope)
+            .await
+            .unwrap_err(),
+    );
+    let tokens = client.list_preview_tokens(&scope, "s", "p").await.unwrap();
+    assert_eq!(tokens.len(), 1);
+
+    assert_eq!(errors[0].category(), "Unauthorized");
+    for error in &errors {
+        for shown in [error.to_string(), format!("{error:?}")] {
+            assert!(!shown.contains(KEY), "key leaked in {shown}");
+        }
+    }
+    let logs = captured.text();
+    if std::env::var_os("SHOW_LOGS").is_some() {
+        eprintln!("{logs}");
+    }
+    assert!(
+        logs.contains("Blaxel request"),
+        "tracing was not captured: {logs}"
+    );
+    assert!(!logs.contains(KEY), "key leaked in logs");
+    assert!(
+        !logs.contains("tok_preview_secret_77"),
+        "token leaked in logs"
+    );
+    assert!(!format!("{tokens:?}").contains("tok_preview_secret_77"));
+}
+
+/// A 429 is retried after at least its Retry-After, and the request then succeeds.
+#[tokio::test]
+async fn rate_limited_get_waits_retry_after_then_succeeds() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
+    let router = Router::new().route(
+        "/users",
+        get(move || {
+            let counter = Arc::clone(&counter);
+            async move {
+                if counter.fetch_add(1, Ordering::SeqCst) < 2 {
+                    (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", "1")],
+                        "slow down",
+                    )
+                        .into_response()
+                } else {
+                    Json(json!([{"email": "a@b.c", "role": "admin"}])).into_response()
+                }
+            }
+        }),
+    );
+    let (base, _log) = serve(router).await;
+    let started = Instant::now();
+    let users = client(&base).list_users(&scope()).await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A Retry-After beyond the retry cap is not waited out in-process: one attempt, the wait handed back.
+#[tokio::test]
+async fn long_retry_after_is_returned_to_the_caller() {
+    let router = Router::new().route(
+        "/users",
+        get(|| async {
+            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "120")], "").into_response()
+        }),
+    );
+    let (base, log) = serve(router).await;
+    let error = client(&base).list_users(&scope()).await.unwrap_err();
+    assert_eq!(
+        error,
+        ApiError::RateLimited {
+            retry_after: Some(Duration::from_secs(120))
+        }
+    );
+    assert_eq!(log.count("GET", "/users"), 1);
+}
+
+/// 5xx answers to idempotent requests are retried a bounded number of times, then reported Unavailable.
+#[tokio::test]
+async fn server_errors_are_retried_a_bounded_number_of_times() {
+    let fail = || async { error_body(StatusCode::INTERNAL_SERVER_ERROR, "boom") };
+    let router = Router::new()
+        .route("/users", get(fail))
+        .route("/users/{id}", put(fail).delete(fail));
+    let (base, log) = serve(router).await;
+    let client = client(&base);
+    let error = client.list_users(&scope()).await.unwrap_err();
+    assert_eq!(error.category(), "Unavailable");
+    assert!(error.to_string().contains("boom"), "{error}");
+    client
+        .set_user_role(&scope(), "a@b.c", "admin")
+        .await
+        .unwrap_err();
+    client.remove_user(&scope(), "a@b.c").await.unwrap_err();
+    assert_eq!(log.count("GET", "/users"), 3);
+    assert_eq!(log.count("PUT", "/users/a%40b.c"), 3);
+    assert_eq!(log.count("DELETE", "/users/a%40b.c"), 3);
+}
+
+/// The attempt observer sees every HTTP attempt with bounded labels: route template, status, outcome.
+#[tokio::test]
+async fn attempt_observer_sees_every_attempt() {
+    let router = Router::new()
+        .route(
+            "/users/{id}",
+            put(|| async { error_body(StatusCode::BAD_GATEWAY, "gw") }),
+        )
+        .route("/users", get(|| async { Json(json!([])) }));
+    let (base, _log) = serve(router).await;
+    let client = client(&base);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let observer: AttemptObserver = Arc::new(move |a: &Attempt| {
+        sink.lock()
+            .unwrap()
+            .push((a.method, a.route, a.status, a.outcome, a.attempt));
+    });
+    assert!(client.set_attempt_observer(observer.clone()));
+    assert!(
+        !client.set_attempt_observer(observer),
+        "only the first observer is kept"
+    );
+
+    client.list_users(&scope()).await.unwrap();
+    client
+        .set_user_role(&scope(), "a@b.c", "admin")
+        .await
+        .unwrap_err();
+    let (dead, _) = hang_up_server().await;
+    let other = HttpClient::new(config(&dead)).unwrap();
+    let unanswered = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&unanswered);
+    other.set_attempt_observer(Arc::new(move |a: &Attempt| {
+        if (a.status, a.outcome) == (None, "Unavailable") {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    }));
+    other.invite_user(&scope(), "a@b.c").await.unwrap_err();
+    assert_eq!(
+        unanswered.load(Ordering::SeqCst),
+        1,
+        "a dropped POST: one attempt, no status"
+    );
+
+    let route = "/users/{subOrEmail}";
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            ("GET", "/users", Some(200), "Ok", 1),
+            ("PUT", route, Some(502), "Unavailable", 1),
+            ("PUT", route, Some(502), "Unavailable", 2),
+            ("PUT", route, Some(502), "Unavailable", 3),
+        ]
+    );
+}
+
+/// POSTs (invite, create) are never retried, whatever the failure: the server sees exactly one.
+#[tokio::test]
+async fn posts_are_never_retried() {
+    let router = Router::new()
+        .route(
+            "/users",
+            post(|| async { error_body(StatusCode::SERVICE_UNAVAILABLE, "down") }),
+        )
+        .route(
+            "/sandboxes",
+            post(|| async {
+                (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "").into_response()
+            }),
+        )
+        .route(
+            "/sandboxes/{name}/previews/{preview}/tokens",
+            post(|| async { error_body(StatusCode::BAD_GATEWAY, "gateway") }),
+        );
+    let (base, log) = serve(router).await;
+    let client = client(&base);
+    let scope = scope();
+    let sandbox: Sandbox = serde_json::from_value(sandbox("s1")).unwrap();
+
+    assert_eq!(
+        client
+            .invite_user(&scope, "a@b.c")
+            .await
+            .unwrap_err()
+            .category(),
+        "Unavailable"
+    );
+    assert_eq!(
+        client
+            .create_sandbox(&scope, &sandbox)
+            .await
+            .unwrap_err()
+            .category(),
+        "RateLimited"
+    );
+    assert_eq!(
+        client
+            .create_preview_token(&scope, "s1", "p", "2030-01-01T00:00:00Z")
+            .await
+            .unwrap_err()
+            .category(),
+        "Unavailable"
+    );
+    assert_eq!(log.count("POST", "/users"), 1);
+    assert_eq!(log.count("POST", "/sandboxes"), 1);
+    assert_eq!(log.count("POST", "/tokens"), 1);
+}
+
+/// A dropped connection is retried for GET but a POST sees exactly one connection.
+#[tokio::test]
+async fn dropped_connections_retry_gets_not_posts() {
+    let (base, accepted) = hang_up_server().await;
+    let client = client(&base);
+    let error = client.list_sandboxes(&scope()).await.unwrap_err();
+    assert_eq!(error.category(), "Unavailable");
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+
+    let (base, accepted) = hang_up_server().await;
+    let error = HttpClient::new(config(&base))
+        .unwrap()
+        .invite_user(&scope(), "a@b.c")
+        .await
+        .unwrap_err();
+    assert_eq!(error.category(), "Unavailable");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+/// N requests with rate r and burst b take at least (N-b)/r, even across clones of the client.
+#[tokio::test]
+async fn rate_limiter_bounds_throughput() {
+    let (base, log) = serve(Router::new().route("/users", get(|| async { Json(json!([])) }))).await;
+    let client = HttpClient::new(ClientConfig {
+        rate_limit: 20.0,
+        burst: 2,
+        ..config(&base)
+    })
+    .unwrap();
+    let started = Instant::now();
+    let calls = (0..12).map(|_| {
+        let client = client.clone();
+        async move { client.list_users(&scope()).await.unwrap() }
+    });
+    futures::future::join_all(calls).await;
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(500), "{elapsed:?}");
+    assert_eq!(log.count("GET", "/users"), 12);
+    let stats = client.rate_limit_stats();
+    // 12 reservations at once, 2 from the burst: 10 wait, together (0.05 + ... + 0.5 s). A stalled test
+    // thread can only lower that, so the bounds are loose; the elapsed bound above is the exact one.
+    assert!((1..=10).contains(&stats.waits), "{stats:?}");
+    assert!(stats.total_wait >= Duration::from_millis(250), "{stats:?}");
+}
+
+/// Today's paginated sandbox list is followed across cursors, asking 200 per page.
+#[tokio::test]
+async fn paginated_sandbox_list_is_followed_to_the_end() {
+    let router = Router::new().route(
+        "/sandboxes",
+        get(|axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>| async move {
+            let (names, next): (&[&str], Option<&str>) = match query.get("cursor").map(String::as_str) {
+                None => (&["a", "b"], Some("c1")),
+                Some("c1") => (&["c"], Some("c2")),
+                Some("c2") => (&["d"], None),
+                Some(_) => return error_body(StatusCode::BAD_REQUEST, "bad cursor"),
+            };
+            let data: Vec<Value> = names.iter().map(|n| sandbox(n)).collect();
+            Json(json!({
+                "data": data,
+                "meta": {"hasMore": next.is_some(), "nextCursor": next.unwrap_or_default(), "total": 4}
+            }))
+            .into_response()
+        }),
+    );
+    let (base, log) = serve(router).await;
+    let sandboxes = client(&base).list_sandboxes(&scope()).await.unwrap();
+    let names: Vec<_> = sandboxes.iter().map(|s| s.metadata.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c", "d"]);
+    let queries: Vec<_> = log.all().into_iter().map(|s| s.query).collect();
+    assert_eq!(
+        queries,
+        ["limit=200", "limit=200&cursor=c1", "limit=200&cursor=c2"]
+    );
+}
+
+/// The 2025 bare-array sandbox list is accepted as one complete page.
+#[tokio::test]
+async fn bare_array_sandbox_list_is_accepted() {
+    let router = Router::new().route(
+        "/sandboxes",
+        get(|| async { Json(json!([sandbox("a"), sandbox("b")])) }),
+    );
+    let (base, log) = serve(router).await;
+    let sandboxes = client(&base).list_sandboxes(&scope()).await.unwrap();
+    assert_eq!(sandboxes.len(), 2);
+    assert_eq!(log.all().len(), 1);
+}
+
+/// A server announcing more pages without a usable cursor yields an error, never a silently partial list.
+#[tokio::test]
+async fn broken_pagination_is_an_error_not_a_partial_list() {
+    let router = Router::new().route(
+        "/sandboxes",
+        get(|| async {
+            Json(json!({"data": [sandbox("a")], "meta": {"hasMore": true, "nextCursor": "same"}}))
+        }),
+    );
+    let (base, log) = serve(router).await;
+    let error = client(&base).list_sandboxes(&scope()).await.unwrap_err();
+    assert_eq!(error.category(), "Decode");
+    assert_eq!(log.all().len(), 2);
+}
+
+/// E-mails travel percent-encoded as one path segment and decode back exactly on the server.
+#[tokio::test]
+async fn path_segments_are_percent_encoded() {
+    let router = Router::new().route(
+        "/users/{id}",
+        axum::routing::delete(|Path(id): Path<String>| async move {
+            if id == "a.b+tag@example.com" {
+                StatusCode::OK
+            } else {
+                StatusCode::BAD_REQUEST
+            }
+        }),
+    );
+    let (base, log) = serve(router).await;
+    client(&base)
+        .remove_user(&scope(), "a.b+tag@example.com")
+        .await
+        .unwrap();
+    assert_eq!(log.all()[0].path, "/v0/users/a.b%2Btag%40example.com");
+}
+
+/// Typed errors come from status and body: 404, 409 (sandbox error shape), 403, 400.
+#[tokio::test]
+async fn statuses_and_bodies_become_typed_errors() {
+    let router = Router::new()
+        .route("/sandboxes/{name}", get(|| async { error_body(StatusCode::NOT_FOUND, "sandbox x not found") }))
+        .route(
+            "/sandboxes",
+            post(|| async {
+                (StatusCode::CONFLICT, Json(json!({"code": "SANDBOX_ALREADY_EXISTS", "message": "exists", "details": {}, "status_code": 409})))
+            })
+            .get(|| async { error_body(StatusCode::FORBIDDEN, "wrong workspace") }),
+        )
+        .route("/users/{id}", put(|| async { error_body(StatusCode::BAD_REQUEST, "bad role") }));
+    let (base, log) = serve(router).await;
+    let client = client(&base);
+    let scope = scope();
+    let sandbox: Sandbox = serde_json::from_value(sandbox("x")).unwrap();
+    assert_eq!(
+        client.get_sandbox(&scope, "x").await.unwrap_err(),
+        ApiError::NotFound {
+            message: "sandbox x not found".into()
+        }
+    );
+    assert_eq!(
+        client.create_sandbox(&scope, &sandbox).await.unwrap_err(),
+        ApiError::Conflict {
+            message: "SANDBOX_ALREADY_EXISTS: exists".into()
+        }
+    );
+    assert_eq!(
+        client.list_sandboxes(&scope).await.unwrap_err().category(),
+        "Forbidden"
+    );
+    assert_eq!(
+        client.set_user_role(&scope, "u", "boss").await.unwrap_err(),
+        ApiError::Invalid {
+            message: "bad role".into()
+        }
+    );
+    // None of these is transient, so none was retried.
+    assert_eq!(log.all().len(), 4);
+}
+
+/// The one sandbox of the 2026 stub, as the server stores it.
+type Stored = Arc<Mutex<Value>>;
+
+/// A stub of today's API: no start/stop routes; PUT /sandboxes/{name} stores and echoes the body.
+fn api_2026() -> (Router, Stored) {
+    let stored = Arc::new(Mutex::new(json!({
+        "metadata": {"name": "box", "displayName": "Box"},
+        "spec": {
+            "enabled": true,
+            "runtime": {
+                "image": "img",
+                "envs": [{"name": "TOKEN", "value": "v", "secret": true}],
+                "ports": [{"name": "web", "target": 3000, "protocol": "HTTP", "public": true}]
+            },
+            "lifecycle": {"x": 1}
+        },
+        "status": "DEPLOYED",
+        "state": "RUNNING"
+    })));
+    let read = Arc::clone(&stored);
+    let write = Arc::clone(&stored);
+    let router = Router::new()
+        .route(
+            "/sandboxes/{name}",
+            get(move || {
+                let read = Arc::clone(&read);
+                async move { Json(read.lock().unwrap().clone()) }
+            })
+            .put(move |body: Bytes| {
+                let stored = Arc::clone(&write);
+                async move {
+                    let value: Value = serde_json::from_slice(&body).unwrap();
+                    *stored.lock().unwrap() = value.clone();
+                    Json(value)
+                }
+            }),
+        )
+        .fallback(|| async { error_body(StatusCode::NOT_FOUND, "route not found") });
+    (router, stored)
+}
+
+fn observed_box() -> Sandbox {
+    Sandbox {
+        metadata: SandboxMetadata {
+            name: "box".into(),
+            ..SandboxMetadata::default()
+        },
+        ..serde_json::from_value(json!({"spec": {"enabled": true, "lifecycle": {"x": 1}}})).unwrap()
+    }
+}
+
+/// On today's API a 404 from start/stop switches the workspace to spec.enabled, detected only once.
+#[tokio::test]
+async fn power_falls_back_to_enabled_once_per_workspace() {
+    let (router, stored) = api_2026();
+    let (base, log) = serve(router).await;
+    let client = client(&base);
+    let scope = scope();
+    assert_eq!(client.power_control("team-a"), None);
+
+    let mode = client
+        .set_sandbox_power(&scope, &observed_box(), false)
+        .await
+        .unwrap();
+    assert_eq!(mode, PowerControl::Enabled);
+    assert_eq!(client.power_control("team-a"), Some(PowerControl::Enabled));
+    assert_eq!(log.count("PUT", "/box/stop"), 1);
+    assert_eq!(
+        log.count("GET", "/sandboxes/box"),
+        1,
+        "one confirmation read"
+    );
+    assert_eq!(log.count("PUT", "/sandboxes/box"), 1);
+    let after = stored.lock().unwrap().clone();
+    assert_eq!(after["spec"]["enabled"], false);
+    // Everything else survives the read-modify-write, even fields the typed models do not name.
+    assert_eq!(after["spec"]["lifecycle"], json!({"x": 1}));
+    assert_eq!(after["metadata"]["displayName"], "Box");
+    assert_eq!(after["spec"]["runtime"]["envs"][0]["secret"], true);
+    assert_eq!(after["spec"]["runtime"]["ports"][0]["public"], true);
+
+    let mode = client
+        .set_sandbox_power(&scope, &observed_box(), true)
+        .await
+        .unwrap();
+    assert_eq!(mode, PowerControl::Enabled);
+    assert_eq!(
+        log.count("PUT", "/start") + log.count("PUT", "/stop"),
+        1,
+        "no second probe"
+    );
+    assert_eq!(stored.lock().unwrap()["spec"]["enabled"], true);
+}
+
+/// Concurrent first power calls in one workspace probe the start/stop routes once, not once each.
+#[tokio::test]
+async fn concurrent_first_power_calls_probe_once() {
+    let (base, log) = serve(api_2026().0).await;
+    let client = client(&base);
+    let calls = (0..4).map(|_| {
+        let client = client.clone();
+        async move {
+            client
+                .set_sandbox_power(&scope(), &observed_box(), true)
+                .await
+                .unwrap()
+        }
+    });
+    let modes = futures::future::join_all(calls).await;
+    assert!(modes.iter().all(|m| *m == PowerControl::Enabled));
+    assert_eq!(log.count("PUT", "/box/start"), 1);
+}
+
+/// On the 2025 API start/stop are used; "already running" (409) is success, spec.enabled never touched.
+#[tokio::test]
+async fn power_uses_start_stop_on_the_2025_api() {
+    let router = Router::new()
+        .route(
+            "/sandboxes/{name}/start",
+            put(|| async { error_body(StatusCode::CONFLICT, "already running") }),
+        )
+        .route(
+            "/sandboxes/{name}/stop",
+            put(|| async { Json(json!({"message": "stopping", "status": "DEACTIVATING"})) }),
+        );
+    let (base, log) = serve(router).await;
+    let client = client(&base);
+    let scope = scope();
+    assert_eq!(
+        client
+            .set_sandbox_power(&scope, &observed_box(), true)
+            .await
+            .unwrap(),
+        PowerControl::StartStop
+    );
+    assert_eq!(
+        client
+            .set_sandbox_power(&scope, &observed_box(), false)
+            .await
+            .unwrap(),
+        PowerControl::StartStop
+    );
+    assert_eq!(
+        client.power_control("team-a"),
+        Some(PowerControl::StartStop)
+    );
+    assert_eq!(log.count("PUT", "/sandboxes/box"), 0);
+    assert_eq!(log.all().len(), 2);
+}
+
+/// A sandbox deleted between observation and the power call is reported NotFound and does not flip the mode.
+#[tokio::test]
+async fn vanished_sandbox_does_not_switch_power_mode() {
+    let router = Router::new()
+        .fallback(|| async { error_body(StatusCode::NOT_FOUND, "sandbox box not found") });
+    let (base, log) = serve(router).await;
+    let client = client(&base);
+    let error = client
+        .set_sandbox_power(&scope(), &observed_box(), true)
+        .await
+        .unwrap_err();
+    assert_eq!(error.category(), "NotFound");
+    assert_eq!(client.power_control("team-a"), None);
+    assert_eq!(log.count("GET", "/sandboxes/box"), 1);
+    assert_eq!(log.count("PUT", "/sandboxes/box"), 0);
+}
