@@ -9,6 +9,7 @@
 //! It sits beside the operator, not inside it: nothing in the reconcile pipeline depends on it.
 
 use std::fmt;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -76,7 +77,7 @@ pub enum Error {
 /// Where `install` and `up` progress lines go.
 #[derive(Clone, Default)]
 pub enum Progress {
-    /// Copy each line to this process's stderr, prefixed as the script prints it.
+    /// Copy each line to this process's stderr (not captured by the test harness).
     #[default]
     Stderr,
     /// Discard progress (errors still carry the last lines).
@@ -98,7 +99,13 @@ impl fmt::Debug for Progress {
 impl Progress {
     fn emit(&self, line: &str) {
         match self {
-            Self::Stderr => eprintln!("{line}"),
+            // Written to the stderr handle rather than with eprintln!, which the test harness captures:
+            // a cold build takes minutes and whoever runs `cargo test` should see that it is working.
+            Self::Stderr => {
+                let mut err = std::io::stderr().lock();
+                // Progress is best effort; a closed stderr must not fail the start.
+                let _ = writeln!(err, "{line}");
+            }
             Self::Quiet => {}
             Self::Callback(cb) => cb(line),
         }
