@@ -174,6 +174,9 @@ async fn key_and_tokens_never_reach_errors_or_logs() {
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests of this binary may have met the client's log callsites first, with no subscriber: make
+    // tracing ask again, or those callsites stay disabled for this one.
+    tracing::callsite::rebuild_interest_cache();
 
     // A hostile server that echoes the credential back in every error body.
     let echo = |headers: HeaderMap| async move {
