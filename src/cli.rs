@@ -80,6 +80,9 @@ pub struct OperatorArgs {
     /// Log format.
     #[arg(long, env = "BLAXEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Metrics, health endpoints, leader election and trace export.
+    #[command(flatten)]
+    pub ops: crate::ops::OpsArgs,
 }
 
 impl OperatorArgs {
@@ -110,6 +113,7 @@ impl OperatorArgs {
             backoff_max: self.backoff_max,
             reporter: "blaxel-operator".to_owned(),
             namespace: self.watch_namespace.clone(),
+            metrics: std::sync::Arc::default(),
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::ListParams;
-use kube::runtime::controller::Controller;
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
@@ -21,6 +21,7 @@ use tokio::sync::watch;
 
 use crate::blaxel::BlaxelApi;
 use crate::crd::{Sandbox, WorkspaceMember};
+use crate::metrics::Metrics;
 use crate::reconcile::backoff::Backoff;
 use crate::reconcile::credentials::DefaultCredentials;
 use crate::reconcile::{self, Context, Settings};
@@ -42,6 +43,8 @@ pub struct ControllerConfig {
     pub reporter: String,
     /// Watch only this namespace (all namespaces when `None`).
     pub namespace: Option<String>,
+    /// Where reconcile counts, durations and the objects-in-backoff gauge go.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for ControllerConfig {
@@ -54,6 +57,7 @@ impl Default for ControllerConfig {
             backoff_max: Duration::from_secs(300),
             reporter: "blaxel-operator".to_owned(),
             namespace: None,
+            metrics: Arc::default(),
         }
     }
 }
@@ -130,6 +134,50 @@ where
     (reader, stream)
 }
 
+/// `reconcile` counted and timed in `metrics` (by kind, and by error category when it fails).
+fn measured<K, F, Fut>(
+    metrics: &Arc<Metrics>,
+    kind: &'static str,
+    reconcile: F,
+) -> impl FnMut(
+    Arc<K>,
+    Arc<Context>,
+) -> futures::future::BoxFuture<'static, Result<Action, reconcile::Error>>
+where
+    K: Resource<DynamicType = ()> + Send + Sync + 'static,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = Result<Action, reconcile::Error>> + Send + 'static,
+{
+    let metrics = Arc::clone(metrics);
+    move |obj, ctx| {
+        let metrics = Arc::clone(&metrics);
+        let reconcile = reconcile.clone();
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let result = reconcile(obj, Arc::clone(&ctx)).await;
+            metrics.reconciled(
+                kind,
+                started.elapsed(),
+                result.as_ref().err().map(reconcile::Error::category),
+            );
+            metrics.set_in_backoff(ctx.backoff.in_backoff());
+            result
+        })
+    }
+}
+
+/// [`reconcile::error_policy`], then the objects-in-backoff gauge brought up to date.
+fn backoff_gauge<K: Resource<DynamicType = ()>>(
+    metrics: &Arc<Metrics>,
+) -> impl Fn(Arc<K>, &reconcile::Error, Arc<Context>) -> Action + use<K> {
+    let metrics = Arc::clone(metrics);
+    move |obj, error, ctx| {
+        let action = reconcile::error_policy(obj, error, Arc::clone(&ctx));
+        metrics.set_in_backoff(ctx.backoff.in_backoff());
+        action
+    }
+}
+
 /// Runs both controllers until `shutdown` resolves; in-flight reconciles finish first.
 ///
 /// `ready` is set to true once both caches have synced (for `/readyz`).
@@ -173,8 +221,12 @@ pub async fn run(
         .with_config(controller_config.clone())
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(
-            reconcile::member::reconcile,
-            reconcile::error_policy,
+            measured(
+                &config.metrics,
+                "WorkspaceMember",
+                reconcile::member::reconcile,
+            ),
+            backoff_gauge(&config.metrics),
             Arc::clone(&ctx),
         )
         .for_each(|result| async move {
@@ -186,8 +238,8 @@ pub async fn run(
         .with_config(controller_config)
         .graceful_shutdown_on(stopped(stop_rx))
         .run(
-            reconcile::sandbox::reconcile,
-            reconcile::error_policy,
+            measured(&config.metrics, "Sandbox", reconcile::sandbox::reconcile),
+            backoff_gauge(&config.metrics),
             Arc::clone(&ctx),
         )
         .for_each(|result| async move {

@@ -9,13 +9,19 @@
 //! - [`sim`]: the embedded Blaxel API simulator (`blaxel-operator simulate`).
 //! - [`kube_local`]: the local Kubernetes API server used by the demo and the tests.
 //! - [`cli`], [`operator`], [`telemetry`]: the command line, `run`, and logging.
+//! - [`ops`]: around the controllers: [`metrics`], the [`server`] (`/metrics`, `/healthz`, `/readyz`) and
+//!   [`leader`] election with its write fence.
 
 pub mod blaxel;
 pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod kube_local;
+pub mod leader;
+pub mod metrics;
 pub mod operator;
+pub mod ops;
 pub mod reconcile;
+pub mod server;
 pub mod sim;
 pub mod telemetry;

@@ -1,10 +1,6 @@
 //! `blaxel-operator run`: builds the clients from the configuration and runs the controllers until
 //! SIGTERM or Ctrl-C.
 
-use std::sync::Arc;
-
-use tokio::sync::watch;
-
 use crate::blaxel::client::{ClientConfig, HttpClient};
 use crate::cli::OperatorArgs;
 use crate::controller;
@@ -21,6 +17,9 @@ pub enum RunError {
     /// The controllers could not start.
     #[error(transparent)]
     Start(#[from] controller::StartError),
+    /// Metrics server, leader election.
+    #[error(transparent)]
+    Ops(#[from] crate::ops::OpsError),
 }
 
 /// The Blaxel HTTP client the arguments describe.
@@ -49,7 +48,7 @@ pub async fn run(
     let default_key = args
         .default_key()
         .map_err(|e| RunError::Config(e.to_string()))?;
-    let api = Arc::new(blaxel_client(&args)?);
+    let http = blaxel_client(&args)?;
     let config = args.controller_config(default_key);
     tracing::info!(
         api_url = %args.api_url,
@@ -57,8 +56,7 @@ pub async fn run(
         namespace = config.namespace.as_deref().unwrap_or("*"),
         "starting"
     );
-    let (ready, _) = watch::channel(false);
-    controller::run(client, api, config, shutdown, ready).await?;
+    crate::ops::run(client, http, config, &args.ops, shutdown).await?;
     Ok(())
 }
 

@@ -1,0 +1,182 @@
+//! Operational wiring around the controllers: the metrics/health server, request metrics on the Blaxel
+//! client, and leader election with its write fence.
+//!
+//! Without `--leader-election` the controllers run at once and the fence is always open. With it, the
+//! replica stands by (serving `/healthz`, `/readyz` = ready as standby, and `/metrics`) until it holds the
+//! Lease, then runs the controllers while renewing. **When leadership is lost the process exits with an
+//! error** (dropping in-flight reconciles at once; every remote write is fenced anyway): the Deployment
+//! restarts it and it comes back as a standby with fresh caches. On SIGTERM the leader finishes in-flight
+//! reconciles, then releases the Lease so a standby takes over immediately.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::sync::watch;
+
+use crate::blaxel::{BlaxelApi, HttpClient};
+use crate::controller::{self, ControllerConfig};
+use crate::leader::{self, Elector, Fence, FencedApi, LeaderConfig};
+use crate::metrics::Metrics;
+use crate::server::{self, Health};
+
+/// Flags for metrics, health, leader election and trace export.
+#[derive(Debug, Clone, Args)]
+pub struct OpsArgs {
+    /// Address of the `/metrics`, `/healthz` and `/readyz` server.
+    #[arg(long, env = "BLAXEL_METRICS_BIND", default_value = "0.0.0.0:8080")]
+    pub metrics_bind: SocketAddr,
+    /// Run only while holding a `coordination.k8s.io` Lease (for more than one replica).
+    #[arg(long, env = "BLAXEL_LEADER_ELECTION")]
+    pub leader_election: bool,
+    /// Name of the leader Lease.
+    #[arg(long, env = "BLAXEL_LEASE_NAME", default_value = "blaxel-operator")]
+    pub lease_name: String,
+    /// Namespace of the leader Lease (default: `POD_NAMESPACE`, else `default`).
+    #[arg(long, env = "BLAXEL_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// How long the Lease is valid after a renew; renews happen every third of it, and the leader stops
+    /// writing a fifth of it before expiry.
+    #[arg(long, env = "BLAXEL_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+    /// OTLP/HTTP endpoint to export traces to, e.g. `http://otel-collector:4318` (needs the `otel` build
+    /// feature; ignored with a warning otherwise).
+    #[arg(long, env = "BLAXEL_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Default for OpsArgs {
+    fn default() -> Self {
+        Self {
+            metrics_bind: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            leader_election: false,
+            lease_name: "blaxel-operator".to_owned(),
+            lease_namespace: None,
+            lease_duration: Duration::from_secs(15),
+            otlp_endpoint: None,
+        }
+    }
+}
+
+impl OpsArgs {
+    /// The election settings these flags describe, with a fresh identity.
+    #[must_use]
+    pub fn leader_config(&self) -> LeaderConfig {
+        LeaderConfig {
+            lease_name: self.lease_name.clone(),
+            lease_namespace: self
+                .lease_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "default".to_owned()),
+            identity: leader::default_identity(),
+            lease_duration: self.lease_duration.max(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// Why the operator stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// The metrics server could not bind its address.
+    #[error("--metrics-bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The controllers could not start.
+    #[error(transparent)]
+    Start(#[from] controller::StartError),
+    /// Another replica may hold the lease now; this one stopped at once (it restarts as a standby).
+    #[error("lost the leader lease; exiting so this replica restarts as a standby")]
+    LeadershipLost,
+}
+
+/// A future that resolves once `rx` turns true (or its sender is gone).
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Runs the controllers with metrics, health endpoints and (when asked) leader election, until `shutdown`
+/// resolves or leadership is lost.
+///
+/// # Errors
+/// See [`OpsError`].
+pub async fn run(
+    client: kube::Client,
+    http: HttpClient,
+    mut config: ControllerConfig,
+    ops: &OpsArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), OpsError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        stop_tx.send_replace(true);
+    });
+
+    let metrics = Arc::new(Metrics::new());
+    config.metrics = Arc::clone(&metrics);
+    http.set_attempt_observer(metrics.attempt_observer());
+    let limiter = http.clone();
+    metrics.on_scrape(move |m| m.set_rate_limit(limiter.rate_limit_stats()));
+
+    let mut elector = ops
+        .leader_election
+        .then(|| Elector::new(client.clone(), ops.leader_config()));
+    let fence = elector.as_ref().map_or_else(Fence::open, Elector::fence);
+    let gauge_fence = fence.clone();
+    metrics.on_scrape(move |m| m.set_leader(gauge_fence.may_write()));
+
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let (_addr, _server) = server::serve(
+        ops.metrics_bind,
+        Health {
+            metrics,
+            synced: ready_rx,
+            fence: elector.as_ref().map(|_| fence.clone()),
+        },
+        stopped(stop_rx.clone()),
+    )
+    .await
+    .map_err(|source| OpsError::Bind {
+        addr: ops.metrics_bind,
+        source,
+    })?;
+
+    let api: Arc<dyn BlaxelApi> = Arc::new(FencedApi::new(Arc::new(http), fence));
+    let Some(elector) = elector.as_mut() else {
+        controller::run(client, api, config, stopped(stop_rx), ready_tx).await?;
+        return Ok(());
+    };
+    tracing::info!(
+        lease = %elector.config().lease_name,
+        namespace = %elector.config().lease_namespace,
+        identity = %elector.config().identity,
+        duration = ?elector.config().lease_duration,
+        "leader election: waiting for the lease"
+    );
+    tokio::select! {
+        () = elector.acquire() => {}
+        () = stopped(stop_rx.clone()) => return Ok(()),
+    }
+    let finished = {
+        let controllers = controller::run(client, api, config, stopped(stop_rx), ready_tx);
+        tokio::select! {
+            result = controllers => Some(result),
+            () = elector.hold() => None,
+        }
+    };
+    match finished {
+        Some(result) => {
+            // The controllers have stopped: nothing writes any more, so the lease can go.
+            elector.release().await;
+            result.map_err(Into::into)
+        }
+        None => Err(OpsError::LeadershipLost),
+    }
+}
