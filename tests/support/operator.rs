@@ -45,6 +45,8 @@ where
 pub struct Operator {
     child: Child,
     log: PathBuf,
+    /// Where its `/metrics`, `/healthz` and `/readyz` are served.
+    pub metrics_addr: std::net::SocketAddr,
 }
 
 impl Operator {
@@ -65,6 +67,47 @@ impl Operator {
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The exit status, if the process has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the process, as a long GC pause or a partition would.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args([signal, &pid]).status();
+    }
+
+    /// `GET` one of the operator's own endpoints: the status and body, or `None` when it does not answer.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let resp = reqwest::Client::new()
+            .get(format!("http://{}{path}", self.metrics_addr))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        let status = resp.status().as_u16();
+        Some((status, resp.text().await.ok()?))
+    }
+
+    /// The `/metrics` text, or `None` when the endpoint does not answer.
+    pub async fn scrape(&self) -> Option<String> {
+        self.get("/metrics").await.map(|(_, body)| body)
+    }
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed) in a `/metrics` text.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A free local port for an operator's metrics server.
+fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free local port")
 }
 
 impl Drop for Operator {
@@ -153,12 +196,27 @@ impl World {
         .iter()
         .map(ToString::to_string)
         .collect();
+        // A flag given in `extra` replaces its default here (clap refuses a flag given twice).
+        let defaults = args.split_off(1);
+        for pair in defaults.chunks(2) {
+            if !extra.contains(&pair[0].as_str()) {
+                args.extend_from_slice(pair);
+            }
+        }
         if !extra.contains(&"--default-credentials-namespaces") {
             args.extend([
                 "--default-credentials-namespaces".to_owned(),
                 self.ns.clone(),
             ]);
         }
+        let metrics_addr = match extra.iter().position(|a| *a == "--metrics-bind") {
+            Some(i) => extra[i + 1].parse().expect("--metrics-bind address"),
+            None => {
+                let addr = free_addr();
+                args.extend(["--metrics-bind".to_owned(), addr.to_string()]);
+                addr
+            }
+        };
         args.extend(extra.iter().map(ToString::to_string));
         let child = Command::new(env!("CARGO_BIN_EXE_blaxel-operator"))
             .args(&args)
@@ -170,7 +228,11 @@ impl World {
             .stderr(file)
             .spawn()
             .expect("starting the operator");
-        Operator { child, log }
+        Operator {
+            child,
+            log,
+            metrics_addr,
+        }
     }
 
     /// WorkspaceMembers in the test namespace.

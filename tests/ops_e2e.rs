@@ -1,0 +1,354 @@
+//! End to end: `/metrics`, `/healthz`, `/readyz` and leader election, with real operator processes against
+//! the local Kubernetes API server and the simulator over HTTP.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use blaxel_operator::crd::MemberPhase;
+use blaxel_operator::sim::{Faults, SimConfig};
+use serde_json::json;
+use support::operator::{DEADLINE, Operator, World, eventually, sample};
+
+/// The lease duration the leader-election tests run with.
+const LEASE: Duration = Duration::from_secs(3);
+
+async fn phase(world: &World, name: &str) -> Option<MemberPhase> {
+    world.members().get_opt(name).await.ok()??.status?.phase
+}
+
+async fn wait_phase(world: &World, name: &str, want: MemberPhase) {
+    eventually(&format!("{name} {want:?}"), DEADLINE, || async {
+        (phase(world, name).await == Some(want)).then_some(())
+    })
+    .await;
+}
+
+async fn member(world: &World, name: &str, role: &str) {
+    world
+        .apply_member(
+            name,
+            json!({"workspace": world.workspace, "email": format!("{name}@example.com"), "role": role}),
+        )
+        .await;
+}
+
+/// `(operation, status) -> attempts` from the operator's `blaxel_operator_api_requests_total` samples.
+fn metric_requests(text: &str) -> BTreeMap<(String, String), u64> {
+    let mut out = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("blaxel_operator_api_requests_total{"))
+    {
+        let label = |name: &str| {
+            let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+            let len = line[start..].find('"')?;
+            Some(line[start..start + len].to_owned())
+        };
+        let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        let key = (label("operation").unwrap(), label("status").unwrap());
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "counter values are small whole numbers"
+        )]
+        let value = value as u64;
+        *out.entry(key).or_default() += value;
+    }
+    out
+}
+
+/// `(operation, status) -> requests` as the simulator counted them (`/v0` stripped, `dropped` as `none`).
+fn sim_requests(world: &World) -> BTreeMap<(String, String), u64> {
+    let stats = world.sim.stats();
+    let mut out = BTreeMap::new();
+    for (route, entry) in stats["byRoute"].as_object().unwrap() {
+        let operation = route.replacen(" /v0", " ", 1).replacen("  ", " ", 1);
+        for (status, n) in entry["byStatus"].as_object().unwrap() {
+            let status = if status == "dropped" {
+                "none".to_owned()
+            } else {
+                status.clone()
+            };
+            out.insert((operation.clone(), status), n.as_u64().unwrap());
+        }
+    }
+    out
+}
+
+/// `/metrics` counts exactly the remote requests the simulator answered (by operation and status, failures
+/// included), reconciles move, and neither the API key nor e-mails ever appear in it.
+#[tokio::test]
+async fn metrics_match_the_simulator() {
+    let mut world = World::new(SimConfig {
+        faults: Faults {
+            error_rate: 0.25,
+            ..Faults::default()
+        },
+        seed: Some(11),
+        ..SimConfig::default()
+    })
+    .await;
+    let op = world.start_operator(&[]);
+    eventually("/healthz answers", DEADLINE, || async {
+        (op.get("/healthz").await? == (200, "ok".to_owned())).then_some(())
+    })
+    .await;
+    eventually(
+        "/readyz ready after the caches synced",
+        DEADLINE,
+        || async { (op.get("/readyz").await?.0 == 200).then_some(()) },
+    )
+    .await;
+    for name in ["alice", "bob", "carol"] {
+        member(&world, name, "admin").await;
+    }
+    for name in ["alice", "bob", "carol"] {
+        wait_phase(&world, name, MemberPhase::Invited).await;
+        world
+            .sim_control(&format!("invitations/{name}@example.com/accept"), json!({}))
+            .await;
+    }
+    world
+        .sim_faults(json!({"latencyMs": 0, "latencyJitterMs": 0, "rateLimit": null, "errorRate": 0.0, "dropRate": 0.0}))
+        .await;
+    for name in ["alice", "bob", "carol"] {
+        wait_phase(&world, name, MemberPhase::Active).await;
+    }
+    let text = eventually("metrics equal the simulator's counts", DEADLINE, || async {
+        let text = op.scrape().await?;
+        (metric_requests(&text) == sim_requests(&world)).then_some(text)
+    })
+    .await;
+    let posts = metric_requests(&text)
+        .into_iter()
+        .filter(|((op, _), _)| op == "POST /users")
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    assert_eq!(posts, world.calls("POST /v0/users"), "{text}");
+    assert!(posts >= 3, "one invitation per member at least: {text}");
+    let reconciles = sample(
+        &text,
+        "blaxel_operator_reconciles_total{kind=\"WorkspaceMember\"}",
+    )
+    .unwrap();
+    assert!(reconciles >= 3.0, "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            "blaxel_operator_reconcile_duration_seconds_count{kind=\"WorkspaceMember\"}"
+        ),
+        Some(reconciles),
+        "one duration sample per reconcile"
+    );
+    let injected_on_posts = world.sim.stats()["byRoute"]["POST /v0/users"]["byStatus"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .any(|(status, _)| status.starts_with('5'));
+    if injected_on_posts {
+        assert!(
+            sample(
+                &text,
+                "blaxel_operator_reconcile_failures_total{kind=\"WorkspaceMember\",category=\"Unavailable\"}"
+            )
+            .unwrap_or(0.0)
+                >= 1.0,
+            "a failed invitation fails the reconcile: {text}"
+        );
+    }
+    assert_eq!(sample(&text, "blaxel_operator_leader"), Some(1.0));
+    assert!(sample(&text, "blaxel_operator_objects_in_backoff").is_some());
+    assert!(sample(&text, "blaxel_operator_rate_limit_waits_total").is_some());
+    assert!(
+        !text.contains(&world.key),
+        "the API key leaked into /metrics"
+    );
+    assert!(!text.contains("Bearer"), "{text}");
+    assert!(!text.contains("example.com"), "e-mails are not labels");
+}
+
+fn leader_flags(world: &World) -> Vec<String> {
+    [
+        "--leader-election",
+        "--lease-namespace",
+        &world.ns,
+        "--lease-duration",
+        "3s",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect()
+}
+
+async fn is_leader(op: &Operator) -> Option<bool> {
+    Some(sample(&op.scrape().await?, "blaxel_operator_leader")? >= 1.0)
+}
+
+/// Waits until exactly one of `ops` leads; returns its index.
+async fn one_leader(ops: &[&Operator]) -> usize {
+    eventually("exactly one leader", DEADLINE, || async {
+        let mut leaders = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            match is_leader(op).await {
+                Some(true) => leaders.push(i),
+                Some(false) => {}
+                None => return None,
+            }
+        }
+        (leaders.len() == 1).then(|| leaders[0])
+    })
+    .await
+}
+
+/// Sum of a metric family's samples (0 when absent).
+fn total(text: &str, family: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(family))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Two replicas: exactly one reconciles and talks to Blaxel, the standby is ready but idle; killing the
+/// leader hands over within a lease duration plus one renew period, without a duplicate invitation.
+#[tokio::test]
+async fn leader_election_one_reconciles_and_hands_over() {
+    let mut world = World::new(SimConfig::default()).await;
+    let flags = leader_flags(&world);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let a = world.start_operator(&flags);
+    let b = world.start_operator(&flags);
+    let mut ops = [a, b];
+    let leader = one_leader(&[&ops[0], &ops[1]]).await;
+    let standby = 1 - leader;
+    eventually("the leader is ready", DEADLINE, || async {
+        (ops[leader].get("/readyz").await? == (200, "ok".to_owned())).then_some(())
+    })
+    .await;
+    assert_eq!(
+        ops[standby].get("/readyz").await,
+        Some((200, "standby".to_owned())),
+        "a standby is ready (rolling updates must not stall on it)"
+    );
+
+    member(&world, "alice", "admin").await;
+    wait_phase(&world, "alice", MemberPhase::Invited).await;
+    let standby_text = ops[standby].scrape().await.unwrap();
+    assert_eq!(
+        total(&standby_text, "blaxel_operator_reconciles_total"),
+        0.0,
+        "the standby never reconciles: {standby_text}"
+    );
+    assert_eq!(
+        total(&standby_text, "blaxel_operator_api_requests_total"),
+        0.0,
+        "the standby never calls Blaxel: {standby_text}"
+    );
+    let leader_text = ops[leader].scrape().await.unwrap();
+    assert!(total(&leader_text, "blaxel_operator_reconciles_total") >= 1.0);
+
+    ops[leader].kill();
+    let killed = Instant::now();
+    eventually("the standby takes over", DEADLINE, || async {
+        is_leader(&ops[standby]).await?.then_some(())
+    })
+    .await;
+    let handover = killed.elapsed();
+    eprintln!("handover after SIGKILL: {handover:?} (lease {LEASE:?})");
+    assert!(
+        handover <= LEASE + LEASE / 3 + Duration::from_secs(1),
+        "handover took {handover:?}"
+    );
+    member(&world, "bob", "admin").await;
+    wait_phase(&world, "bob", MemberPhase::Invited).await;
+    assert_eq!(
+        world.calls("POST /v0/users"),
+        2,
+        "one invitation per member across the handover"
+    );
+}
+
+/// A leader frozen past its lease (a long pause) makes no remote write when it wakes, even with a stale
+/// cache that tells it to invite; it exits, and the new leader's writes are the only ones.
+#[tokio::test]
+async fn old_leader_is_fenced_after_its_lease_expired() {
+    let mut world = World::new(SimConfig::default()).await;
+    let mut flags = leader_flags(&world);
+    // A long list freshness: once woken, the old leader still believes carol does not exist remotely.
+    flags.extend(
+        [
+            "--invitation-poll-interval",
+            "60s",
+            "--resync-interval",
+            "60s",
+        ]
+        .map(String::from),
+    );
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let old = world.start_operator(&flags);
+    eventually("the first replica leads", DEADLINE, || async {
+        is_leader(&old).await?.then_some(())
+    })
+    .await;
+    let new = world.start_operator(&flags);
+    eventually("the second replica stands by", DEADLINE, || async {
+        (new.get("/readyz").await? == (200, "standby".to_owned())).then_some(())
+    })
+    .await;
+    member(&world, "alice", "admin").await;
+    wait_phase(&world, "alice", MemberPhase::Invited).await;
+    assert_eq!(world.calls("POST /v0/users"), 1);
+
+    old.signal("-STOP");
+    let frozen = Instant::now();
+    eventually("the second replica takes over", DEADLINE, || async {
+        is_leader(&new).await?.then_some(())
+    })
+    .await;
+    eprintln!("takeover from a frozen leader: {:?}", frozen.elapsed());
+    member(&world, "carol", "admin").await;
+    wait_phase(&world, "carol", MemberPhase::Invited).await;
+    // A change the old leader will see on waking, and would act on without the fence.
+    member(&world, "alice", "member").await;
+    eventually("the new leader sets alice's role", DEADLINE, || async {
+        (world.remote_user("alice@example.com").await?["role"] == "member").then_some(())
+    })
+    .await;
+    let writes = |w: &World| {
+        (
+            w.calls("POST /v0/users"),
+            w.calls("PUT /v0/users/{subOrEmail}"),
+            w.calls("DELETE /v0/users/{subOrEmail}"),
+        )
+    };
+    let before = writes(&world);
+    assert_eq!(before.0, 2, "one invitation each for alice and carol");
+
+    old.signal("-CONT");
+    let old = std::cell::RefCell::new(old);
+    let status = eventually("the old leader exits", DEADLINE, || async {
+        old.borrow_mut().try_wait()
+    })
+    .await;
+    let old = old.into_inner();
+    assert!(!status.success(), "losing the lease is an error exit");
+    let log = old.output();
+    assert!(log.contains("lost the leader lease"), "{log}");
+    eprintln!(
+        "old leader attempted fenced writes: {}",
+        log.contains("remote writes are fenced")
+    );
+    assert_eq!(
+        writes(&world),
+        before,
+        "no remote write from the old leader after its lease expired"
+    );
+    assert!(is_leader(&new).await.unwrap());
+}
