@@ -539,7 +539,82 @@ impl BlaxelApi for FencedApi {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
     use super::*;
+    use crate::blaxel::{ApiKey, ClientConfig, HttpClient};
+    use crate::sim::{self, Faults, SimConfig, SimHandle};
+
+    async fn fenced(config: SimConfig) -> (SimHandle, FencedApi, Fence, Scope) {
+        let sim = sim::spawn(config).await.unwrap();
+        let http = HttpClient::new(ClientConfig {
+            base_url: sim.base_url(),
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        let key = sim.api_key();
+        let scope = Scope {
+            workspace: key.workspace,
+            api_key: ApiKey::new(&key.key),
+        };
+        let fence = Fence::closed();
+        (
+            sim,
+            FencedApi::new(Arc::new(http), fence.clone()),
+            fence,
+            scope,
+        )
+    }
+
+    fn posts(sim: &SimHandle) -> u64 {
+        sim.stats()["byRoute"]["POST /v0/users"]["total"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// Outside the fence, reads pass and writes never reach the server; inside it, writes go through.
+    #[tokio::test]
+    async fn fenced_api_refuses_writes_outside_the_fence() {
+        let (sim, api, fence, scope) = fenced(SimConfig::default()).await;
+        assert!(api.list_users(&scope).await.is_ok(), "reads are not fenced");
+        let refused = api.invite_user(&scope, "a@example.com").await;
+        assert!(
+            matches!(refused, Err(ApiError::Unavailable { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(posts(&sim), 0, "a fenced write never reaches Blaxel");
+        fence.set(Some(Instant::now() + Duration::from_secs(30)));
+        api.invite_user(&scope, "a@example.com").await.unwrap();
+        assert_eq!(posts(&sim), 1);
+        fence.set(Some(Instant::now()));
+        assert!(api.invite_user(&scope, "b@example.com").await.is_err());
+        assert_eq!(posts(&sim), 1, "an expired deadline closes the fence");
+    }
+
+    /// A write still running when the deadline passes is abandoned at the deadline.
+    #[tokio::test]
+    async fn fenced_api_abandons_a_write_at_the_deadline() {
+        let (_sim, api, fence, scope) = fenced(SimConfig {
+            faults: Faults {
+                latency: Duration::from_secs(5),
+                ..Faults::default()
+            },
+            ..SimConfig::default()
+        })
+        .await;
+        fence.set(Some(Instant::now() + Duration::from_millis(200)));
+        let started = Instant::now();
+        let result = api.invite_user(&scope, "a@example.com").await;
+        assert!(
+            matches!(result, Err(ApiError::Unavailable { .. })),
+            "{result:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 
     fn config() -> LeaderConfig {
         LeaderConfig {

@@ -352,3 +352,46 @@ async fn old_leader_is_fenced_after_its_lease_expired() {
     );
     assert!(is_leader(&new).await.unwrap());
 }
+
+/// Two electors racing on one Lease: exactly one wins, the other stays standby while the lease is live,
+/// and a released lease is taken at once.
+#[tokio::test]
+async fn electors_race_on_one_lease() {
+    use blaxel_operator::leader::{Elector, LeaderConfig};
+    let client = support::kube::cluster().await.client().await;
+    let ns = support::kube::fresh_namespace(&client).await;
+    let config = |identity: &str| LeaderConfig {
+        lease_name: "race".to_owned(),
+        lease_namespace: ns.clone(),
+        identity: identity.to_owned(),
+        lease_duration: LEASE,
+    };
+    let mut a = Elector::new(client.clone(), config("a"));
+    let mut b = Elector::new(client.clone(), config("b"));
+    let (won_a, won_b) = tokio::join!(a.round(), b.round());
+    assert!(
+        won_a.unwrap() ^ won_b.unwrap(),
+        "exactly one elector wins a race"
+    );
+    let (mut leader, mut standby) = if a.fence().may_write() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert!(!standby.round().await.unwrap(), "a live lease is not taken");
+    assert!(leader.round().await.unwrap(), "the holder renews");
+    assert!(!standby.fence().may_write());
+    leader.release().await;
+    assert!(
+        !leader.fence().may_write(),
+        "releasing closes the fence first"
+    );
+    assert!(
+        standby.round().await.unwrap(),
+        "a released lease is taken at once"
+    );
+    assert!(
+        !leader.round().await.unwrap(),
+        "and the old holder stands by"
+    );
+}
