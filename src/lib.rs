@@ -21,6 +21,8 @@ pub mod leader;
 pub mod metrics;
 pub mod operator;
 pub mod ops;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod reconcile;
 pub mod server;
 pub mod sim;

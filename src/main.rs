@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
             blaxel_operator::sim::run(args).await.map_err(Into::into)
         }
         Command::Run(args) => {
-            telemetry::init(args.log_format);
+            let _telemetry = blaxel_operator::ops::init_telemetry(args.log_format, &args.ops);
             match kube::Client::try_default().await {
                 Ok(client) => operator::run(args, client, operator::shutdown_signal())
                     .await

@@ -77,6 +77,43 @@ impl OpsArgs {
     }
 }
 
+/// Keeps trace export running; flushes it when dropped (hold it until the process ends).
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    #[cfg(feature = "otel")]
+    _otel: Option<crate::otel::OtelGuard>,
+}
+
+/// Installs logging in `format`, plus OTLP trace export when `--otlp-endpoint` is set and the `otel`
+/// feature is built (without it, the flag is reported and ignored).
+pub fn init_telemetry(format: crate::telemetry::LogFormat, ops: &OpsArgs) -> TelemetryGuard {
+    #[cfg(feature = "otel")]
+    if let Some(endpoint) = ops.otlp_endpoint.as_deref() {
+        match crate::otel::init(format, endpoint) {
+            Ok(guard) => {
+                tracing::info!(endpoint, "exporting traces over OTLP/HTTP");
+                return TelemetryGuard { _otel: Some(guard) };
+            }
+            Err(e) => {
+                crate::telemetry::init(format);
+                tracing::error!(error = %e, "trace export disabled");
+                return TelemetryGuard { _otel: None };
+            }
+        }
+    }
+    crate::telemetry::init(format);
+    #[cfg(not(feature = "otel"))]
+    if ops.otlp_endpoint.is_some() {
+        tracing::warn!(
+            "--otlp-endpoint is ignored: this build lacks the `otel` feature (cargo build --features otel)"
+        );
+    }
+    TelemetryGuard {
+        #[cfg(feature = "otel")]
+        _otel: None,
+    }
+}
+
 /// Why the operator stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
