@@ -1,7 +1,9 @@
 //! Logging: human-readable or JSON lines, filtered by `RUST_LOG` (default `info`).
 //!
 //! Every reconcile runs in a span carrying the object's kind, namespace and name, so each line it logs
-//! names the object.
+//! names the object. The fields are `kind`, `namespace` and `object`: not `name`, which the JSON format
+//! already uses for the span's own name (`"span":{"name":"reconcile",...}`), so a `name` field would be a
+//! duplicate key that JSON readers drop.
 
 use tracing_subscriber::EnvFilter;
 

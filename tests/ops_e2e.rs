@@ -395,3 +395,27 @@ async fn electors_race_on_one_lease() {
         "and the old holder stands by"
     );
 }
+
+/// JSON logs: every line a reconcile logs names the object (kind, namespace and name, under `span`).
+#[tokio::test]
+async fn json_logs_name_the_object() {
+    let mut world = World::new(SimConfig::default()).await;
+    let op = world.start_operator(&["--log-format", "json"]);
+    member(&world, "alice", "admin").await;
+    wait_phase(&world, "alice", MemberPhase::Invited).await;
+    let log = op.output();
+    let mut reconcile_lines = 0;
+    for line in log.lines().filter(|l| l.starts_with('{')) {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+        let target = entry["target"].as_str().unwrap_or_default();
+        if !target.starts_with("blaxel_operator::reconcile") {
+            continue;
+        }
+        reconcile_lines += 1;
+        let span = &entry["span"];
+        assert_eq!(span["kind"], "WorkspaceMember", "{line}");
+        assert_eq!(span["namespace"], world.ns.as_str(), "{line}");
+        assert_eq!(span["object"], "alice", "{line}");
+    }
+    assert!(reconcile_lines > 0, "no reconcile log line: {log}");
+}

@@ -29,7 +29,7 @@ const MAX_STEPS: usize = 3;
 ///
 /// # Errors
 /// Transient failures, for [`super::error_policy`] to back off.
-#[instrument(skip_all, fields(kind = "WorkspaceMember", namespace = obj.namespace().unwrap_or_default(), name = obj.name_any()))]
+#[instrument(skip_all, fields(kind = "WorkspaceMember", namespace = obj.namespace().unwrap_or_default(), object = obj.name_any()))]
 pub async fn reconcile(obj: Arc<WorkspaceMember>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<WorkspaceMember> =
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());

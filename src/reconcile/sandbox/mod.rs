@@ -28,7 +28,7 @@ const MAX_STEPS: usize = 3;
 ///
 /// # Errors
 /// Transient failures, for [`super::error_policy`] to back off.
-#[instrument(skip_all, fields(kind = "Sandbox", namespace = obj.namespace().unwrap_or_default(), name = obj.name_any()))]
+#[instrument(skip_all, fields(kind = "Sandbox", namespace = obj.namespace().unwrap_or_default(), object = obj.name_any()))]
 pub async fn reconcile(obj: Arc<Sandbox>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<Sandbox> =
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
