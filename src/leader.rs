@@ -250,9 +250,7 @@ impl Elector {
                 },
                 spec: Some(self.record(None, jiff::Timestamp::now())),
             };
-            return self
-                .write(self.api.create(&PostParams::default(), &lease).await, sent)
-                .map(|()| self.fence.may_write());
+            return self.write(self.api.create(&PostParams::default(), &lease).await, sent);
         };
         let now = Instant::now();
         let version = lease.metadata.resource_version.clone();
@@ -290,18 +288,19 @@ impl Elector {
                         "acquired the leader lease"
                     );
                 }
-                self.write(result, sent).map(|()| self.fence.may_write())
+                self.write(result, sent)
             }
         }
     }
 
-    /// Opens the fence after a successful write sent at `sent`; a 409 (someone else wrote first) is a lost
-    /// race, not an error.
+    /// Opens the fence after a successful write sent at `sent` (returns true); a 409 (someone else wrote
+    /// first) is a lost race, not an error (returns false and leaves the fence at its current deadline,
+    /// which the winner's own wait has already outlasted).
     fn write(
         &mut self,
         result: Result<Lease, kube::Error>,
         sent: Instant,
-    ) -> Result<(), kube::Error> {
+    ) -> Result<bool, kube::Error> {
         match result {
             Ok(lease) => {
                 self.seen = Some(Seen {
@@ -309,9 +308,9 @@ impl Elector {
                     since: Instant::now(),
                 });
                 self.fence.set(Some(fence_deadline(sent, &self.config)));
-                Ok(())
+                Ok(true)
             }
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
             Err(e) => Err(e),
         }
     }

@@ -217,3 +217,53 @@ pub async fn run(
         None => Err(OpsError::LeadershipLost),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn run_args(args: &[&str]) -> super::OpsArgs {
+        let cli = Cli::try_parse_from(["blaxel-operator", "run"].iter().chain(args)).unwrap();
+        match cli.command {
+            Command::Run(args) => args.ops,
+            other => unreachable!("{other:?}"),
+        }
+    }
+
+    /// Defaults: metrics on 0.0.0.0:8080, no leader election, lease `blaxel-operator` for 15 s.
+    #[test]
+    fn defaults() {
+        let ops = run_args(&[]);
+        assert_eq!(ops.metrics_bind.to_string(), "0.0.0.0:8080");
+        assert!(!ops.leader_election);
+        assert_eq!(ops.lease_name, "blaxel-operator");
+        assert_eq!(ops.lease_duration, std::time::Duration::from_secs(15));
+        assert!(ops.otlp_endpoint.is_none());
+    }
+
+    /// The flags parse, and a lease namespace given on the command line wins.
+    #[test]
+    fn flags() {
+        let ops = run_args(&[
+            "--leader-election",
+            "--lease-name",
+            "x",
+            "--lease-namespace",
+            "ops",
+            "--lease-duration",
+            "3s",
+            "--metrics-bind",
+            "127.0.0.1:9000",
+        ]);
+        assert!(ops.leader_election);
+        let config = ops.leader_config();
+        assert_eq!(config.lease_name, "x");
+        assert_eq!(config.lease_namespace, "ops");
+        assert_eq!(config.lease_duration, std::time::Duration::from_secs(3));
+        assert_eq!(ops.metrics_bind.port(), 9000);
+    }
+}

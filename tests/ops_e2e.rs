@@ -419,3 +419,44 @@ async fn json_logs_name_the_object() {
     }
     assert!(reconcile_lines > 0, "no reconcile log line: {log}");
 }
+
+/// With the `otel` feature, reconcile spans (naming the object) reach an OTLP/HTTP collector.
+#[cfg(feature = "otel")]
+#[tokio::test]
+async fn traces_reach_the_otlp_endpoint() {
+    use std::sync::{Arc, Mutex};
+    let received: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let sink = Arc::clone(&received);
+    let collector = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = Arc::clone(&sink);
+            async move {
+                sink.lock().unwrap().push(body.to_vec());
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+    let mut world = World::new(SimConfig::default()).await;
+    let endpoint = format!("http://{addr}");
+    let _op = world.start_operator(&["--otlp-endpoint", &endpoint]);
+    member(&world, "alice", "admin").await;
+    wait_phase(&world, "alice", MemberPhase::Invited).await;
+    let has = |body: &[u8], needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    eventually(
+        "a span batch with the reconcile of alice",
+        DEADLINE,
+        || async {
+            received
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|b| has(b, b"reconcile") && has(b, b"alice") && has(b, b"WorkspaceMember"))
+                .then_some(())
+        },
+    )
+    .await;
+}
