@@ -203,9 +203,12 @@ pub async fn run(
     }
     let finished = {
         let controllers = controller::run(client, api, config, stopped(stop_rx), ready_tx);
+        // Biased: after a pause (a frozen process, a starved runtime) the lost lease is noticed before the
+        // controllers get to run again, so they are dropped without another step.
         tokio::select! {
-            result = controllers => Some(result),
+            biased;
             () = elector.hold() => None,
+            result = controllers => Some(result),
         }
     };
     match finished {

@@ -263,7 +263,8 @@ async fn leader_election_one_reconciles_and_hands_over() {
     let handover = killed.elapsed();
     eprintln!("handover after SIGKILL: {handover:?} (lease {LEASE:?})");
     assert!(
-        handover <= LEASE + LEASE / 3 + Duration::from_secs(1),
+        // Expiry by the standby's own clock, one renew period of polling, and slack for a loaded machine.
+        handover <= LEASE + LEASE / 3 + Duration::from_secs(2),
         "handover took {handover:?}"
     );
     member(&world, "bob", "admin").await;
