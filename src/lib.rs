@@ -8,12 +8,13 @@
 //! - [`blaxel`]: the remote API: models, typed errors, the `BlaxelApi` trait and its HTTP client.
 //! - [`sim`]: the embedded Blaxel API simulator (`blaxel-operator simulate`).
 //! - [`kube_local`]: the local Kubernetes API server used by the demo and the tests.
-//! - [`cli`], [`operator`], [`telemetry`]: the command line, `run`, and logging.
+//! - [`cli`], [`operator`], [`demo`], [`telemetry`]: the command line, `run`, `demo`, and logging.
 
 pub mod blaxel;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod demo;
 pub mod kube_local;
 pub mod operator;
 pub mod reconcile;
