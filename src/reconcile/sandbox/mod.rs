@@ -16,7 +16,7 @@ use super::{
     Context, Error, is_paused, pending_request, publish, remote_verdict, requeue_after,
     write_status,
 };
-use crate::blaxel::model::Sandbox as RemoteSandbox;
+use crate::blaxel::model::{Sandbox as RemoteSandbox, SandboxPhase};
 use crate::blaxel::{ApiError, PowerControl, Scope};
 use crate::crd::{DeletionPolicy, FINALIZER, Sandbox, SandboxStatus};
 use plan::{CleanupStep, SandboxAction, SandboxInput, observed_power};
@@ -92,7 +92,7 @@ async fn apply(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
     let settled = status
         .phase
         .as_deref()
-        .is_some_and(|p| !crate::blaxel::model::SandboxPhase::parse(p).is_transitional())
+        .is_some_and(|p| !SandboxPhase::parse(p).is_transitional())
         && conditions::is_true(&status.conditions, conditions::READY);
     let max_age = if pending_request(obj, status.last_handled_reconcile_at.as_ref()).is_some() {
         Duration::ZERO
@@ -310,8 +310,7 @@ async fn act(
             Err(ApiError::Conflict { .. }) => {
                 let now = refresh(ctx, scope, name).await?;
                 return Ok(now.filter(|s| {
-                    !s.phase().is_transitional()
-                        && s.phase() != crate::blaxel::model::SandboxPhase::Terminated
+                    !matches!(s.phase(), SandboxPhase::Deleting | SandboxPhase::Terminated)
                 }));
             }
             Err(e) => return Err(e),
