@@ -278,7 +278,11 @@ async fn act(
                 ctx.users.invalidate(scope).await;
                 return observe(ctx, scope, email, Duration::ZERO).await;
             }
-            Err(e) => return Err(e),
+            // The answer was lost: the invitation may exist. The next pass lists again before inviting.
+            Err(e) => {
+                ctx.users.invalidate(scope).await;
+                return Err(e);
+            }
         },
         MemberAction::SetRole(role) => {
             let mut user = ctx

@@ -313,7 +313,11 @@ async fn act(
                     !matches!(s.phase(), SandboxPhase::Deleting | SandboxPhase::Terminated)
                 }));
             }
-            Err(e) => return Err(e),
+            // The answer was lost: the sandbox may exist. The next pass lists again before creating.
+            Err(e) => {
+                ctx.sandboxes.invalidate(scope).await;
+                return Err(e);
+            }
         },
         SandboxAction::Update(body) => {
             let updated = ctx.api.update_sandbox(scope, &body).await?;
