@@ -438,6 +438,57 @@ async fn secret_create_and_read() {
     assert!(read.string_data.is_none());
 }
 
+/// A watcher on Secrets (how the operator notices credential changes) sees a server-side applied change.
+#[tokio::test]
+async fn secret_watch_sees_server_side_apply() {
+    let client = k::client().await;
+    let ns = k::fresh_namespace(&client).await;
+    let api = Api::<Secret>::namespaced(client, &ns);
+    let events = watcher(api.clone(), watcher::Config::default());
+    let mut events = std::pin::pin!(events);
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let watcher::Event::InitDone = events.try_next().await.unwrap().unwrap() {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("watcher init within the deadline");
+
+    let apply = |value: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "rotating"},
+            "stringData": {"apiKey": value}
+        })
+    };
+    let pp = PatchParams::apply("conformance-owner");
+    api.patch("rotating", &pp, &Patch::Apply(apply("one")))
+        .await
+        .unwrap();
+    api.patch("rotating", &pp, &Patch::Apply(apply("two")))
+        .await
+        .unwrap();
+    let rotated = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let watcher::Event::Apply(s) = events.try_next().await.unwrap().unwrap() {
+                let key = s
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("apiKey"))
+                    .map(|b| b.0.clone());
+                if key.as_deref() == Some(&b"two"[..]) {
+                    return s;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the rotated secret within the deadline");
+    assert_eq!(rotated.name_any(), "rotating");
+}
+
 /// kube-runtime's Recorder publishes events.k8s.io/v1 Events (and repeats as a series); core/v1 Events
 /// can be created and are the same objects seen through the other version.
 #[tokio::test]
