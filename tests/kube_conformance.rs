@@ -163,6 +163,32 @@ async fn crd_installs_established_and_discoverable() {
     assert_eq!(kinds, ["Widget"]);
 }
 
+/// kube-rs discovery of the whole server finds the core kinds the operator uses, in their groups.
+#[tokio::test]
+async fn discovery_lists_core_kinds() {
+    let client = k::client().await;
+    let discovery = kube::Discovery::new(client).run().await.unwrap();
+    let mut found: Vec<String> = discovery
+        .groups()
+        .flat_map(|g| g.recommended_resources())
+        .map(|(ar, _)| format!("{}/{}", ar.api_version, ar.kind))
+        .collect();
+    found.sort();
+    for expected in [
+        "v1/Secret",
+        "v1/Namespace",
+        "v1/ConfigMap",
+        "coordination.k8s.io/v1/Lease",
+        "events.k8s.io/v1/Event",
+        "apiextensions.k8s.io/v1/CustomResourceDefinition",
+    ] {
+        assert!(
+            found.iter().any(|f| f == expected),
+            "{expected} not in {found:?}"
+        );
+    }
+}
+
 /// Create, get and list by label return server-populated metadata (uid, resourceVersion, generation).
 #[tokio::test]
 async fn create_get_list_carry_server_metadata() {
