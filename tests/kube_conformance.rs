@@ -163,6 +163,32 @@ async fn crd_installs_established_and_discoverable() {
     assert_eq!(kinds, ["Widget"]);
 }
 
+/// kube-rs discovery of the whole server finds the core kinds the operator uses, in their groups.
+#[tokio::test]
+async fn discovery_lists_core_kinds() {
+    let client = k::client().await;
+    let discovery = kube::Discovery::new(client).run().await.unwrap();
+    let mut found: Vec<String> = discovery
+        .groups()
+        .flat_map(|g| g.recommended_resources())
+        .map(|(ar, _)| format!("{}/{}", ar.api_version, ar.kind))
+        .collect();
+    found.sort();
+    for expected in [
+        "v1/Secret",
+        "v1/Namespace",
+        "v1/ConfigMap",
+        "coordination.k8s.io/v1/Lease",
+        "events.k8s.io/v1/Event",
+        "apiextensions.k8s.io/v1/CustomResourceDefinition",
+    ] {
+        assert!(
+            found.iter().any(|f| f == expected),
+            "{expected} not in {found:?}"
+        );
+    }
+}
+
 /// Create, get and list by label return server-populated metadata (uid, resourceVersion, generation).
 #[tokio::test]
 async fn create_get_list_carry_server_metadata() {
@@ -436,6 +462,57 @@ async fn secret_create_and_read() {
         Some(&b"s3cr3t"[..])
     );
     assert!(read.string_data.is_none());
+}
+
+/// A watcher on Secrets (how the operator notices credential changes) sees a server-side applied change.
+#[tokio::test]
+async fn secret_watch_sees_server_side_apply() {
+    let client = k::client().await;
+    let ns = k::fresh_namespace(&client).await;
+    let api = Api::<Secret>::namespaced(client, &ns);
+    let events = watcher(api.clone(), watcher::Config::default());
+    let mut events = std::pin::pin!(events);
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let watcher::Event::InitDone = events.try_next().await.unwrap().unwrap() {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("watcher init within the deadline");
+
+    let apply = |value: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "rotating"},
+            "stringData": {"apiKey": value}
+        })
+    };
+    let pp = PatchParams::apply("conformance-owner");
+    api.patch("rotating", &pp, &Patch::Apply(apply("one")))
+        .await
+        .unwrap();
+    api.patch("rotating", &pp, &Patch::Apply(apply("two")))
+        .await
+        .unwrap();
+    let rotated = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let watcher::Event::Apply(s) = events.try_next().await.unwrap().unwrap() {
+                let key = s
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("apiKey"))
+                    .map(|b| b.0.clone());
+                if key.as_deref() == Some(&b"two"[..]) {
+                    return s;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the rotated secret within the deadline");
+    assert_eq!(rotated.name_any(), "rotating");
 }
 
 /// kube-runtime's Recorder publishes events.k8s.io/v1 Events (and repeats as a series); core/v1 Events
