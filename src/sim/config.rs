@@ -402,7 +402,7 @@ impl From<SimArgs> for SimConfig {
 }
 
 /// The burst used when only a rate is given: one second's worth of requests, at least one.
-fn default_burst(per_second: f64) -> u32 {
+pub(crate) fn default_burst(per_second: f64) -> u32 {
     let ceil = per_second.ceil();
     if ceil >= f64::from(u32::MAX) {
         u32::MAX

@@ -27,8 +27,7 @@ use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
 use super::body::{JsonObject, SimPath, SimQuery, field, parse_object};
-use super::clock::duration_ms;
-use super::config::{Faults, RateLimit, validate_faults};
+use super::config::{Faults, RateLimit, default_burst, validate_faults};
 use super::error::ApiError;
 use super::state::{Sim, lock};
 use super::users::{Role, Standing, UserRecord, render_invitation, render_user};
@@ -156,7 +155,7 @@ async fn set_faults(
             let burst = match field::opt_uint(rl, "burst", "rateLimit.burst")? {
                 Some(b) => u32::try_from(b)
                     .map_err(|_| ApiError::bad_request("rateLimit.burst is too large"))?,
-                None => u32::try_from(per_second.ceil().max(1.0) as u64).unwrap_or(u32::MAX),
+                None => default_burst(per_second),
             };
             f.rate_limit = Some(RateLimit { per_second, burst });
         }
@@ -235,7 +234,6 @@ async fn state(State(sim): State<Arc<Sim>>) -> Json<Value> {
             "maxBodyBytes": cfg.max_body_bytes,
             "seed": cfg.seed,
             "workspaces": cfg.effective_api_keys().iter().map(|k| k.workspace.clone()).collect::<Vec<_>>(),
-            "deployTimeMs": duration_ms(cfg.deploy_time),
         },
         "faults": faults,
         "workspaces": workspaces,

@@ -22,6 +22,9 @@ use super::conn::ConnHandle;
 use super::error::{ApiError, ErrorShape};
 use super::state::{Sim, lock, make_rng};
 
+/// Most rate-limit buckets kept; beyond this (a flood of distinct bogus keys) they all start over full.
+const MAX_BUCKETS: usize = 10_000;
+
 /// Salt of the fault injector's random stream.
 const FAULT_SALT: u64 = 0xfa17_0002;
 
@@ -97,6 +100,9 @@ impl FaultState {
         }
         if let Some(rl) = f.rate_limit {
             let burst = f64::from(rl.burst);
+            if self.buckets.len() >= MAX_BUCKETS && !self.buckets.contains_key(key) {
+                self.buckets.clear();
+            }
             let b = self.buckets.entry(key.to_owned()).or_insert(Bucket {
                 tokens: burst,
                 at: now,
