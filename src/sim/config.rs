@@ -279,6 +279,7 @@ pub struct SimArgs {
     #[arg(
         long = "api-key",
         env = "BLAXEL_SIM_API_KEYS",
+        hide_env_values = true,
         value_name = "KEY=WORKSPACE",
         value_delimiter = ','
     )]
