@@ -9,6 +9,7 @@
 //! | `GET /_sim/state` | the whole world as JSON (workspaces, users, sandboxes, previews, tokens) |
 //! | `POST /_sim/reset` | forgets all objects, counters and runtime fault changes (the clock keeps its time) |
 //! | `GET /_sim/faults`, `PUT /_sim/faults` | reads / changes faults at run time (partial updates) |
+//! | `GET/POST/DELETE /_sim/faults/script` | lists / appends / clears scripted faults: `{"route"?, "status" \| "drop": true, "times"?, "retryAfterMs"?}` |
 //! | `GET /_sim/clock` | `{"nowMs", "now"}` |
 //! | `POST /_sim/clock/advance` | `{"seconds": N}` or `{"ms": N}`: moves the clock forward |
 //! | `POST /_sim/invitations/{email}/accept` | the invitee accepts (`?workspace=`; default: every workspace inviting them) |
@@ -29,6 +30,7 @@ use serde_json::{Map, Value, json};
 use super::body::{JsonObject, SimPath, SimQuery, field, parse_object};
 use super::config::{Faults, RateLimit, default_burst, validate_faults};
 use super::error::ApiError;
+use super::faults::ScriptedFault;
 use super::state::{Sim, lock};
 use super::users::{Role, Standing, UserRecord, render_invitation, render_user};
 use super::util::validate_email;
@@ -43,6 +45,10 @@ pub fn router() -> Router<Arc<Sim>> {
         .route("/state", get(state))
         .route("/reset", post(reset))
         .route("/faults", get(faults).put(set_faults))
+        .route(
+            "/faults/script",
+            get(script).post(add_script).delete(clear_script),
+        )
         .route("/clock", get(clock))
         .route("/clock/advance", post(advance))
         .route("/invitations/{email}/accept", post(accept))
@@ -166,6 +172,30 @@ async fn set_faults(
     let mut state = lock(&sim.faults);
     state.set(f, seed);
     Ok(Json(faults_json(&state.faults)))
+}
+
+async fn script(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    Json(serde_json::to_value(&lock(&sim.faults).script).unwrap_or(Value::Null))
+}
+
+/// Appends one scripted fault; answers the whole script.
+async fn add_script(
+    State(sim): State<Arc<Sim>>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let fault: ScriptedFault = serde_json::from_value(Value::Object(body))
+        .map_err(|e| ApiError::bad_request(format!("invalid scripted fault: {e}")))?;
+    fault.validate().map_err(ApiError::bad_request)?;
+    let mut state = lock(&sim.faults);
+    state.script.push(fault);
+    Ok(Json(
+        serde_json::to_value(&state.script).unwrap_or(Value::Null),
+    ))
+}
+
+async fn clear_script(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    lock(&sim.faults).script.clear();
+    Json(json!([]))
 }
 
 fn human(d: Duration) -> String {
