@@ -320,7 +320,10 @@ mod tests {
         };
         let a = run();
         assert_eq!(a, run());
-        let errors = a.iter().filter(|d| matches!(d, Decision::Error(..))).count();
+        let errors = a
+            .iter()
+            .filter(|d| matches!(d, Decision::Error(..)))
+            .count();
         assert!((40..=80).contains(&errors), "{errors}");
     }
 }
