@@ -96,23 +96,7 @@ pub enum DemoError {
 /// When a part cannot start or an example cannot be applied.
 pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let started = Instant::now();
-    let (client, server) = match &args.kubeconfig {
-        Some(path) => {
-            println!("Using the cluster in {}", path.display());
-            (kube_local::client_from_kubeconfig(path).await?, None)
-        }
-        None => {
-            println!(
-                "Starting the local Kubernetes API server (the first run builds it: a few minutes)..."
-            );
-            let server = LocalApiServer::start(StartOptions::default()).await?;
-            println!(
-                "Kubernetes API server ready; kubeconfig: {}",
-                server.kubeconfig_path().display()
-            );
-            (server.client().await?, Some(server))
-        }
-    };
+    let (client, server) = cluster(args.kubeconfig.as_deref()).await?;
     install_crds(&client).await?;
     let simulator = sim::spawn(SimConfig {
         api_keys: vec![DEMO_KEY.parse().map_err(DemoError::Other)?],
@@ -144,13 +128,14 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     };
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let (ready_tx, _) = watch::channel(false);
+    let stopped = async move {
+        let _ = stop_rx.wait_for(|s| *s).await;
+    };
     let operator = tokio::spawn(controller::run(
         client.clone(),
         Arc::new(api),
         config,
-        async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        },
+        stopped,
         ready_tx,
     ));
     apply_examples(&client).await?;
@@ -160,25 +145,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         converged = watch_table(&client, args.timeout) => converged,
         _ = tokio::signal::ctrl_c() => Ok(false),
     };
-    let stats = simulator.stats();
-    let summary = match &outcome {
-        Ok(true) => format!(
-            "All objects Ready {:.1}s after start.",
-            started.elapsed().as_secs_f64()
-        ),
-        Ok(false) => "Stopped before every object was Ready.".to_owned(),
-        Err(e) => format!("Stopped: {e}"),
-    };
-    println!("\n{summary}");
-    println!(
-        "Blaxel API requests: {} in all ({} reads, {} writes).",
-        stats["total"],
-        stats["byMethod"]["GET"].as_u64().unwrap_or(0),
-        stats["total"]
-            .as_u64()
-            .unwrap_or(0)
-            .saturating_sub(stats["byMethod"]["GET"].as_u64().unwrap_or(0))
-    );
+    print_summary(&outcome, started, &simulator.stats());
     if args.keep_running && matches!(outcome, Ok(true)) {
         if let Some(server) = &server {
             println!(
@@ -196,6 +163,43 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         println!("Stopped the operator, the simulator and the local API server.");
     }
     outcome.map(|_| ())
+}
+
+fn print_summary(outcome: &Result<bool, DemoError>, started: Instant, stats: &Value) {
+    let summary = match outcome {
+        Ok(true) => format!(
+            "All objects Ready {:.1}s after start.",
+            started.elapsed().as_secs_f64()
+        ),
+        Ok(false) => "Stopped before every object was Ready.".to_owned(),
+        Err(e) => format!("Stopped: {e}"),
+    };
+    let total = stats["total"].as_u64().unwrap_or(0);
+    let reads = stats["byMethod"]["GET"].as_u64().unwrap_or(0);
+    println!("\n{summary}");
+    println!(
+        "Blaxel API requests: {total} in all ({reads} reads, {} writes).",
+        total.saturating_sub(reads)
+    );
+}
+
+/// A client for the given cluster, or for a local API server started (and returned) for the demo.
+async fn cluster(
+    kubeconfig: Option<&std::path::Path>,
+) -> Result<(kube::Client, Option<LocalApiServer>), DemoError> {
+    if let Some(path) = kubeconfig {
+        println!("Using the cluster in {}", path.display());
+        return Ok((kube_local::client_from_kubeconfig(path).await?, None));
+    }
+    println!(
+        "Starting the local Kubernetes API server (the first run builds it: a few minutes)..."
+    );
+    let server = LocalApiServer::start(StartOptions::default()).await?;
+    println!(
+        "Kubernetes API server ready; kubeconfig: {}",
+        server.kubeconfig_path().display()
+    );
+    Ok((server.client().await?, Some(server)))
 }
 
 async fn install_crds(client: &kube::Client) -> Result<(), DemoError> {

@@ -157,7 +157,7 @@ async fn crd_installs_established_and_discoverable() {
         .unwrap();
     let kinds: Vec<String> = discovery
         .groups()
-        .flat_map(|g| g.recommended_resources())
+        .flat_map(kube::discovery::ApiGroup::recommended_resources)
         .map(|(ar, _)| ar.kind)
         .collect();
     assert_eq!(kinds, ["Widget"]);
@@ -170,7 +170,7 @@ async fn discovery_lists_core_kinds() {
     let discovery = kube::Discovery::new(client).run().await.unwrap();
     let mut found: Vec<String> = discovery
         .groups()
-        .flat_map(|g| g.recommended_resources())
+        .flat_map(kube::discovery::ApiGroup::recommended_resources)
         .map(|(ar, _)| format!("{}/{}", ar.api_version, ar.kind))
         .collect();
     found.sort();
@@ -547,19 +547,19 @@ async fn events_via_recorder_and_core_v1() {
 
     let events = Api::<EventsV1Event>::namespaced(client.clone(), &ns);
     let list = events.list(&ListParams::default()).await.unwrap();
-    let recorded = list
+    let published = list
         .items
         .iter()
         .find(|e| e.reason.as_deref() == Some("ConformanceCheck"))
         .expect("the recorded event");
     assert_eq!(
-        recorded.note.as_deref(),
+        published.note.as_deref(),
         Some("recorded by the conformance test")
     );
-    assert_eq!(recorded.series.as_ref().map(|s| s.count), Some(2));
+    assert_eq!(published.series.as_ref().map(|s| s.count), Some(2));
 
     let core = Api::<CoreEvent>::namespaced(client.clone(), &ns);
-    let same = core.get(&recorded.name_any()).await.unwrap();
+    let same = core.get(&published.name_any()).await.unwrap();
     assert_eq!(
         same.message.as_deref(),
         Some("recorded by the conformance test")

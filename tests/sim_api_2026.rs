@@ -1,7 +1,10 @@
 //! Today's API (`--api-generation 2026`): the 2025-only routes are gone, power is `spec.enabled` with a
 //! `state` field, shapes carry today's fields, and `GET /sandboxes` paginates for `Blaxel-Version >=
 //! 2026-04-28`.
-
+#![allow(
+    clippy::too_many_lines,
+    reason = "end-to-end scenarios read best as one story"
+)]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -2,7 +2,10 @@
 //! against a small, independently written model of what the API should answer. They catch lifecycle
 //! corner cases (a stop during deploy, a re-create right at the end of retention, an invitation accepted
 //! the instant it expires) that hand-written scenarios miss.
-
+#![allow(
+    clippy::too_many_lines,
+    reason = "each model step is one long match, read top to bottom"
+)]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

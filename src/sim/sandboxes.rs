@@ -1141,6 +1141,10 @@ fn parse_filter(q: &HashMap<String, String>, paginated: bool) -> Result<Filter, 
 
 /// `GET /sandboxes`: a bare array, or (2026 generation with `Blaxel-Version >= 2026-04-28`) a page
 /// `{data, meta: {hasMore, nextCursor, total}}`.
+#[allow(
+    clippy::implicit_hasher,
+    reason = "the query extractor's concrete map type"
+)]
 pub async fn list(
     State(sim): State<Arc<Sim>>,
     caller: Caller,
