@@ -245,12 +245,14 @@ async fn faults_are_answered_with_backoff() {
     let stats = world.sim.stats();
     let limited = stats["faults"]["rateLimited"].as_u64().unwrap_or(0);
     let total = stats["total"].as_u64().unwrap_or(0);
-    // The server allows 20 req/s; a client that ignored Retry-After would be refused far more often than
-    // it is served. Bound the refusals by the useful work.
+    // The server allows 20 req/s while the operator's own limiter allows 500: every 429 makes the client
+    // hold the key for Retry-After. A client that ignored Retry-After would be refused hundreds of times
+    // more often than served; one that honours it stays within a small multiple of the useful work.
     let served = total - limited;
+    assert!(limited > 0, "the storm happened");
     assert!(
-        limited <= served,
-        "429s ({limited}) should not outnumber served requests ({served})"
+        limited <= 2 * served,
+        "429s ({limited}) vs served requests ({served})"
     );
     let (users, sandboxes) = remote_counts(&world).await;
     assert!(
