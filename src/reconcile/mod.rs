@@ -5,6 +5,7 @@
 //! - [`cache`]: shared, single-flight remote lists.
 //! - [`claims`]: duplicate-claim detection from the controller's cache.
 //! - [`credentials`]: which API key an object may use.
+//! - [`managed`]: what both kinds share before any remote call (claims, credentials, start of cleanup).
 //! - [`backoff`]: per-object retry delays.
 //!
 //! This module holds what both drivers share: the [`Context`], the [`Error`] type and status/Event helpers.
@@ -14,6 +15,7 @@ pub mod cache;
 pub mod claims;
 pub mod conditions;
 pub mod credentials;
+pub mod managed;
 pub mod member;
 pub mod sandbox;
 
