@@ -98,6 +98,7 @@ impl OperatorArgs {
                 invitation_poll: self.invitation_poll_interval,
                 transition_poll: self.transition_poll_interval,
                 max_reinvites: self.max_reinvites,
+                ..Settings::default()
             },
             credentials: DefaultCredentials {
                 key: default_key,

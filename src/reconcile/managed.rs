@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
 use kube::ResourceExt;
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use serde::de::DeserializeOwned;
 
 use super::conditions::{Health, Why};
 use super::credentials::CredentialsError;
-use super::{Context, Error, claims, is_paused};
+use super::{Context, Error, claims, is_paused, jittered};
 use crate::blaxel::Scope;
 use crate::crd::{CredentialsRef, DeletionPolicy, Sandbox, WorkspaceMember};
 
@@ -86,8 +87,8 @@ impl Managed for Sandbox {
 pub enum Admission {
     /// Go ahead with these credentials.
     Proceed(Scope),
-    /// Report this verdict and make no remote call.
-    Stop(Health),
+    /// Report this verdict, make no remote call, and look again as the action says.
+    Stop(Health, Action),
 }
 
 /// The older object holding the claim on `obj`'s remote identity, if it is not `obj`.
@@ -126,18 +127,24 @@ pub async fn admit<K: Managed>(obj: &K, ctx: &Context) -> Result<Admission, Erro
             obj.identity(),
             obj.workspace()
         );
-        return Ok(Admission::Stop(Health::Stalled(Why::new(
-            K::DUPLICATE_REASON,
-            message,
-        ))));
+        // Re-checked often (it costs no remote call), so the newer object takes over soon after the
+        // holder is gone.
+        let again = Action::requeue(jittered(ctx.settings.claim_recheck));
+        return Ok(Admission::Stop(
+            Health::Stalled(Why::new(K::DUPLICATE_REASON, message)),
+            again,
+        ));
     }
     match scope(obj, ctx).await {
         Ok(scope) => Ok(Admission::Proceed(scope)),
         Err(e) if e.is_transient() => Err(e.into()),
-        Err(e) => Ok(Admission::Stop(Health::Stalled(Why::new(
-            e.reason(),
-            e.to_string(),
-        )))),
+        Err(e) => {
+            let stalled = Health::Stalled(Why::new(e.reason(), e.to_string()));
+            Ok(Admission::Stop(
+                stalled,
+                Action::requeue(jittered(ctx.settings.resync)),
+            ))
+        }
     }
 }
 

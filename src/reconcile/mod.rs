@@ -52,6 +52,8 @@ pub struct Settings {
     pub transition_poll: Duration,
     /// How many times an expired invitation is re-sent.
     pub max_reinvites: u32,
+    /// How often an object that lost a duplicate claim looks again (no remote call).
+    pub claim_recheck: Duration,
 }
 
 impl Default for Settings {
@@ -61,6 +63,7 @@ impl Default for Settings {
             invitation_poll: Duration::from_secs(30),
             transition_poll: Duration::from_secs(5),
             max_reinvites: 3,
+            claim_recheck: Duration::from_secs(30),
         }
     }
 }

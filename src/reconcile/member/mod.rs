@@ -64,11 +64,11 @@ async fn apply(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> {
     };
     let scope = match admit(obj, ctx).await? {
         Admission::Proceed(scope) => scope,
-        Admission::Stop(health) => {
+        Admission::Stop(health, again) => {
             report.phase = MemberPhase::Failed;
             report.health = health;
             finish(obj, ctx, report).await?;
-            return Ok(Action::requeue(super::jittered(ctx.settings.resync)));
+            return Ok(again);
         }
     };
     // A person's edit restarts the re-invitation budget of an expired invitation.

@@ -64,10 +64,10 @@ async fn apply(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
     let name = obj.remote_name();
     let scope = match admit(obj, ctx).await? {
         Admission::Proceed(scope) => scope,
-        Admission::Stop(health) => {
+        Admission::Stop(health, again) => {
             report.health = health;
             finish(obj, ctx, report).await?;
-            return Ok(Action::requeue(super::jittered(ctx.settings.resync)));
+            return Ok(again);
         }
     };
     let settled = status
