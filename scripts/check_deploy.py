@@ -175,7 +175,9 @@ class FakeApiServer:
                 self.reply(404, status(404, "NotFound", "not found"))
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self.thread.start()
 
     @property
@@ -546,9 +548,73 @@ def check_crd_files(version: str, skipped: set[str]) -> None:
         fail("chart crds/", "differs from crds/blaxel.ai.yaml: cp crds/blaxel.ai.yaml deploy/helm/blaxel-operator/crds/")
 
 
+def cond(type_: str, status_: str, reason: str = "R", message: str = "") -> dict:
+    return {"type": type_, "status": status_, "reason": reason, "message": message}
+
+
+def obj_with(conditions: list | None, generation: int = 2, observed: int = 2, annotations=None) -> dict:
+    obj: dict = {"metadata": {"name": "x", "generation": generation}}
+    if annotations:
+        obj["metadata"]["annotations"] = annotations
+    if conditions is not None:
+        obj["status"] = {"observedGeneration": observed, "conditions": conditions}
+    return obj
+
+
+# (case, object, expected Argo CD health status)
+ARGO_CASES = [
+    ("no status yet", obj_with(None), "Progressing"),
+    ("status for an older generation", obj_with([cond("Ready", "True")], observed=1), "Progressing"),
+    ("ready", obj_with([cond("Ready", "True"), cond("Reconciling", "False"), cond("Stalled", "False")]), "Healthy"),
+    (
+        "invitation pending",
+        obj_with([cond("Ready", "False", "InvitationPending"), cond("Reconciling", "True"), cond("Stalled", "False")]),
+        "Progressing",
+    ),
+    (
+        "duplicate member",
+        obj_with([cond("Ready", "False", "DuplicateMember"), cond("Stalled", "True", "DuplicateMember", "older wins")]),
+        "Degraded",
+    ),
+    ("failed sandbox", obj_with([cond("Ready", "False", "Failed", "image pull"), cond("Reconciling", "False")]), "Degraded"),
+    ("paused", obj_with([cond("Ready", "True")], annotations={"blaxel.ai/paused": "true"}), "Suspended"),
+    ("no Ready condition yet", obj_with([cond("Synced", "True")]), "Progressing"),
+]
+
+
+def check_argocd() -> None:
+    """deploy/argocd/health-check.lua gives the expected health for each case (run by Lua 5.1, the
+    language Argo CD's gopher-lua implements), and argocd-cm-patch.yaml embeds it verbatim."""
+    import lupa.lua51 as lua
+
+    where = "deploy/argocd"
+    script = (DEPLOY / "argocd" / "health-check.lua").read_text()
+    patch = yaml.safe_load((DEPLOY / "argocd" / "argocd-cm-patch.yaml").read_text())
+    for kind in ("WorkspaceMember", "Sandbox"):
+        if patch["data"].get(f"resource.customizations.health.blaxel.ai_{kind}") != script:
+            fail(where, f"argocd-cm-patch.yaml: the {kind} health script differs from health-check.lua")
+    for case, obj, expected in ARGO_CASES:
+        runtime = lua.LuaRuntime()
+        runtime.globals().obj = runtime.table_from(obj, recursive=True)
+        try:
+            hs = runtime.execute(script)
+            got, message = hs["status"], hs["message"]
+        except Exception as e:  # a Lua error is what Argo CD would show as Unknown
+            fail(where, f"{case}: the script failed: {e}")
+            continue
+        if got != expected:
+            fail(where, f"{case}: health {got} ({message}), expected {expected}")
+    print(f"  health-check.lua: {len(ARGO_CASES)} cases")
+
+
 def main() -> int:
+    import functools
+
     import helm_sdkpy
     import kubernetes_validate.utils as kv
+
+    # kubernetes-validate reads and parses its schema files (several MB) on every call: read each once.
+    kv.schema_contents = functools.lru_cache(maxsize=None)(kv.schema_contents)
 
     os.environ["HELM_DRIVER"] = "memory"
     # Helm's caches and config stay out of the user's home.
@@ -564,6 +630,8 @@ def main() -> int:
         check_crd_files(version, skipped)
         print("==> deploy/*.yaml")
         check_plain_manifests(version, skipped)
+        print("==> deploy/argocd: Argo CD health script")
+        check_argocd()
         for name, values in VALUE_SETS.items():
             print(f"==> chart, values '{name}': lint, install into a fake API server, validate")
             for message in helm_lint(values):
