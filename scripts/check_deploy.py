@@ -12,6 +12,8 @@ Run by scripts/check-deploy (which provides a venv with helm-sdkpy and kubernete
    are skipped, since no Kubernetes schema describes them; that is reported.
 4. Security and least-privilege invariants on the same objects (see `check_security`, `check_rbac`).
 5. Value sets that must be refused (replicas > 1 without leader election, ...) fail to render.
+6. The Argo CD health script gives the expected health for sample objects (Lua 5.1 through lupa).
+7. The Dockerfile passes hadolint; the CI workflow matches the GitHub workflow schema.
 """
 
 from __future__ import annotations
@@ -576,6 +578,11 @@ ARGO_CASES = [
         obj_with([cond("Ready", "False", "DuplicateMember"), cond("Stalled", "True", "DuplicateMember", "older wins")]),
         "Degraded",
     ),
+    (
+        "stalled wins over reconciling",
+        obj_with([cond("Ready", "False", "InvalidCredentials"), cond("Reconciling", "True"), cond("Stalled", "True")]),
+        "Degraded",
+    ),
     ("failed sandbox", obj_with([cond("Ready", "False", "Failed", "image pull"), cond("Reconciling", "False")]), "Degraded"),
     ("paused", obj_with([cond("Ready", "True")], annotations={"blaxel.ai/paused": "true"}), "Suspended"),
     ("no Ready condition yet", obj_with([cond("Synced", "True")]), "Progressing"),
@@ -607,6 +614,39 @@ def check_argocd() -> None:
     print(f"  health-check.lua: {len(ARGO_CASES)} cases")
 
 
+def check_image_and_ci() -> None:
+    """The Dockerfile passes hadolint and keeps its invariants (locked release build, distroless
+    non-root runtime, `run` by default); the CI workflow matches the GitHub workflow schema."""
+    import subprocess
+
+    bin_dir = Path(sys.executable).parent
+    dockerfile = REPO / "Dockerfile"
+    text = dockerfile.read_text()
+    for needle in (
+        "FROM rust:1-bookworm AS builder",
+        "cargo build --release --locked",
+        "FROM gcr.io/distroless/cc-debian12:nonroot",
+        "USER 65532",
+        'ENTRYPOINT ["/blaxel-operator"]',
+        'CMD ["run"]',
+    ):
+        if needle not in text:
+            fail("Dockerfile", f"missing {needle!r}")
+    for what, cmd in (
+        ("Dockerfile: hadolint", [str(bin_dir / "hadolint"), str(dockerfile)]),
+        (
+            ".github/workflows/ci.yml: schema",
+            [str(bin_dir / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+             str(REPO / ".github" / "workflows" / "ci.yml")],
+        ),
+    ):
+        run = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            fail(what, (run.stdout + run.stderr).strip())
+        else:
+            print(f"  {what}: ok")
+
+
 def main() -> int:
     import functools
 
@@ -632,6 +672,8 @@ def main() -> int:
         check_plain_manifests(version, skipped)
         print("==> deploy/argocd: Argo CD health script")
         check_argocd()
+        print("==> Dockerfile and CI workflow")
+        check_image_and_ci()
         for name, values in VALUE_SETS.items():
             print(f"==> chart, values '{name}': lint, install into a fake API server, validate")
             for message in helm_lint(values):
