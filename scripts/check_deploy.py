@@ -64,6 +64,9 @@ MUST_FAIL: dict[str, tuple[dict, str]] = {
         "requires leaderElection.enabled=true",
     ),
     "credentials-create-without-key": ({"credentials": {"create": True}}, "needs credentials.apiKey"),
+    # values.schema.json catches typos that Helm would otherwise ignore silently.
+    "unknown-value": ({"replicas": 2}, "additional properties 'replicas' not allowed"),
+    "bad-log-format": ({"logFormat": "yaml"}, "at '/logFormat'"),
 }
 
 # Kinds backed by CRDs that the Kubernetes schemas do not describe.
