@@ -668,34 +668,41 @@ def main() -> int:
     print(f"helm-sdkpy {helm_sdkpy.__version__} (Helm {helm_sdkpy.get_version()}), "
           f"kubernetes-validate schemas v{version} (strict)")
     skipped: set[str] = set()
+
+    def stage(title: str, check, *args) -> None:
+        """Runs one check; an exception (unparsable YAML, a Helm error) is a failure, and the other
+        checks still run."""
+        print(f"==> {title}")
+        try:
+            check(*args)
+        except Exception as e:
+            fail(title, f"{type(e).__name__}: {e}")
+
+    def value_set(name: str, values: dict) -> None:
+        for message in helm_lint(values):
+            fail(f"lint[{name}]", message)
+        objs = helm_render(values)
+        print(f"  rendered {len(objs)} objects: {', '.join(sorted({o['kind'] for o in objs}))}")
+        check_render(name, values, objs, version, skipped)
+
+    def refused(name: str, values: dict, expected: str) -> None:
+        try:
+            helm_render(values)
+        except Exception as e:
+            if expected not in str(e):
+                fail(f"helm[{name}]", f"refused with an unexpected message: {e}")
+            return
+        fail(f"helm[{name}]", "rendered, but must be refused")
+
     try:
-        print("==> chart crds/ and crds/blaxel.ai.yaml")
-        check_crd_files(version, skipped)
-        print("==> deploy/*.yaml")
-        check_plain_manifests(version, skipped)
-        print("==> deploy/argocd: Argo CD health script")
-        check_argocd()
-        print("==> Dockerfile and CI workflow")
-        check_image_and_ci()
+        stage("chart crds/ and crds/blaxel.ai.yaml", check_crd_files, version, skipped)
+        stage("deploy/*.yaml", check_plain_manifests, version, skipped)
+        stage("deploy/argocd: Argo CD health script", check_argocd)
+        stage("Dockerfile and CI workflow", check_image_and_ci)
         for name, values in VALUE_SETS.items():
-            print(f"==> chart, values '{name}': lint, install into a fake API server, validate")
-            for message in helm_lint(values):
-                fail(f"lint[{name}]", message)
-            try:
-                objs = helm_render(values)
-            except Exception as e:  # any Helm error is a failure of this value set
-                fail(f"helm[{name}]", f"install failed: {e}")
-                continue
-            print(f"  rendered {len(objs)} objects: {', '.join(sorted({o['kind'] for o in objs}))}")
-            check_render(name, values, objs, version, skipped)
+            stage(f"chart, values '{name}': lint, install into a fake API server, validate", value_set, name, values)
         for name, (values, expected) in MUST_FAIL.items():
-            print(f"==> chart, values '{name}' must be refused")
-            try:
-                helm_render(values)
-                fail(f"helm[{name}]", "rendered, but must be refused")
-            except Exception as e:
-                if expected not in str(e):
-                    fail(f"helm[{name}]", f"refused with an unexpected message: {e}")
+            stage(f"chart, values '{name}' must be refused", refused, name, values, expected)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if skipped:
