@@ -50,6 +50,7 @@ VALUE_SETS: dict[str, dict] = {
         "networkPolicy": {"enabled": False},
         "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
     },
+    "single-without-leader-election": {"replicaCount": 1, "leaderElection": {"enabled": False}},
     "watch-namespace": {
         "watchNamespace": "team-a",
         "logFormat": "text",
@@ -499,6 +500,9 @@ def check_render(name: str, values: dict, objs: list[dict], version: str, skippe
         fail(where, "replicas do not follow replicaCount")
     if env.get("BLAXEL_LEADER_ELECTION", {}).get("value") != str(merged["leaderElection"]["enabled"]).lower():
         fail(where, "BLAXEL_LEADER_ELECTION does not follow leaderElection.enabled")
+    strategy = dep["spec"].get("strategy", {}).get("type", "RollingUpdate")
+    if not merged["leaderElection"]["enabled"] and strategy != "Recreate":
+        fail(where, "without leader election the Deployment must use the Recreate strategy (no two active replicas)")
     if merged["watchNamespace"] and env.get("BLAXEL_WATCH_NAMESPACE", {}).get("value") != merged["watchNamespace"]:
         fail(where, "BLAXEL_WATCH_NAMESPACE does not follow watchNamespace")
     key = env.get("BL_API_KEY", {}).get("valueFrom", {}).get("secretKeyRef", {})
@@ -665,7 +669,7 @@ def main() -> int:
     for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
         os.environ[var] = os.path.join(scratch, var.lower())
     version = kv.latest_version()
-    print(f"helm-sdkpy {helm_sdkpy.__version__} (Helm {helm_sdkpy.get_version()}), "
+    print(f"helm-sdkpy {helm_sdkpy.__version__} ({helm_sdkpy.get_version()}), "
           f"kubernetes-validate schemas v{version} (strict)")
     skipped: set[str] = set()
 
