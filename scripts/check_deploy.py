@@ -473,12 +473,25 @@ def env_of(objs: list[dict]) -> dict[str, dict]:
     return {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0].get("env", [])}
 
 
+def null_paths(value, path: str = "") -> list[str]:
+    """Where a template left an empty key (`annotations:` with nothing under it renders as null)."""
+    if value is None:
+        return [path or "/"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in null_paths(v, f"{path}/{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in null_paths(v, f"{path}/{i}")]
+    return []
+
+
 def check_render(name: str, values: dict, objs: list[dict], version: str, skipped: set[str]) -> None:
     where = f"helm[{name}]"
     merged = deep_merge(yaml.safe_load((CHART / "values.yaml").read_text()), values)
     chart_objs = [o for o in objs if o.get("kind") != "CustomResourceDefinition"]
     for o in objs:
         validate_schema(o, where, version, skipped)
+        for path in null_paths(o):
+            fail(where, f"{o.get('kind')}/{o['metadata'].get('name')}: null at {path} (an empty block in a template)")
     if not any(o.get("kind") == "Deployment" for o in chart_objs):
         fail(where, "no Deployment rendered")
         return
