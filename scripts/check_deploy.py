@@ -122,9 +122,7 @@ RESOURCES = {
         ("rolebindings", "RoleBinding", True),
     ],
     ("networking.k8s.io", "v1"): [("networkpolicies", "NetworkPolicy", True)],
-    ("apiextensions.k8s.io", "v1"): [
-        ("customresourcedefinitions", "CustomResourceDefinition", False)
-    ],
+    ("apiextensions.k8s.io", "v1"): [("customresourcedefinitions", "CustomResourceDefinition", False)],
     ("monitoring.coreos.com", "v1"): [("servicemonitors", "ServiceMonitor", True)],
     ("blaxel.ai", "v1alpha1"): [
         ("workspacemembers", "WorkspaceMember", True),
@@ -243,8 +241,15 @@ class FakeApiServer:
             obj = self.store.get(path)
             if obj is None and is_collection(path):
                 prefix = path + "/"
-                items = [o for p, o in self.store.items() if p.startswith(prefix) and "/" not in p[len(prefix):]]
-                obj = {"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}
+                items = [
+                    o for p, o in self.store.items() if p.startswith(prefix) and "/" not in p[len(prefix) :]
+                ]
+                obj = {
+                    "kind": "List",
+                    "apiVersion": "v1",
+                    "metadata": {"resourceVersion": "1"},
+                    "items": items,
+                }
         if obj is not None:
             return 200, obj
         return 404, status(404, "NotFound", f"{path} not found")
@@ -270,7 +275,6 @@ class FakeApiServer:
                 self.store[f"{path}/{name}"] = obj
             self.created.append(body)
         return 201, obj
-
 
     def release_record(self, path: str, raw: bytes) -> tuple[int, dict]:
         found = re.search(rb"sh\.helm\.release\.v1\.[a-z0-9.-]+", raw)
@@ -323,7 +327,7 @@ def helm_lint(values: dict) -> list[str]:
         result = asyncio.run(helm_sdkpy.Lint(config).run(str(chart)))
     severities = {0: "UNKNOWN", 1: "INFO", 2: "WARNING", 3: "ERROR"}
     findings = [
-        f"{severities.get(m.get('Severity'), m.get('Severity'))} in {m.get('Path')} {json.dumps(m.get('Err'))}"
+        f"{severities.get(m.get('Severity'), m.get('Severity'))} in {m.get('Path')}"
         for m in result.get("Messages") or []
         if m.get("Severity") != 1
     ]
@@ -342,9 +346,7 @@ def helm_render(values: dict) -> list[dict]:
     try:
         config = helm_sdkpy.Configuration(namespace=NAMESPACE, kubeconfig=server.kubeconfig())
         asyncio.run(
-            helm_sdkpy.Install(config).run(
-                RELEASE, str(CHART), values=values or None, wait=False, timeout=60
-            )
+            helm_sdkpy.Install(config).run(RELEASE, str(CHART), values=values or None, wait=False, timeout=60)
         )
         return list(server.created)
     finally:
@@ -383,7 +385,7 @@ def check_security(objs: list[dict], where: str) -> None:
         sc = c.get("securityContext", {})
         name = f"container {c['name']}"
 
-        def eff(key):
+        def eff(key, sc=sc):  # the container's setting, else the pod's
             return sc.get(key, psc.get(key))
 
         if eff("runAsNonRoot") is not True:
@@ -491,7 +493,10 @@ def check_render(name: str, values: dict, objs: list[dict], version: str, skippe
     for o in objs:
         validate_schema(o, where, version, skipped)
         for path in null_paths(o):
-            fail(where, f"{o.get('kind')}/{o['metadata'].get('name')}: null at {path} (an empty block in a template)")
+            fail(
+                where,
+                f"{o.get('kind')}/{o['metadata'].get('name')}: null at {path} (an empty block in a template)",
+            )
     if not any(o.get("kind") == "Deployment" for o in chart_objs):
         fail(where, "no Deployment rendered")
         return
@@ -515,8 +520,14 @@ def check_render(name: str, values: dict, objs: list[dict], version: str, skippe
         fail(where, "BLAXEL_LEADER_ELECTION does not follow leaderElection.enabled")
     strategy = dep["spec"].get("strategy", {}).get("type", "RollingUpdate")
     if not merged["leaderElection"]["enabled"] and strategy != "Recreate":
-        fail(where, "without leader election the Deployment must use the Recreate strategy (no two active replicas)")
-    if merged["watchNamespace"] and env.get("BLAXEL_WATCH_NAMESPACE", {}).get("value") != merged["watchNamespace"]:
+        fail(
+            where,
+            "without leader election the Deployment must use the Recreate strategy (no two active replicas)",
+        )
+    if (
+        merged["watchNamespace"]
+        and env.get("BLAXEL_WATCH_NAMESPACE", {}).get("value") != merged["watchNamespace"]
+    ):
         fail(where, "BLAXEL_WATCH_NAMESPACE does not follow watchNamespace")
     key = env.get("BL_API_KEY", {}).get("valueFrom", {}).get("secretKeyRef", {})
     if not key:
@@ -546,15 +557,17 @@ def check_plain_manifests(version: str, skipped: set[str]) -> None:
     ns = [o for o in objs if o["kind"] == "Namespace"]
     namespace = ns[0]["metadata"]["name"] if ns else NAMESPACE
     for o in objs:
-        if o["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
-            if o["metadata"].get("namespace") != namespace:
-                fail(where, f"{o['kind']}/{o['metadata']['name']} is not in namespace {namespace}")
+        cluster_scoped = o["kind"] in ("Namespace", "ClusterRole", "ClusterRoleBinding")
+        if not cluster_scoped and o["metadata"].get("namespace") != namespace:
+            fail(where, f"{o['kind']}/{o['metadata']['name']} is not in namespace {namespace}")
     check_security(objs, where)
     check_rbac(objs, where, True, namespace)
     env = env_of(objs)
     key = env.get("BL_API_KEY", {}).get("valueFrom", {}).get("secretKeyRef", {})
     if key != {"name": "blaxel-operator-credentials", "key": "apiKey", "optional": True}:
-        fail(where, f"BL_API_KEY must come from the optional Secret blaxel-operator-credentials/apiKey: {key}")
+        fail(
+            where, f"BL_API_KEY must come from the optional Secret blaxel-operator-credentials/apiKey: {key}"
+        )
     # The CRDs are installed separately, never by the operator's manifests.
     if any(o["kind"] == "CustomResourceDefinition" for o in objs):
         fail(where, "CRDs must not be part of deploy/ (they are installed separately from crds/)")
@@ -567,7 +580,10 @@ def check_crd_files(version: str, skipped: set[str]) -> None:
             if doc:
                 validate_schema(doc, str(path.relative_to(REPO)), version, skipped)
     if (REPO / "crds" / "blaxel.ai.yaml").read_bytes() != (CHART / "crds" / "blaxel.ai.yaml").read_bytes():
-        fail("chart crds/", "differs from crds/blaxel.ai.yaml: cp crds/blaxel.ai.yaml deploy/helm/blaxel-operator/crds/")
+        fail(
+            "chart crds/",
+            "differs from crds/blaxel.ai.yaml: cp crds/blaxel.ai.yaml deploy/helm/blaxel-operator/crds/",
+        )
 
 
 def cond(type_: str, status_: str, reason: str = "R", message: str = "") -> dict:
@@ -587,23 +603,48 @@ def obj_with(conditions: list | None, generation: int = 2, observed: int = 2, an
 ARGO_CASES = [
     ("no status yet", obj_with(None), "Progressing"),
     ("status for an older generation", obj_with([cond("Ready", "True")], observed=1), "Progressing"),
-    ("ready", obj_with([cond("Ready", "True"), cond("Reconciling", "False"), cond("Stalled", "False")]), "Healthy"),
+    (
+        "ready",
+        obj_with([cond("Ready", "True"), cond("Reconciling", "False"), cond("Stalled", "False")]),
+        "Healthy",
+    ),
     (
         "invitation pending",
-        obj_with([cond("Ready", "False", "InvitationPending"), cond("Reconciling", "True"), cond("Stalled", "False")]),
+        obj_with(
+            [
+                cond("Ready", "False", "InvitationPending"),
+                cond("Reconciling", "True"),
+                cond("Stalled", "False"),
+            ]
+        ),
         "Progressing",
     ),
     (
         "duplicate member",
-        obj_with([cond("Ready", "False", "DuplicateMember"), cond("Stalled", "True", "DuplicateMember", "older wins")]),
+        obj_with(
+            [
+                cond("Ready", "False", "DuplicateMember"),
+                cond("Stalled", "True", "DuplicateMember", "older wins"),
+            ]
+        ),
         "Degraded",
     ),
     (
         "stalled wins over reconciling",
-        obj_with([cond("Ready", "False", "InvalidCredentials"), cond("Reconciling", "True"), cond("Stalled", "True")]),
+        obj_with(
+            [
+                cond("Ready", "False", "InvalidCredentials"),
+                cond("Reconciling", "True"),
+                cond("Stalled", "True"),
+            ]
+        ),
         "Degraded",
     ),
-    ("failed sandbox", obj_with([cond("Ready", "False", "Failed", "image pull"), cond("Reconciling", "False")]), "Degraded"),
+    (
+        "failed sandbox",
+        obj_with([cond("Ready", "False", "Failed", "image pull"), cond("Reconciling", "False")]),
+        "Degraded",
+    ),
     ("paused", obj_with([cond("Ready", "True")], annotations={"blaxel.ai/paused": "true"}), "Suspended"),
     ("no Ready condition yet", obj_with([cond("Synced", "True")]), "Progressing"),
 ]
@@ -656,8 +697,12 @@ def check_image_and_ci() -> None:
         ("Dockerfile: hadolint", [str(bin_dir / "hadolint"), str(dockerfile)]),
         (
             ".github/workflows/ci.yml: schema",
-            [str(bin_dir / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
-             str(REPO / ".github" / "workflows" / "ci.yml")],
+            [
+                str(bin_dir / "check-jsonschema"),
+                "--builtin-schema",
+                "vendor.github-workflows",
+                str(REPO / ".github" / "workflows" / "ci.yml"),
+            ],
         ),
     ):
         run = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -682,8 +727,10 @@ def main() -> int:
     for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
         os.environ[var] = os.path.join(scratch, var.lower())
     version = kv.latest_version()
-    print(f"helm-sdkpy {helm_sdkpy.__version__} ({helm_sdkpy.get_version()}), "
-          f"kubernetes-validate schemas v{version} (strict)")
+    print(
+        f"helm-sdkpy {helm_sdkpy.__version__} ({helm_sdkpy.get_version()}), "
+        f"kubernetes-validate schemas v{version} (strict)"
+    )
     skipped: set[str] = set()
 
     def stage(title: str, check, *args) -> None:
@@ -717,7 +764,12 @@ def main() -> int:
         stage("deploy/argocd: Argo CD health script", check_argocd)
         stage("Dockerfile and CI workflow", check_image_and_ci)
         for name, values in VALUE_SETS.items():
-            stage(f"chart, values '{name}': lint, install into a fake API server, validate", value_set, name, values)
+            stage(
+                f"chart, values '{name}': lint, install into a fake API server, validate",
+                value_set,
+                name,
+                values,
+            )
         for name, (values, expected) in MUST_FAIL.items():
             stage(f"chart, values '{name}' must be refused", refused, name, values, expected)
     finally:
