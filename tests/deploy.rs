@@ -1,4 +1,4 @@
-//! The deployment artefacts (deploy/ manifests, the Helm chart) are valid and stay in step with the code.
+//! The deployment artefacts (deploy/ manifests, the Helm chart) are valid and in step with the code.
 //!
 //! `scripts/check-deploy` does the heavy lifting (Helm lint and install with several value sets,
 //! Kubernetes schema validation, security and RBAC invariants); it needs `python3` with `venv` and
@@ -16,8 +16,7 @@ use std::process::Command;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// The chart and the plain manifests lint, render, match the Kubernetes schemas and keep the
-/// security and least-privilege invariants (see scripts/check_deploy.py).
+/// deploy/ and the chart lint, render, match Kubernetes schemas, stay least-privilege and non-root.
 #[test]
 fn deploy_artefacts_validate() {
     let output = Command::new(Path::new(ROOT).join("scripts/check-deploy"))
@@ -33,7 +32,7 @@ fn deploy_artefacts_validate() {
     );
 }
 
-/// The chart's crds/ copy (installed by Helm on first install) is exactly the generated crds/blaxel.ai.yaml.
+/// The chart's crds/ copy (Helm installs it on first install) equals the generated crds/blaxel.ai.yaml.
 #[test]
 fn chart_crds_match_generated_crds() {
     let generated = std::fs::read_to_string(Path::new(ROOT).join("crds/blaxel.ai.yaml")).unwrap();
