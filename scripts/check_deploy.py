@@ -122,6 +122,7 @@ RESOURCES = {
         ("rolebindings", "RoleBinding", True),
     ],
     ("networking.k8s.io", "v1"): [("networkpolicies", "NetworkPolicy", True)],
+    ("policy", "v1"): [("poddisruptionbudgets", "PodDisruptionBudget", True)],
     ("apiextensions.k8s.io", "v1"): [("customresourcedefinitions", "CustomResourceDefinition", False)],
     ("monitoring.coreos.com", "v1"): [("servicemonitors", "ServiceMonitor", True)],
     ("blaxel.ai", "v1alpha1"): [
@@ -509,6 +510,7 @@ def check_render(name: str, values: dict, objs: list[dict], version: str, skippe
         "NetworkPolicy": merged["networkPolicy"]["enabled"],
         "ServiceMonitor": merged["metrics"]["serviceMonitor"]["enabled"],
         "Secret": merged["credentials"]["create"],
+        "PodDisruptionBudget": merged["podDisruptionBudget"]["enabled"] and merged["replicaCount"] > 1,
     }
     for kind, wanted in expect.items():
         if (kind in kinds) != wanted:
