@@ -744,12 +744,16 @@ def main() -> int:
         except Exception as e:
             fail(title, f"{type(e).__name__}: {e}")
 
+    rendered_env: dict[str, list] = {}
+
     def value_set(name: str, values: dict) -> None:
         for message in helm_lint(values):
             fail(f"lint[{name}]", message)
         objs = helm_render(values)
         print(f"  rendered {len(objs)} objects: {', '.join(sorted({o['kind'] for o in objs}))}")
         check_render(name, values, objs, version, skipped)
+        env = env_of([o for o in objs if o.get("kind") == "Deployment"])
+        rendered_env[name] = [[k, e.get("value")] for k, e in env.items()]
 
     def refused(name: str, values: dict, expected: str) -> None:
         try:
@@ -776,6 +780,9 @@ def main() -> int:
             stage(f"chart, values '{name}' must be refused", refused, name, values, expected)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    # tests/deploy.rs checks that every variable is a flag of `blaxel-operator run` and parses.
+    if os.environ.get("CHECK_DEPLOY_ENV_OUT"):
+        Path(os.environ["CHECK_DEPLOY_ENV_OUT"]).write_text(json.dumps(rendered_env, indent=1))
     if skipped:
         print(f"note: not schema-validated (CRD-backed, no Kubernetes schema): {', '.join(sorted(skipped))}")
     if failures:
