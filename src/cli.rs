@@ -24,6 +24,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the operator against the cluster in the current kubeconfig (or in-cluster config).
     Run(OperatorArgs),
+    /// Start a local Kubernetes API server, the simulator and the operator; apply `examples/` and watch
+    /// them converge.
+    Demo(crate::demo::DemoArgs),
     /// Serve the embedded Blaxel API simulator.
     Simulate(crate::sim::SimArgs),
     /// Print the CRD YAML (what `crds/` holds).
@@ -98,6 +101,7 @@ impl OperatorArgs {
                 invitation_poll: self.invitation_poll_interval,
                 transition_poll: self.transition_poll_interval,
                 max_reinvites: self.max_reinvites,
+                ..Settings::default()
             },
             credentials: DefaultCredentials {
                 key: default_key,

@@ -69,34 +69,39 @@ pub enum StartError {
     #[error(
         "the {0} CRD is not served by this cluster; install the CRDs first: `kubectl apply -f crds/` (or `blaxel-operator crds | kubectl apply -f -`)"
     )]
-    CrdMissing(&'static str),
+    CrdMissing(String),
     /// The cluster could not be asked.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
 }
 
-/// Fails with a helpful message unless both CRDs are served.
+/// Fails with a helpful message unless both CRDs are served. Asks only in `namespace` when the operator
+/// watches one, so a namespace-scoped Role suffices.
 ///
 /// # Errors
 /// [`StartError::CrdMissing`] naming the missing kind, or the API error.
-pub async fn check_crds(client: &kube::Client) -> Result<(), StartError> {
-    async fn served<K>(client: &kube::Client) -> Result<(), StartError>
+pub async fn check_crds(client: &kube::Client, namespace: Option<&str>) -> Result<(), StartError> {
+    async fn served<K>(client: &kube::Client, namespace: Option<&str>) -> Result<(), StartError>
     where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
     {
-        match Api::<K>::all(client.clone())
-            .list_metadata(&ListParams::default().limit(1))
-            .await
-        {
+        let api = match namespace {
+            Some(ns) => Api::<K>::namespaced(client.clone(), ns),
+            None => Api::<K>::all(client.clone()),
+        };
+        match api.list_metadata(&ListParams::default().limit(1)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => {
-                Err(StartError::CrdMissing(K::kind(&()).into_owned().leak()))
+                Err(StartError::CrdMissing(K::kind(&()).into_owned()))
             }
             Err(e) => Err(e.into()),
         }
     }
-    served::<WorkspaceMember>(client).await?;
-    served::<Sandbox>(client).await
+    served::<WorkspaceMember>(client, namespace).await?;
+    served::<Sandbox>(client, namespace).await
 }
 
 /// A watch on every object of a kind, reflected into a store and filtered to what deserves a reconcile.
@@ -191,7 +196,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ready: watch::Sender<bool>,
 ) -> Result<(), StartError> {
-    check_crds(&client).await?;
+    check_crds(&client, config.namespace.as_deref()).await?;
     let (members, member_stream) =
         watch::<WorkspaceMember>(client.clone(), config.namespace.as_deref());
     let (sandboxes, sandbox_stream) = watch::<Sandbox>(client.clone(), config.namespace.as_deref());

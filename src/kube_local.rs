@@ -337,7 +337,11 @@ mod tests {
     /// Error output keeps only the last lines, so a failing cold build stays readable.
     #[test]
     fn tail_keeps_the_last_lines() {
-        let text: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        use std::fmt::Write as _;
+        let text: String = (0..100).fold(String::new(), |mut text, i| {
+            let _ = writeln!(text, "line {i}");
+            text
+        });
         let t = tail(&text);
         assert_eq!(t.lines().count(), STDERR_TAIL_LINES);
         assert!(t.ends_with("line 99"));

@@ -8,7 +8,7 @@
 //! - [`blaxel`]: the remote API: models, typed errors, the `BlaxelApi` trait and its HTTP client.
 //! - [`sim`]: the embedded Blaxel API simulator (`blaxel-operator simulate`).
 //! - [`kube_local`]: the local Kubernetes API server used by the demo and the tests.
-//! - [`cli`], [`operator`], [`telemetry`]: the command line, `run`, and logging.
+//! - [`cli`], [`operator`], [`demo`], [`telemetry`]: the command line, `run`, `demo`, and logging.
 //! - [`ops`]: around the controllers: [`metrics`], the [`server`] (`/metrics`, `/healthz`, `/readyz`) and
 //!   [`leader`] election with its write fence.
 
@@ -16,6 +16,7 @@ pub mod blaxel;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod demo;
 pub mod kube_local;
 pub mod leader;
 pub mod metrics;

@@ -13,6 +13,10 @@ async fn main() -> ExitCode {
         Command::Crds => crd::to_yaml(&crd::all())
             .map(|yaml| print!("{yaml}"))
             .map_err(Into::into),
+        Command::Demo(args) => {
+            telemetry::init_quiet();
+            blaxel_operator::demo::run(args).await.map_err(Into::into)
+        }
         Command::Simulate(args) => {
             telemetry::init(telemetry::LogFormat::Text);
             blaxel_operator::sim::run(args).await.map_err(Into::into)

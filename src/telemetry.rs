@@ -33,3 +33,13 @@ pub fn init(format: LogFormat) {
             .try_init(),
     };
 }
+
+/// Installs a subscriber that shows only warnings and errors (unless `RUST_LOG` says otherwise), for
+/// commands whose own output is the point (`demo`).
+pub fn init_quiet() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -150,6 +150,27 @@ impl Captured {
     }
 }
 
+/// The capture installed as this binary's global subscriber (at TRACE, every crate). A thread-local
+/// subscriber misses events whose callsite interest another test thread cached first; a global one sees
+/// every line any test of this binary logs, which only widens what the secrecy test checks.
+fn global_capture() -> Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("the only global subscriber");
+            captured
+        })
+        .clone()
+}
+
 /// Every request carries the bearer key, the workspace and the API version headers.
 #[tokio::test]
 async fn requests_carry_auth_workspace_and_version_headers() {
@@ -166,17 +187,7 @@ async fn requests_carry_auth_workspace_and_version_headers() {
 /// The API key and preview tokens never appear in errors (Display/Debug) or in any tracing output.
 #[tokio::test]
 async fn key_and_tokens_never_reach_errors_or_logs() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Other tests of this binary may have met the client's log callsites first, with no subscriber: make
-    // tracing ask again, or those callsites stay disabled for this one.
-    tracing::callsite::rebuild_interest_cache();
+    let captured = global_capture();
 
     // A hostile server that echoes the credential back in every error body.
     let echo = |headers: HeaderMap| async move {

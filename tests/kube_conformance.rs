@@ -157,10 +157,36 @@ async fn crd_installs_established_and_discoverable() {
         .unwrap();
     let kinds: Vec<String> = discovery
         .groups()
-        .flat_map(|g| g.recommended_resources())
+        .flat_map(kube::discovery::ApiGroup::recommended_resources)
         .map(|(ar, _)| ar.kind)
         .collect();
     assert_eq!(kinds, ["Widget"]);
+}
+
+/// kube-rs discovery of the whole server finds the core kinds the operator uses, in their groups.
+#[tokio::test]
+async fn discovery_lists_core_kinds() {
+    let client = k::client().await;
+    let discovery = kube::Discovery::new(client).run().await.unwrap();
+    let mut found: Vec<String> = discovery
+        .groups()
+        .flat_map(kube::discovery::ApiGroup::recommended_resources)
+        .map(|(ar, _)| format!("{}/{}", ar.api_version, ar.kind))
+        .collect();
+    found.sort();
+    for expected in [
+        "v1/Secret",
+        "v1/Namespace",
+        "v1/ConfigMap",
+        "coordination.k8s.io/v1/Lease",
+        "events.k8s.io/v1/Event",
+        "apiextensions.k8s.io/v1/CustomResourceDefinition",
+    ] {
+        assert!(
+            found.iter().any(|f| f == expected),
+            "{expected} not in {found:?}"
+        );
+    }
 }
 
 /// Create, get and list by label return server-populated metadata (uid, resourceVersion, generation).
@@ -438,6 +464,57 @@ async fn secret_create_and_read() {
     assert!(read.string_data.is_none());
 }
 
+/// A watcher on Secrets (how the operator notices credential changes) sees a server-side applied change.
+#[tokio::test]
+async fn secret_watch_sees_server_side_apply() {
+    let client = k::client().await;
+    let ns = k::fresh_namespace(&client).await;
+    let api = Api::<Secret>::namespaced(client, &ns);
+    let events = watcher(api.clone(), watcher::Config::default());
+    let mut events = std::pin::pin!(events);
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let watcher::Event::InitDone = events.try_next().await.unwrap().unwrap() {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("watcher init within the deadline");
+
+    let apply = |value: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "rotating"},
+            "stringData": {"apiKey": value}
+        })
+    };
+    let pp = PatchParams::apply("conformance-owner");
+    api.patch("rotating", &pp, &Patch::Apply(apply("one")))
+        .await
+        .unwrap();
+    api.patch("rotating", &pp, &Patch::Apply(apply("two")))
+        .await
+        .unwrap();
+    let rotated = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let watcher::Event::Apply(s) = events.try_next().await.unwrap().unwrap() {
+                let key = s
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("apiKey"))
+                    .map(|b| b.0.clone());
+                if key.as_deref() == Some(&b"two"[..]) {
+                    return s;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the rotated secret within the deadline");
+    assert_eq!(rotated.name_any(), "rotating");
+}
+
 /// kube-runtime's Recorder publishes events.k8s.io/v1 Events (and repeats as a series); core/v1 Events
 /// can be created and are the same objects seen through the other version.
 #[tokio::test]
@@ -470,19 +547,19 @@ async fn events_via_recorder_and_core_v1() {
 
     let events = Api::<EventsV1Event>::namespaced(client.clone(), &ns);
     let list = events.list(&ListParams::default()).await.unwrap();
-    let recorded = list
+    let published = list
         .items
         .iter()
         .find(|e| e.reason.as_deref() == Some("ConformanceCheck"))
         .expect("the recorded event");
     assert_eq!(
-        recorded.note.as_deref(),
+        published.note.as_deref(),
         Some("recorded by the conformance test")
     );
-    assert_eq!(recorded.series.as_ref().map(|s| s.count), Some(2));
+    assert_eq!(published.series.as_ref().map(|s| s.count), Some(2));
 
     let core = Api::<CoreEvent>::namespaced(client.clone(), &ns);
-    let same = core.get(&recorded.name_any()).await.unwrap();
+    let same = core.get(&published.name_any()).await.unwrap();
     assert_eq!(
         same.message.as_deref(),
         Some("recorded by the conformance test")

@@ -301,3 +301,44 @@ async fn default_credentials_are_namespace_scoped() {
         "no remote call without permitted credentials"
     );
 }
+
+/// An expired invitation is re-sent up to --max-reinvites times, then the member is Expired and Stalled.
+#[tokio::test]
+async fn expired_invitations_are_resent_then_stall() {
+    let mut world = World::new(SimConfig {
+        invite_ttl: Some(std::time::Duration::from_secs(3600)),
+        ..SimConfig::default()
+    })
+    .await;
+    let _op = world.start_operator(&["--max-reinvites", "2"]);
+    world
+        .apply_member(
+            "kim",
+            json!({"workspace": world.workspace, "email": "kim@example.com"}),
+        )
+        .await;
+    for sent in 1..=3u64 {
+        eventually("invitation sent", DEADLINE, || async {
+            (world.calls("POST /v0/users") == sent).then_some(())
+        })
+        .await;
+        // The invitation lapses unanswered.
+        world
+            .sim
+            .advance_clock(std::time::Duration::from_secs(3601));
+    }
+    eventually("kim Expired and Stalled", DEADLINE, || async {
+        let s = world.members().get("kim").await.ok()?.status?;
+        (s.phase == Some(MemberPhase::Expired)
+            && condition(&s.conditions, "Stalled")? == ("True".into(), "InvitationExpired".into()))
+            .then_some(s.reinvites)
+    })
+    .await;
+    assert_eq!(
+        world.calls("POST /v0/users"),
+        3,
+        "the first invitation and two re-sends"
+    );
+    let status = world.members().get("kim").await.unwrap().status.unwrap();
+    assert_eq!(status.reinvites, 2);
+}

@@ -72,12 +72,12 @@ fn sim_requests(world: &World) -> BTreeMap<(String, String), u64> {
     for (route, entry) in stats["byRoute"].as_object().unwrap() {
         let operation = route.replacen(" /v0", " ", 1).replacen("  ", " ", 1);
         for (status, n) in entry["byStatus"].as_object().unwrap() {
-            let status = if status == "dropped" {
+            let outcome = if status == "dropped" {
                 "none".to_owned()
             } else {
                 status.clone()
             };
-            out.insert((operation.clone(), status), n.as_u64().unwrap());
+            out.insert((operation.clone(), outcome), n.as_u64().unwrap());
         }
     }
     out
@@ -241,14 +241,12 @@ async fn leader_election_one_reconciles_and_hands_over() {
     member(&world, "alice", "admin").await;
     wait_phase(&world, "alice", MemberPhase::Invited).await;
     let standby_text = ops[standby].scrape().await.unwrap();
-    assert_eq!(
-        total(&standby_text, "blaxel_operator_reconciles_total"),
-        0.0,
+    assert!(
+        total(&standby_text, "blaxel_operator_reconciles_total") < 0.5,
         "the standby never reconciles: {standby_text}"
     );
-    assert_eq!(
-        total(&standby_text, "blaxel_operator_api_requests_total"),
-        0.0,
+    assert!(
+        total(&standby_text, "blaxel_operator_api_requests_total") < 0.5,
         "the standby never calls Blaxel: {standby_text}"
     );
     let leader_text = ops[leader].scrape().await.unwrap();

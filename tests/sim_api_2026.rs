@@ -1,7 +1,10 @@
 //! Today's API (`--api-generation 2026`): the 2025-only routes are gone, power is `spec.enabled` with a
 //! `state` field, shapes carry today's fields, and `GET /sandboxes` paginates for `Blaxel-Version >=
 //! 2026-04-28`.
-
+#![allow(
+    clippy::too_many_lines,
+    reason = "end-to-end scenarios read best as one story"
+)]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -348,5 +351,86 @@ async fn failures_are_reported_in_errors() {
     assert!(
         h.get("/sandboxes").await.body[0].get("events").is_none(),
         "so are unpaginated ones"
+    );
+}
+
+/// Today's listing filters: `q` searches names, display names and labels; `externalId` matches exactly;
+/// `status` selects statuses; a cursor stays bound to its filters.
+#[tokio::test]
+async fn listing_filters() {
+    let h = Harness::start(gen2026()).await;
+    for i in 0..12 {
+        let mut body = common::sandbox_body(&format!("box-{i:02}"));
+        if i % 3 == 0 {
+            body["metadata"]["labels"]["tier"] = json!("Gold");
+        }
+        if i == 7 {
+            body["metadata"]["externalId"] = json!("session-7");
+            body["metadata"]["displayName"] = json!("Lucky Seven");
+        }
+        if i == 11 {
+            body["spec"]["enabled"] = json!(false);
+        }
+        h.post("/sandboxes", body).await;
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(&page(&h, "?q=box-1&sort=name:asc").await),
+        ["box-10", "box-11"]
+    );
+    assert_eq!(
+        names(&page(&h, "?q=gold&sort=name:asc").await),
+        ["box-00", "box-03", "box-06", "box-09"]
+    );
+    assert_eq!(names(&page(&h, "?q=lucky").await), ["box-07"]);
+    assert_eq!(
+        page(&h, "?q=b").await["data"].as_array().unwrap().len(),
+        12,
+        "queries under 2 characters are ignored"
+    );
+    assert_eq!(names(&page(&h, "?externalId=session-7").await), ["box-07"]);
+    assert_eq!(names(&page(&h, "?status=DEACTIVATED").await), ["box-11"]);
+    assert_eq!(
+        page(&h, "?status=DEPLOYING,deactivated").await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        12
+    );
+
+    let first = page(&h, "?q=gold&limit=2&sort=name:asc").await;
+    assert_eq!(first["meta"]["hasMore"], true);
+    assert_eq!(first["meta"]["total"], 12, "total ignores filters");
+    let cursor = first["meta"]["nextCursor"].as_str().unwrap().to_owned();
+    assert_eq!(
+        names(
+            &page(
+                &h,
+                &format!("?q=gold&limit=2&sort=name:asc&cursor={cursor}")
+            )
+            .await
+        ),
+        ["box-06", "box-09"]
+    );
+    let a = h
+        .send(
+            h.req(
+                Method::GET,
+                &format!("/sandboxes?q=box&limit=2&sort=name:asc&cursor={cursor}"),
+            )
+            .header("Blaxel-Version", VERSION),
+        )
+        .await;
+    assert_eq!(
+        a.status,
+        StatusCode::BAD_REQUEST,
+        "a cursor is bound to its query"
     );
 }

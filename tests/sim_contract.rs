@@ -174,6 +174,15 @@ async fn sandbox_routes_match_the_2025_definition() {
         assert_shape(&SANDBOX_ERROR, &a.body);
     }
 
+    // An unusable image: 400 INVALID_IMAGE with the image in the details.
+    let mut body = common::sandbox_body("img");
+    body["spec"]["runtime"]["image"] = json!("not an image");
+    let a = h.post("/sandboxes", body).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_shape(&SANDBOX_ERROR, &a.body);
+    assert_eq!(a.body["code"], "INVALID_IMAGE");
+    assert_eq!(a.body["details"]["requested_image"], "not an image");
+
     // PUT replaces spec and labels.
     let mut body = common::sandbox_body("dev-box");
     body["metadata"]["labels"] = json!({ "team": "b" });

@@ -104,7 +104,7 @@ async fn seeded_error_rate_is_reproducible() {
 #[tokio::test]
 async fn latency_delays_api_requests_only() {
     let h = Harness::start(with_faults(Faults {
-        latency: Duration::from_millis(300),
+        latency: Duration::from_millis(500),
         latency_jitter: Duration::from_millis(50),
         ..Faults::default()
     }))
@@ -112,12 +112,12 @@ async fn latency_delays_api_requests_only() {
     let t = Instant::now();
     assert_eq!(h.get("/users").await.status, StatusCode::OK);
     let api = t.elapsed();
-    assert!(api >= Duration::from_millis(300), "{api:?}");
+    assert!(api >= Duration::from_millis(500), "{api:?}");
     let t = Instant::now();
     h.sim_get("/health").await;
     let control = t.elapsed();
     assert!(
-        control < Duration::from_millis(300),
+        control < Duration::from_millis(500),
         "control routes are never delayed: {control:?}"
     );
     assert_eq!(h.sim_get("/stats").await["faults"]["delayed"], 1);
@@ -228,4 +228,88 @@ async fn stats_match_what_was_sent() {
     );
     let a = h.sim_post("/stats/reset", json!({})).await;
     assert_eq!(a.body["total"], 0);
+}
+
+/// Scripted faults hit exactly the next matching requests (by route template), then stop; they carry the
+/// requested status and Retry-After, and can be listed and cleared.
+#[tokio::test]
+async fn scripted_faults_hit_exactly_what_they_name() {
+    let h = Harness::default().await;
+    h.create_sandbox("box").await;
+    let a = h
+        .sim_post("/faults/script", json!({ "route": "PUT /v0/sandboxes/{name}", "status": 503, "times": 2, "retryAfterMs": 1500 }))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.raw);
+    h.sim_post(
+        "/faults/script",
+        json!({ "route": "DELETE /v0/sandboxes/{name}", "status": 429 }),
+    )
+    .await;
+    h.sim_post(
+        "/faults/script",
+        json!({ "route": "GET /v0/users", "drop": true }),
+    )
+    .await;
+    assert_eq!(
+        h.sim_get("/faults/script").await.as_array().unwrap().len(),
+        3
+    );
+
+    assert_eq!(
+        h.get("/sandboxes/box").await.status,
+        StatusCode::OK,
+        "other routes are untouched"
+    );
+    for _ in 0..2 {
+        let a = h.put("/sandboxes/box", common::sandbox_body("box")).await;
+        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_shape(&ERROR, &a.body);
+        assert_eq!(a.headers["retry-after"], "2");
+        assert_eq!(a.headers["retry-after-ms"], "1500");
+    }
+    assert_eq!(
+        h.put("/sandboxes/box", common::sandbox_body("box"))
+            .await
+            .status,
+        StatusCode::OK,
+        "only twice"
+    );
+    let a = h.delete("/sandboxes/box").await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(a.headers["retry-after-ms"], "1000");
+    assert!(
+        h.req(reqwest::Method::GET, "/users").send().await.is_err(),
+        "dropped"
+    );
+    assert_eq!(h.get("/users").await.status, StatusCode::OK);
+    assert_eq!(h.sim_get("/faults/script").await, json!([]));
+
+    for bad in [
+        json!({}),
+        json!({ "status": 200 }),
+        json!({ "status": 500, "drop": true }),
+        json!({ "status": 500, "times": 0 }),
+        json!({ "status": 500, "colour": "red" }),
+    ] {
+        assert_eq!(
+            h.sim_post("/faults/script", bad.clone()).await.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+    h.sim_post("/faults/script", json!({ "status": 500, "times": 100 }))
+        .await;
+    let a = h
+        .send(
+            h.http
+                .delete(format!("{}/_sim/faults/script", h.sim.root_url())),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(h.get("/users").await.status, StatusCode::OK);
+    let stats = h.sim_get("/stats").await;
+    assert_eq!(
+        stats["faults"],
+        json!({ "delayed": 0, "rateLimited": 1, "injectedErrors": 2, "dropped": 1 })
+    );
 }

@@ -5,6 +5,7 @@
 //! - [`cache`]: shared, single-flight remote lists.
 //! - [`claims`]: duplicate-claim detection from the controller's cache.
 //! - [`credentials`]: which API key an object may use.
+//! - [`managed`]: what both kinds share before any remote call (claims, credentials, start of cleanup).
 //! - [`backoff`]: per-object retry delays.
 //!
 //! This module holds what both drivers share: the [`Context`], the [`Error`] type and status/Event helpers.
@@ -14,6 +15,7 @@ pub mod cache;
 pub mod claims;
 pub mod conditions;
 pub mod credentials;
+pub mod managed;
 pub mod member;
 pub mod sandbox;
 
@@ -50,6 +52,8 @@ pub struct Settings {
     pub transition_poll: Duration,
     /// How many times an expired invitation is re-sent.
     pub max_reinvites: u32,
+    /// How often an object that lost a duplicate claim looks again (no remote call).
+    pub claim_recheck: Duration,
 }
 
 impl Default for Settings {
@@ -59,6 +63,7 @@ impl Default for Settings {
             invitation_poll: Duration::from_secs(30),
             transition_poll: Duration::from_secs(5),
             max_reinvites: 3,
+            claim_recheck: Duration::from_secs(30),
         }
     }
 }

@@ -67,7 +67,10 @@ fn requested_workspace(parts: &Parts) -> Option<String> {
 
 /// A stable, non-secret name for a key: `apikey-` and a short hash.
 fn principal_for_key(key: &str) -> String {
-    format!("apikey-{:08x}", super::util::fnv1a(key.as_bytes()) as u32)
+    format!(
+        "apikey-{:08x}",
+        super::util::fnv1a(key.as_bytes()) & 0xffff_ffff
+    )
 }
 
 impl FromRequestParts<Arc<Sim>> for Caller {

@@ -279,6 +279,7 @@ pub struct SimArgs {
     #[arg(
         long = "api-key",
         env = "BLAXEL_SIM_API_KEYS",
+        hide_env_values = true,
         value_name = "KEY=WORKSPACE",
         value_delimiter = ','
     )]
@@ -402,7 +403,7 @@ impl From<SimArgs> for SimConfig {
 }
 
 /// The burst used when only a rate is given: one second's worth of requests, at least one.
-fn default_burst(per_second: f64) -> u32 {
+pub(crate) fn default_burst(per_second: f64) -> u32 {
     let ceil = per_second.ceil();
     if ceil >= f64::from(u32::MAX) {
         u32::MAX

@@ -9,6 +9,7 @@
 //! | `GET /_sim/state` | the whole world as JSON (workspaces, users, sandboxes, previews, tokens) |
 //! | `POST /_sim/reset` | forgets all objects, counters and runtime fault changes (the clock keeps its time) |
 //! | `GET /_sim/faults`, `PUT /_sim/faults` | reads / changes faults at run time (partial updates) |
+//! | `GET/POST/DELETE /_sim/faults/script` | lists / appends / clears scripted faults: `{"route"?, "status" \| "drop": true, "times"?, "retryAfterMs"?}` |
 //! | `GET /_sim/clock` | `{"nowMs", "now"}` |
 //! | `POST /_sim/clock/advance` | `{"seconds": N}` or `{"ms": N}`: moves the clock forward |
 //! | `POST /_sim/invitations/{email}/accept` | the invitee accepts (`?workspace=`; default: every workspace inviting them) |
@@ -27,9 +28,9 @@ use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
 use super::body::{JsonObject, SimPath, SimQuery, field, parse_object};
-use super::clock::duration_ms;
-use super::config::{Faults, RateLimit, validate_faults};
+use super::config::{Faults, RateLimit, default_burst, validate_faults};
 use super::error::ApiError;
+use super::faults::ScriptedFault;
 use super::state::{Sim, lock};
 use super::users::{Role, Standing, UserRecord, render_invitation, render_user};
 use super::util::validate_email;
@@ -44,6 +45,10 @@ pub fn router() -> Router<Arc<Sim>> {
         .route("/state", get(state))
         .route("/reset", post(reset))
         .route("/faults", get(faults).put(set_faults))
+        .route(
+            "/faults/script",
+            get(script).post(add_script).delete(clear_script),
+        )
         .route("/clock", get(clock))
         .route("/clock/advance", post(advance))
         .route("/invitations/{email}/accept", post(accept))
@@ -156,7 +161,7 @@ async fn set_faults(
             let burst = match field::opt_uint(rl, "burst", "rateLimit.burst")? {
                 Some(b) => u32::try_from(b)
                     .map_err(|_| ApiError::bad_request("rateLimit.burst is too large"))?,
-                None => u32::try_from(per_second.ceil().max(1.0) as u64).unwrap_or(u32::MAX),
+                None => default_burst(per_second),
             };
             f.rate_limit = Some(RateLimit { per_second, burst });
         }
@@ -167,6 +172,30 @@ async fn set_faults(
     let mut state = lock(&sim.faults);
     state.set(f, seed);
     Ok(Json(faults_json(&state.faults)))
+}
+
+async fn script(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    Json(serde_json::to_value(&lock(&sim.faults).script).unwrap_or(Value::Null))
+}
+
+/// Appends one scripted fault; answers the whole script.
+async fn add_script(
+    State(sim): State<Arc<Sim>>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let fault: ScriptedFault = serde_json::from_value(Value::Object(body))
+        .map_err(|e| ApiError::bad_request(format!("invalid scripted fault: {e}")))?;
+    fault.validate().map_err(ApiError::bad_request)?;
+    let mut state = lock(&sim.faults);
+    state.script.push(fault);
+    Ok(Json(
+        serde_json::to_value(&state.script).unwrap_or(Value::Null),
+    ))
+}
+
+async fn clear_script(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    lock(&sim.faults).script.clear();
+    Json(json!([]))
 }
 
 fn human(d: Duration) -> String {
@@ -235,7 +264,6 @@ async fn state(State(sim): State<Arc<Sim>>) -> Json<Value> {
             "maxBodyBytes": cfg.max_body_bytes,
             "seed": cfg.seed,
             "workspaces": cfg.effective_api_keys().iter().map(|k| k.workspace.clone()).collect::<Vec<_>>(),
-            "deployTimeMs": duration_ms(cfg.deploy_time),
         },
         "faults": faults,
         "workspaces": workspaces,

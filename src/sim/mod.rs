@@ -55,6 +55,9 @@ use error::{ApiError, ErrorShape};
 use state::Sim;
 
 /// The whole application: `/v0` API routes (with statistics and fault injection) and `/_sim/` control routes.
+///
+/// Prefer [`serve`] or [`spawn`]: they serve it on connections that the drop fault can close; served any
+/// other way, a "dropped" request gets a 503 instead of a closed connection.
 pub fn router(sim: Arc<Sim>) -> Router {
     let mut api = Router::new()
         .route("/v0/users", get(users::list).post(users::invite))

@@ -477,6 +477,22 @@ fn validate_spec(spec: &Map<String, Value>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// An image reference must be non-empty, without whitespace or control characters, at most 255 bytes.
+fn check_image(image: &str) -> Result<(), ApiError> {
+    let ok = !image.is_empty()
+        && image.len() <= 255
+        && !image.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "INVALID_IMAGE",
+            format!("Sandbox image {image:?} is not a valid image reference"),
+        ))
+    }
+}
+
 fn image_of(spec: &Map<String, Value>) -> Option<&str> {
     spec.get("runtime")?.get("image")?.as_str()
 }
@@ -662,6 +678,13 @@ pub async fn create(
         ApiError::new(axum::http::StatusCode::BAD_REQUEST, "INVALID_NAME", m)
             .with_sandbox(sandbox_ctx(Some(&name), ws, &sim))
     })?;
+    if let Some(image) = input.spec.as_ref().and_then(image_of) {
+        check_image(image).map_err(|e| {
+            let mut ctx = sandbox_ctx(Some(&name), ws, &sim);
+            ctx.details = Some(json!({ "requested_image": image }));
+            e.with_sandbox(ctx)
+        })?;
+    }
     let create_if_not_exist = query
         .create_if_not_exist
         .is_some_and(|v| v == "true" || v == "1");
@@ -768,6 +791,9 @@ pub async fn update(
             {
                 // Absent `enabled` keeps the current setting (and power) rather than defaulting to true.
                 spec.insert("enabled".into(), old);
+            }
+            if let Some(image) = image_of(&spec) {
+                check_image(image)?;
             }
             let spec = normalize_spec(spec, cfg);
             let redeploy =
@@ -1115,6 +1141,10 @@ fn parse_filter(q: &HashMap<String, String>, paginated: bool) -> Result<Filter, 
 
 /// `GET /sandboxes`: a bare array, or (2026 generation with `Blaxel-Version >= 2026-04-28`) a page
 /// `{data, meta: {hasMore, nextCursor, total}}`.
+#[allow(
+    clippy::implicit_hasher,
+    reason = "the query extractor's concrete map type"
+)]
 pub async fn list(
     State(sim): State<Arc<Sim>>,
     caller: Caller,

@@ -109,6 +109,7 @@ pub async fn middleware(State(sim): State<Arc<Sim>>, req: Request, next: Next) -
         let f = &lock(&sim.faults).faults;
         !(f.latency.is_zero() && f.latency_jitter.is_zero())
     };
+    let started = std::time::Instant::now();
     let resp = next.run(req).await;
     let mark = resp.extensions().get::<FaultMark>().copied();
     let outcome = if mark == Some(FaultMark::Dropped) {
@@ -116,6 +117,14 @@ pub async fn middleware(State(sim): State<Arc<Sim>>, req: Request, next: Next) -
     } else {
         resp.status().as_u16().to_string()
     };
+    tracing::debug!(
+        method = %method,
+        route = %route,
+        outcome = %outcome,
+        fault = ?mark,
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "simulator request"
+    );
     lock(&sim.stats).record(&method, &route, outcome, mark, delayed);
     resp
 }

@@ -540,7 +540,7 @@ fn check_into(s: &Schema, v: &Value, path: &str, errs: &mut Vec<String>) {
         let p = format!("{path}.{}", f.name);
         match obj.get(f.name) {
             Some(Value::Null) | None if f.req => {
-                errs.push(format!("{p}: required by {} but missing", s.name))
+                errs.push(format!("{p}: required by {} but missing", s.name));
             }
             Some(Value::Null) | None => {}
             Some(fv) => check_ty(f.ty, fv, &p, errs),

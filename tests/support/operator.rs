@@ -209,13 +209,12 @@ impl World {
                 self.ns.clone(),
             ]);
         }
-        let metrics_addr = match extra.iter().position(|a| *a == "--metrics-bind") {
-            Some(i) => extra[i + 1].parse().expect("--metrics-bind address"),
-            None => {
-                let addr = free_addr();
-                args.extend(["--metrics-bind".to_owned(), addr.to_string()]);
-                addr
-            }
+        let metrics_addr = if let Some(i) = extra.iter().position(|a| *a == "--metrics-bind") {
+            extra[i + 1].parse().expect("--metrics-bind address")
+        } else {
+            let addr = free_addr();
+            args.extend(["--metrics-bind".to_owned(), addr.to_string()]);
+            addr
         };
         args.extend(extra.iter().map(ToString::to_string));
         let child = Command::new(env!("CARGO_BIN_EXE_blaxel-operator"))

@@ -13,6 +13,7 @@ use tracing::{info, instrument};
 
 use super::cache::email_key;
 use super::conditions::{self, Health, Why};
+use super::managed::{self, Admission, CleanupStart, admit, begin_cleanup, keep_finalizer};
 use super::{
     Context, Error, is_paused, pending_request, publish, remote_verdict, requeue_after,
     write_status,
@@ -61,30 +62,13 @@ async fn apply(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> {
         adopted: status.adopted,
         reinvites: status.reinvites,
     };
-    if let Some(holder) = super::claims::holder(
-        obj,
-        ctx.members.state().iter().map(AsRef::as_ref),
-        claim_key,
-    ) {
-        report.phase = MemberPhase::Failed;
-        report.health = Health::Stalled(Why::new(
-            "DuplicateMember",
-            format!(
-                "{holder} already manages {} in workspace {}",
-                obj.spec.email, obj.spec.workspace
-            ),
-        ));
-        finish(obj, ctx, report).await?;
-        return Ok(Action::requeue(super::jittered(ctx.settings.resync)));
-    }
-    let scope = match scope(obj, ctx).await {
-        Ok(scope) => scope,
-        Err(e) if e.is_transient() => return Err(e.into()),
-        Err(e) => {
+    let scope = match admit(obj, ctx).await? {
+        Admission::Proceed(scope) => scope,
+        Admission::Stop(health, again) => {
             report.phase = MemberPhase::Failed;
-            report.health = Health::Stalled(Why::new(e.reason(), e.to_string()));
+            report.health = health;
             finish(obj, ctx, report).await?;
-            return Ok(Action::requeue(super::jittered(ctx.settings.resync)));
+            return Ok(again);
         }
     };
     // A person's edit restarts the re-invitation budget of an expired invitation.
@@ -152,34 +136,14 @@ async fn cleanup(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> 
         adopted: status.adopted,
         reinvites: status.reinvites,
     };
-    // A duplicate never acted remotely, so it has nothing to clean up.
-    if super::claims::holder(
-        obj,
-        ctx.members.state().iter().map(AsRef::as_ref),
-        claim_key,
-    )
-    .is_some()
-        || obj.spec.deletion_policy == crate::crd::DeletionPolicy::Orphan
-    {
-        return Ok(Action::await_change());
-    }
-    if is_paused(obj) {
-        finish(obj, ctx, report(Health::Paused { ready: false })).await?;
-        return Err(Error::Waiting("paused".into(), ctx.settings.resync));
-    }
-    let scope = match scope(obj, ctx).await {
-        Ok(scope) => scope,
-        Err(e) if e.is_transient() => return Err(e.into()),
-        Err(e) => {
-            let message = e.to_string();
-            finish(
-                obj,
-                ctx,
-                report(Health::Stalled(Why::new(e.reason(), message.clone()))),
-            )
-            .await?;
-            return Err(Error::Waiting(message, ctx.settings.resync));
+    let scope = match begin_cleanup(obj, ctx).await? {
+        CleanupStart::Done => return Ok(Action::await_change()),
+        CleanupStart::Wait(health, after) => {
+            let error = keep_finalizer(&health, after);
+            finish(obj, ctx, report(health)).await?;
+            return Err(error);
         }
+        CleanupStart::Proceed(scope) => scope,
     };
     let observed = match observe(ctx, &scope, &obj.spec.email, ctx.settings.invitation_poll).await {
         Ok(user) => user,
@@ -205,26 +169,6 @@ async fn cleanup(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> 
         .await;
     }
     Ok(Action::await_change())
-}
-
-/// The remote identity two objects must not share.
-fn claim_key(obj: &WorkspaceMember) -> String {
-    format!("{}/{}", obj.spec.workspace, email_key(&obj.spec.email))
-}
-
-async fn scope(
-    obj: &WorkspaceMember,
-    ctx: &Context,
-) -> Result<Scope, super::credentials::CredentialsError> {
-    let namespace = obj.namespace().unwrap_or_default();
-    let api_key = ctx
-        .credentials
-        .resolve(&ctx.client, &namespace, obj.spec.credentials_ref.as_ref())
-        .await?;
-    Ok(Scope {
-        workspace: obj.spec.workspace.clone(),
-        api_key,
-    })
 }
 
 async fn observe(
@@ -278,7 +222,11 @@ async fn act(
                 ctx.users.invalidate(scope).await;
                 return observe(ctx, scope, email, Duration::ZERO).await;
             }
-            Err(e) => return Err(e),
+            // The answer was lost: the invitation may exist. The next pass lists again before inviting.
+            Err(e) => {
+                ctx.users.invalidate(scope).await;
+                return Err(e);
+            }
         },
         MemberAction::SetRole(role) => {
             let mut user = ctx
@@ -339,7 +287,7 @@ async fn fail(
 ) -> Result<Action, Error> {
     if matches!(err, ApiError::NotFound { .. } | ApiError::Conflict { .. }) {
         // What we saw is out of date: the next pass lists again.
-        if let Ok(scope) = scope(obj, ctx).await {
+        if let Ok(scope) = managed::scope(obj, ctx).await {
             ctx.users.invalidate(&scope).await;
         }
     }

@@ -12,13 +12,14 @@ use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
 use super::conditions::{self, Health, Why};
+use super::managed::{self, Admission, CleanupStart, admit, begin_cleanup, keep_finalizer};
 use super::{
     Context, Error, is_paused, pending_request, publish, remote_verdict, requeue_after,
     write_status,
 };
-use crate::blaxel::model::Sandbox as RemoteSandbox;
+use crate::blaxel::model::{Sandbox as RemoteSandbox, SandboxPhase};
 use crate::blaxel::{ApiError, PowerControl, Scope};
-use crate::crd::{DeletionPolicy, FINALIZER, Sandbox, SandboxStatus};
+use crate::crd::{FINALIZER, Sandbox, SandboxStatus};
 use plan::{CleanupStep, SandboxAction, SandboxInput, observed_power};
 
 /// At most this many remote writes in one reconcile; more waits for the next pass.
@@ -53,10 +54,6 @@ fn owner(obj: &Sandbox) -> String {
     format!("{}.{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
-fn claim_key(obj: &Sandbox) -> String {
-    format!("{}/{}", obj.spec.workspace, obj.remote_name())
-}
-
 async fn apply(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
     let status = obj.status.clone().unwrap_or_default();
     let mut report = Report {
@@ -65,34 +62,18 @@ async fn apply(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
         adopted: status.adopted,
     };
     let name = obj.remote_name();
-    if let Some(holder) = super::claims::holder(
-        obj,
-        ctx.sandbox_objects.state().iter().map(AsRef::as_ref),
-        claim_key,
-    ) {
-        report.health = Health::Stalled(Why::new(
-            "DuplicateSandbox",
-            format!(
-                "{holder} already manages sandbox {name} in workspace {}",
-                obj.spec.workspace
-            ),
-        ));
-        finish(obj, ctx, report).await?;
-        return Ok(Action::requeue(super::jittered(ctx.settings.resync)));
-    }
-    let scope = match scope(obj, ctx).await {
-        Ok(scope) => scope,
-        Err(e) if e.is_transient() => return Err(e.into()),
-        Err(e) => {
-            report.health = Health::Stalled(Why::new(e.reason(), e.to_string()));
+    let scope = match admit(obj, ctx).await? {
+        Admission::Proceed(scope) => scope,
+        Admission::Stop(health, again) => {
+            report.health = health;
             finish(obj, ctx, report).await?;
-            return Ok(Action::requeue(super::jittered(ctx.settings.resync)));
+            return Ok(again);
         }
     };
     let settled = status
         .phase
         .as_deref()
-        .is_some_and(|p| !crate::blaxel::model::SandboxPhase::parse(p).is_transitional())
+        .is_some_and(|p| !SandboxPhase::parse(p).is_transitional())
         && conditions::is_true(&status.conditions, conditions::READY);
     let max_age = if pending_request(obj, status.last_handled_reconcile_at.as_ref()).is_some() {
         Duration::ZERO
@@ -155,33 +136,14 @@ async fn cleanup(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
         observed,
         adopted: status.adopted,
     };
-    if super::claims::holder(
-        obj,
-        ctx.sandbox_objects.state().iter().map(AsRef::as_ref),
-        claim_key,
-    )
-    .is_some()
-        || obj.spec.deletion_policy == DeletionPolicy::Orphan
-    {
-        return Ok(Action::await_change());
-    }
-    if is_paused(obj) {
-        finish(obj, ctx, report(Health::Paused { ready: false }, None)).await?;
-        return Err(Error::Waiting("paused".into(), ctx.settings.resync));
-    }
-    let scope = match scope(obj, ctx).await {
-        Ok(scope) => scope,
-        Err(e) if e.is_transient() => return Err(e.into()),
-        Err(e) => {
-            let message = e.to_string();
-            finish(
-                obj,
-                ctx,
-                report(Health::Stalled(Why::new(e.reason(), message.clone())), None),
-            )
-            .await?;
-            return Err(Error::Waiting(message, ctx.settings.resync));
+    let scope = match begin_cleanup(obj, ctx).await? {
+        CleanupStart::Done => return Ok(Action::await_change()),
+        CleanupStart::Wait(health, after) => {
+            let error = keep_finalizer(&health, after);
+            finish(obj, ctx, report(health, None)).await?;
+            return Err(error);
         }
+        CleanupStart::Proceed(scope) => scope,
     };
     let name = obj.remote_name();
     let deleting = Health::Progressing(Why::new("Deleting", format!("Deleting sandbox {name}")));
@@ -223,21 +185,6 @@ async fn cleanup(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
         format!("sandbox {name} is being deleted"),
         ctx.settings.transition_poll,
     ))
-}
-
-async fn scope(
-    obj: &Sandbox,
-    ctx: &Context,
-) -> Result<Scope, super::credentials::CredentialsError> {
-    let namespace = obj.namespace().unwrap_or_default();
-    let api_key = ctx
-        .credentials
-        .resolve(&ctx.client, &namespace, obj.spec.credentials_ref.as_ref())
-        .await?;
-    Ok(Scope {
-        workspace: obj.spec.workspace.clone(),
-        api_key,
-    })
 }
 
 fn power_control(ctx: &Context, obj: &Sandbox) -> Option<PowerControl> {
@@ -310,11 +257,14 @@ async fn act(
             Err(ApiError::Conflict { .. }) => {
                 let now = refresh(ctx, scope, name).await?;
                 return Ok(now.filter(|s| {
-                    !s.phase().is_transitional()
-                        && s.phase() != crate::blaxel::model::SandboxPhase::Terminated
+                    !matches!(s.phase(), SandboxPhase::Deleting | SandboxPhase::Terminated)
                 }));
             }
-            Err(e) => return Err(e),
+            // The answer was lost: the sandbox may exist. The next pass lists again before creating.
+            Err(e) => {
+                ctx.sandboxes.invalidate(scope).await;
+                return Err(e);
+            }
         },
         SandboxAction::Update(body) => {
             let updated = ctx.api.update_sandbox(scope, &body).await?;
@@ -364,7 +314,7 @@ async fn fail(
     err: ApiError,
 ) -> Result<Action, Error> {
     if matches!(err, ApiError::NotFound { .. } | ApiError::Conflict { .. })
-        && let Ok(scope) = scope(obj, ctx).await
+        && let Ok(scope) = managed::scope(obj, ctx).await
     {
         ctx.sandboxes.invalidate(&scope).await;
     }

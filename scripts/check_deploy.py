@@ -1,0 +1,796 @@
+"""Validates the deployment artefacts: the Helm chart and the plain manifests in deploy/.
+
+Run by scripts/check-deploy (which provides a venv with helm-sdkpy and kubernetes-validate):
+
+1. `helm lint` of the chart with each value set below (Helm's own Go library, through helm-sdkpy).
+2. A real `helm install` of the chart with each value set, against a tiny in-process fake API server
+   that accepts every object and records it. helm-sdkpy has no `template`/dry-run entry point, so this is
+   how the rendered objects are obtained: they are exactly what Helm would send to a cluster. Release
+   records go to Helm's memory driver (HELM_DRIVER=memory), so nothing else is needed.
+3. Every rendered object and every object in deploy/*.yaml is validated against the Kubernetes JSON
+   schemas (kubernetes-validate, strict: unknown fields are errors). CRD-backed kinds (ServiceMonitor)
+   are skipped, since no Kubernetes schema describes them; that is reported.
+4. Security and least-privilege invariants on the same objects (see `check_security`, `check_rbac`).
+5. Value sets that must be refused (replicas > 1 without leader election, ...) fail to render.
+6. The Argo CD health script gives the expected health for sample objects (Lua 5.1 through lupa).
+7. The Dockerfile passes hadolint; the CI workflow matches the GitHub workflow schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+CHART = REPO / "deploy" / "helm" / "blaxel-operator"
+DEPLOY = REPO / "deploy"
+NAMESPACE = "blaxel-system"
+RELEASE = "blaxel-operator"
+
+# Value sets the chart must lint, render and validate cleanly with.
+VALUE_SETS: dict[str, dict] = {
+    "defaults": {},
+    "ha": {"replicaCount": 2, "leaderElection": {"enabled": True}},
+    "credentials-create": {
+        "credentials": {"create": True, "apiKey": "not-a-real-key"},
+        "defaultCredentialsNamespaces": ["team-a", "team-b"],
+    },
+    "no-netpol-servicemonitor": {
+        "networkPolicy": {"enabled": False},
+        "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
+    },
+    "single-without-leader-election": {"replicaCount": 1, "leaderElection": {"enabled": False}},
+    "watch-namespace": {
+        "watchNamespace": "team-a",
+        "logFormat": "text",
+        "extraEnv": [{"name": "BLAXEL_MAX_REINVITES", "value": "5"}],
+    },
+}
+
+# Value sets the chart must refuse, with a fragment of the expected message.
+MUST_FAIL: dict[str, tuple[dict, str]] = {
+    "replicas-without-leader-election": (
+        {"replicaCount": 2, "leaderElection": {"enabled": False}},
+        "requires leaderElection.enabled=true",
+    ),
+    "credentials-create-without-key": ({"credentials": {"create": True}}, "needs credentials.apiKey"),
+    # values.schema.json catches typos that Helm would otherwise ignore silently.
+    "unknown-value": ({"replicas": 2}, "additional properties 'replicas' not allowed"),
+    "bad-log-format": ({"logFormat": "yaml"}, "at '/logFormat'"),
+}
+
+# Kinds backed by CRDs that the Kubernetes schemas do not describe.
+CRD_KINDS = {"ServiceMonitor"}
+
+# The RBAC the operator needs, exactly: (apiGroup, resource) -> verbs.
+CLUSTER_RULES = {
+    ("blaxel.ai", "workspacemembers"): {"get", "list", "watch", "patch", "update"},
+    ("blaxel.ai", "sandboxes"): {"get", "list", "watch", "patch", "update"},
+    ("blaxel.ai", "workspacemembers/status"): {"get", "patch"},
+    ("blaxel.ai", "sandboxes/status"): {"get", "patch"},
+    ("", "secrets"): {"get"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+    ("", "events"): {"create", "patch"},
+}
+LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
+
+failures: list[str] = []
+
+
+def fail(where: str, message: str) -> None:
+    failures.append(f"{where}: {message}")
+    print(f"  FAIL {where}: {message}")
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+# --- a fake API server that accepts what Helm installs --------------------------------------------
+
+# (group, version) -> [(plural, kind, namespaced)]
+RESOURCES = {
+    ("", "v1"): [
+        ("namespaces", "Namespace", False),
+        ("serviceaccounts", "ServiceAccount", True),
+        ("secrets", "Secret", True),
+        ("services", "Service", True),
+        ("configmaps", "ConfigMap", True),
+    ],
+    ("apps", "v1"): [("deployments", "Deployment", True)],
+    ("rbac.authorization.k8s.io", "v1"): [
+        ("clusterroles", "ClusterRole", False),
+        ("clusterrolebindings", "ClusterRoleBinding", False),
+        ("roles", "Role", True),
+        ("rolebindings", "RoleBinding", True),
+    ],
+    ("networking.k8s.io", "v1"): [("networkpolicies", "NetworkPolicy", True)],
+    ("policy", "v1"): [("poddisruptionbudgets", "PodDisruptionBudget", True)],
+    ("apiextensions.k8s.io", "v1"): [("customresourcedefinitions", "CustomResourceDefinition", False)],
+    ("monitoring.coreos.com", "v1"): [("servicemonitors", "ServiceMonitor", True)],
+    ("blaxel.ai", "v1alpha1"): [
+        ("workspacemembers", "WorkspaceMember", True),
+        ("sandboxes", "Sandbox", True),
+    ],
+}
+
+
+class FakeApiServer:
+    """Just enough of the Kubernetes API for `helm install --wait=false`: discovery, and objects that can
+    be created and read back. Everything created is kept in `created`, in order."""
+
+    def __init__(self) -> None:
+        self.created: list[dict] = []
+        self.requests: list[str] = []
+        self.store: dict[str, dict] = {}
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep the output for failures
+                pass
+
+            def reply(self, code: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                fake.requests.append(f"GET {self.path}")
+                self.reply(*fake.get(self.path.split("?")[0]))
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                fake.requests.append(f"{self.command} {self.path} {self.headers.get('Content-Type')}")
+                if "protobuf" in (self.headers.get("Content-Type") or ""):
+                    # Helm's release record (a Secret, sent by a typed client as protobuf): keep it
+                    # opaque, it is not part of the chart.
+                    self.reply(*fake.release_record(self.path.split("?")[0], raw))
+                    return
+                self.reply(*fake.create(self.path.split("?")[0], json.loads(raw or b"{}")))
+
+            def do_PUT(self):
+                self.do_POST()
+
+            def do_PATCH(self):
+                self.reply(405, status(405, "MethodNotAllowed", "patch is not supported here"))
+
+            def do_DELETE(self):
+                self.reply(404, status(404, "NotFound", "not found"))
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def kubeconfig(self) -> str:
+        return yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+                "users": [{"name": "fake", "user": {}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+                "current-context": "fake",
+            }
+        )
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def get(self, path: str) -> tuple[int, dict]:
+        if path == "/version":
+            return 200, {"major": "1", "minor": "33", "gitVersion": "v1.33.0", "platform": "linux/amd64"}
+        if path == "/api":
+            return 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+        if path == "/apis":
+            groups = [
+                {
+                    "name": g,
+                    "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
+                    "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v},
+                }
+                for (g, v) in RESOURCES
+                if g
+            ]
+            return 200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+        for (g, v), resources in RESOURCES.items():
+            if path == (f"/apis/{g}/{v}" if g else f"/api/{v}"):
+                return 200, {
+                    "kind": "APIResourceList",
+                    "apiVersion": "v1",
+                    "groupVersion": f"{g}/{v}" if g else v,
+                    "resources": [
+                        {
+                            "name": plural,
+                            "singularName": kind.lower(),
+                            "namespaced": namespaced,
+                            "kind": kind,
+                            "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+                        }
+                        for plural, kind, namespaced in resources
+                    ],
+                }
+        with self.lock:
+            obj = self.store.get(path)
+            if obj is None and is_collection(path):
+                prefix = path + "/"
+                items = [
+                    o for p, o in self.store.items() if p.startswith(prefix) and "/" not in p[len(prefix) :]
+                ]
+                obj = {
+                    "kind": "List",
+                    "apiVersion": "v1",
+                    "metadata": {"resourceVersion": "1"},
+                    "items": items,
+                }
+        if obj is not None:
+            return 200, obj
+        return 404, status(404, "NotFound", f"{path} not found")
+
+    def create(self, path: str, body: dict) -> tuple[int, dict]:
+        name = body.get("metadata", {}).get("name", "")
+        obj = copy.deepcopy(body)
+        obj.setdefault("metadata", {}).update({"resourceVersion": "1", "uid": f"uid-{len(self.created)}"})
+        if body.get("kind") == "CustomResourceDefinition":
+            # Helm waits for the CRDs it installs to be established.
+            names = body["spec"]["names"]
+            obj["status"] = {
+                "conditions": [
+                    {"type": "NamesAccepted", "status": "True"},
+                    {"type": "Established", "status": "True"},
+                ],
+                "acceptedNames": names,
+            }
+        with self.lock:
+            if path.endswith(f"/{name}"):  # PUT to the object's own path
+                self.store[path] = obj
+            else:
+                self.store[f"{path}/{name}"] = obj
+            self.created.append(body)
+        return 201, obj
+
+    def release_record(self, path: str, raw: bytes) -> tuple[int, dict]:
+        found = re.search(rb"sh\.helm\.release\.v1\.[a-z0-9.-]+", raw)
+        name = found.group(0).decode() if found else "release"
+        obj = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "resourceVersion": "1"}}
+        with self.lock:
+            self.store[path if path.endswith(f"/{name}") else f"{path}/{name}"] = obj
+        return 201, obj
+
+
+def is_collection(path: str) -> bool:
+    """Whether `path` names a collection (…/<plural>) of a resource the fake server knows."""
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    return any(last == plural for res in RESOURCES.values() for plural, _, _ in res)
+
+
+def status(code: int, reason: str, message: str) -> dict:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "code": code,
+        "reason": reason,
+        "message": message,
+    }
+
+
+# --- Helm through helm-sdkpy ----------------------------------------------------------------------
+
+
+def chart_with_values(values: dict, into: Path) -> Path:
+    """A copy of the chart whose values.yaml has `values` merged in (Lint takes no values)."""
+    dest = into / "blaxel-operator"
+    shutil.copytree(CHART, dest)
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    (dest / "values.yaml").write_text(yaml.safe_dump(deep_merge(defaults, values)))
+    return dest
+
+
+def helm_lint(values: dict) -> list[str]:
+    """Helm's lint findings of severity WARNING or ERROR (INFO, like "icon is recommended", is dropped).
+
+    helm-sdkpy returns Helm's lint result as JSON, where the Go error text does not survive (`Err: {}`):
+    only the severity and the file are known. Run `helm lint` on the chart to read the message."""
+    import helm_sdkpy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        chart = chart_with_values(values, Path(tmp))
+        config = helm_sdkpy.Configuration(namespace=NAMESPACE)
+        result = asyncio.run(helm_sdkpy.Lint(config).run(str(chart)))
+    severities = {0: "UNKNOWN", 1: "INFO", 2: "WARNING", 3: "ERROR"}
+    findings = [
+        f"{severities.get(m.get('Severity'), m.get('Severity'))} in {m.get('Path')}"
+        for m in result.get("Messages") or []
+        if m.get("Severity") != 1
+    ]
+    if result.get("TotalChartsLinted") != 1:
+        findings.append(f"expected 1 chart linted: {json.dumps(result)}")
+    if result.get("Errors") and not findings:
+        findings.append(f"lint errors: {json.dumps(result['Errors'])}")
+    return findings
+
+
+def helm_render(values: dict) -> list[dict]:
+    """The objects a real `helm install` sends to the (fake) cluster, in order."""
+    import helm_sdkpy
+
+    server = FakeApiServer()
+    try:
+        config = helm_sdkpy.Configuration(namespace=NAMESPACE, kubeconfig=server.kubeconfig())
+        asyncio.run(
+            helm_sdkpy.Install(config).run(RELEASE, str(CHART), values=values or None, wait=False, timeout=60)
+        )
+        return list(server.created)
+    finally:
+        server.close()
+
+
+# --- checks ---------------------------------------------------------------------------------------
+
+
+def validate_schema(obj: dict, where: str, version: str, skipped: set[str]) -> None:
+    import kubernetes_validate
+
+    kind = obj.get("kind", "?")
+    if kind in CRD_KINDS:
+        skipped.add(kind)
+        return
+    try:
+        kubernetes_validate.validate(obj, version, strict=True)
+    except kubernetes_validate.ValidationError as e:
+        path = "/".join(str(p) for p in e.path)
+        fail(where, f"{kind}/{obj['metadata'].get('name')}: schema: {e.message} at {path}")
+    except kubernetes_validate.SchemaNotFoundError:
+        fail(where, f"{kind} ({obj.get('apiVersion')}): no Kubernetes schema (add it to CRD_KINDS?)")
+
+
+def check_security(objs: list[dict], where: str) -> None:
+    """Non-root, read-only root filesystem, no privilege escalation, no capabilities, RuntimeDefault
+    seccomp, probes on the metrics port, POD_NAME/POD_NAMESPACE from the downward API."""
+    deployments = [o for o in objs if o["kind"] == "Deployment"]
+    if len(deployments) != 1:
+        fail(where, f"expected one Deployment, found {len(deployments)}")
+        return
+    pod = deployments[0]["spec"]["template"]["spec"]
+    psc = pod.get("securityContext", {})
+    for c in pod["containers"] + pod.get("initContainers", []):
+        sc = c.get("securityContext", {})
+        name = f"container {c['name']}"
+
+        def eff(key, sc=sc):  # the container's setting, else the pod's
+            return sc.get(key, psc.get(key))
+
+        if eff("runAsNonRoot") is not True:
+            fail(where, f"{name}: runAsNonRoot is not true")
+        if (eff("runAsUser") or 0) == 0:
+            fail(where, f"{name}: runAsUser is root or unset")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            fail(where, f"{name}: readOnlyRootFilesystem is not true")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            fail(where, f"{name}: allowPrivilegeEscalation is not false")
+        if sc.get("privileged"):
+            fail(where, f"{name}: privileged")
+        if sc.get("capabilities", {}).get("drop") != ["ALL"] or sc.get("capabilities", {}).get("add"):
+            fail(where, f"{name}: capabilities must drop ALL and add none")
+        if (eff("seccompProfile") or {}).get("type") != "RuntimeDefault":
+            fail(where, f"{name}: seccompProfile is not RuntimeDefault")
+        if not c.get("resources", {}).get("limits") or not c.get("resources", {}).get("requests"):
+            fail(where, f"{name}: resources requests and limits are required")
+        env = {e["name"]: e for e in c.get("env", [])}
+        for var, field in (("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace")):
+            got = env.get(var, {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+            if got != field:
+                fail(where, f"{name}: {var} must come from the downward API ({field})")
+        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+            http = c.get(probe, {}).get("httpGet", {})
+            if http.get("path") != path or http.get("port") != "metrics":
+                fail(where, f"{name}: {probe} must GET {path} on port 'metrics'")
+    if pod.get("hostNetwork") or pod.get("hostPID") or pod.get("hostIPC"):
+        fail(where, "the pod must not share host namespaces")
+    if any(v.get("hostPath") for v in pod.get("volumes", [])):
+        fail(where, "the pod must not mount hostPath volumes")
+
+
+def rules_of(role: dict) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in role.get("rules", []):
+        if rule.get("resourceNames") or rule.get("nonResourceURLs"):
+            out[("?", "resourceNames/nonResourceURLs")] = set()
+        for group in rule.get("apiGroups", []):
+            for res in rule.get("resources", []):
+                out.setdefault((group, res), set()).update(rule.get("verbs", []))
+    return out
+
+
+def check_rbac(objs: list[dict], where: str, leader_election: bool, namespace: str) -> None:
+    """RBAC names exactly the resources and verbs the operator uses: no wildcards, no extra rights,
+    Leases only through a Role in the operator's namespace."""
+    for o in objs:
+        if o["kind"] in ("ClusterRole", "Role"):
+            for rule in o.get("rules", []):
+                for field in ("apiGroups", "resources", "verbs"):
+                    if "*" in rule.get(field, []):
+                        fail(where, f"{o['kind']}/{o['metadata']['name']}: wildcard in {field}")
+    cluster_roles = [o for o in objs if o["kind"] == "ClusterRole"]
+    roles = [o for o in objs if o["kind"] == "Role"]
+    if len(cluster_roles) != 1:
+        fail(where, f"expected one ClusterRole, found {len(cluster_roles)}")
+    else:
+        got = rules_of(cluster_roles[0])
+        if got != CLUSTER_RULES:
+            fail(where, f"ClusterRole rules differ from the needed ones: {sorted(got.items())}")
+    if leader_election:
+        if len(roles) != 1:
+            fail(where, f"expected one leader-election Role, found {len(roles)}")
+        else:
+            if rules_of(roles[0]) != LEASE_RULES:
+                fail(where, f"Role rules differ from the lease rules: {rules_of(roles[0])}")
+            if roles[0]["metadata"].get("namespace") != namespace:
+                fail(where, "the leader-election Role must be in the operator's namespace")
+    elif roles:
+        fail(where, "a Role is rendered although leader election is off")
+    # Each binding points at a rendered role and at the operator's ServiceAccount.
+    sa_names = {o["metadata"]["name"] for o in objs if o["kind"] == "ServiceAccount"}
+    for b in (o for o in objs if o["kind"] in ("ClusterRoleBinding", "RoleBinding")):
+        ref = b["roleRef"]
+        if not any(r["kind"] == ref["kind"] and r["metadata"]["name"] == ref["name"] for r in objs):
+            fail(where, f"{b['kind']}/{b['metadata']['name']} refers to a missing {ref['kind']}")
+        for s in b.get("subjects", []):
+            if s.get("kind") != "ServiceAccount" or s.get("name") not in sa_names:
+                fail(where, f"{b['kind']}/{b['metadata']['name']}: subject {s} is not our ServiceAccount")
+            elif s.get("namespace") != namespace:
+                fail(where, f"{b['kind']}/{b['metadata']['name']}: subject in the wrong namespace")
+
+
+def env_of(objs: list[dict]) -> dict[str, dict]:
+    dep = next(o for o in objs if o["kind"] == "Deployment")
+    return {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+
+
+def null_paths(value, path: str = "") -> list[str]:
+    """Where a template left an empty key (`annotations:` with nothing under it renders as null)."""
+    if value is None:
+        return [path or "/"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in null_paths(v, f"{path}/{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in null_paths(v, f"{path}/{i}")]
+    return []
+
+
+def check_render(name: str, values: dict, objs: list[dict], version: str, skipped: set[str]) -> None:
+    where = f"helm[{name}]"
+    merged = deep_merge(yaml.safe_load((CHART / "values.yaml").read_text()), values)
+    chart_objs = [o for o in objs if o.get("kind") != "CustomResourceDefinition"]
+    for o in objs:
+        validate_schema(o, where, version, skipped)
+        for path in null_paths(o):
+            fail(
+                where,
+                f"{o.get('kind')}/{o['metadata'].get('name')}: null at {path} (an empty block in a template)",
+            )
+    if not any(o.get("kind") == "Deployment" for o in chart_objs):
+        fail(where, "no Deployment rendered")
+        return
+    check_security(chart_objs, where)
+    check_rbac(chart_objs, where, merged["leaderElection"]["enabled"], NAMESPACE)
+    env = env_of(chart_objs)
+    kinds = {o["kind"] for o in chart_objs}
+    # The value set's intent is visible in what was rendered.
+    expect = {
+        "NetworkPolicy": merged["networkPolicy"]["enabled"],
+        "ServiceMonitor": merged["metrics"]["serviceMonitor"]["enabled"],
+        "Secret": merged["credentials"]["create"],
+        "PodDisruptionBudget": merged["podDisruptionBudget"]["enabled"] and merged["replicaCount"] > 1,
+    }
+    for kind, wanted in expect.items():
+        if (kind in kinds) != wanted:
+            fail(where, f"{kind} rendered={kind in kinds}, expected {wanted}")
+    dep = next(o for o in chart_objs if o["kind"] == "Deployment")
+    if dep["spec"]["replicas"] != merged["replicaCount"]:
+        fail(where, "replicas do not follow replicaCount")
+    if env.get("BLAXEL_LEADER_ELECTION", {}).get("value") != str(merged["leaderElection"]["enabled"]).lower():
+        fail(where, "BLAXEL_LEADER_ELECTION does not follow leaderElection.enabled")
+    strategy = dep["spec"].get("strategy", {}).get("type", "RollingUpdate")
+    if not merged["leaderElection"]["enabled"] and strategy != "Recreate":
+        fail(
+            where,
+            "without leader election the Deployment must use the Recreate strategy (no two active replicas)",
+        )
+    if (
+        merged["watchNamespace"]
+        and env.get("BLAXEL_WATCH_NAMESPACE", {}).get("value") != merged["watchNamespace"]
+    ):
+        fail(where, "BLAXEL_WATCH_NAMESPACE does not follow watchNamespace")
+    key = env.get("BL_API_KEY", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    if not key:
+        fail(where, "BL_API_KEY must come from a Secret")
+    if merged["credentials"]["create"]:
+        secret = next((o for o in chart_objs if o["kind"] == "Secret"), {})
+        if secret.get("metadata", {}).get("name") != key.get("name"):
+            fail(where, "BL_API_KEY does not refer to the created Secret")
+    crds = [o for o in objs if o.get("kind") == "CustomResourceDefinition"]
+    if len(crds) != 2:
+        fail(where, f"expected the 2 CRDs from the chart's crds/ to be installed, got {len(crds)}")
+
+
+def check_plain_manifests(version: str, skipped: set[str]) -> None:
+    """deploy/*.yaml: schema-valid, secure, least-privilege, and all listed in kustomization.yaml."""
+    where = "deploy/"
+    files = sorted(p.name for p in DEPLOY.glob("*.yaml") if p.name != "kustomization.yaml")
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    if sorted(kustomization.get("resources", [])) != files:
+        fail(where, f"kustomization.yaml resources {kustomization.get('resources')} != files {files}")
+    objs = []
+    for f in files:
+        for doc in yaml.safe_load_all((DEPLOY / f).read_text()):
+            if doc:
+                validate_schema(doc, f"deploy/{f}", version, skipped)
+                objs.append(doc)
+    ns = [o for o in objs if o["kind"] == "Namespace"]
+    namespace = ns[0]["metadata"]["name"] if ns else NAMESPACE
+    for o in objs:
+        cluster_scoped = o["kind"] in ("Namespace", "ClusterRole", "ClusterRoleBinding")
+        if not cluster_scoped and o["metadata"].get("namespace") != namespace:
+            fail(where, f"{o['kind']}/{o['metadata']['name']} is not in namespace {namespace}")
+    check_security(objs, where)
+    check_rbac(objs, where, True, namespace)
+    env = env_of(objs)
+    key = env.get("BL_API_KEY", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    if key != {"name": "blaxel-operator-credentials", "key": "apiKey", "optional": True}:
+        fail(
+            where, f"BL_API_KEY must come from the optional Secret blaxel-operator-credentials/apiKey: {key}"
+        )
+    # The CRDs are installed separately, never by the operator's manifests.
+    if any(o["kind"] == "CustomResourceDefinition" for o in objs):
+        fail(where, "CRDs must not be part of deploy/ (they are installed separately from crds/)")
+    print(f"  deploy/: {len(objs)} objects in {len(files)} files")
+
+
+def check_crd_files(version: str, skipped: set[str]) -> None:
+    for path in (REPO / "crds" / "blaxel.ai.yaml", CHART / "crds" / "blaxel.ai.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                validate_schema(doc, str(path.relative_to(REPO)), version, skipped)
+    if (REPO / "crds" / "blaxel.ai.yaml").read_bytes() != (CHART / "crds" / "blaxel.ai.yaml").read_bytes():
+        fail(
+            "chart crds/",
+            "differs from crds/blaxel.ai.yaml: cp crds/blaxel.ai.yaml deploy/helm/blaxel-operator/crds/",
+        )
+
+
+def cond(type_: str, status_: str, reason: str = "R", message: str = "") -> dict:
+    return {"type": type_, "status": status_, "reason": reason, "message": message}
+
+
+def obj_with(conditions: list | None, generation: int = 2, observed: int = 2, annotations=None) -> dict:
+    obj: dict = {"metadata": {"name": "x", "generation": generation}}
+    if annotations:
+        obj["metadata"]["annotations"] = annotations
+    if conditions is not None:
+        obj["status"] = {"observedGeneration": observed, "conditions": conditions}
+    return obj
+
+
+# (case, object, expected Argo CD health status)
+ARGO_CASES = [
+    ("no status yet", obj_with(None), "Progressing"),
+    ("status for an older generation", obj_with([cond("Ready", "True")], observed=1), "Progressing"),
+    (
+        "ready",
+        obj_with([cond("Ready", "True"), cond("Reconciling", "False"), cond("Stalled", "False")]),
+        "Healthy",
+    ),
+    (
+        "invitation pending",
+        obj_with(
+            [
+                cond("Ready", "False", "InvitationPending"),
+                cond("Reconciling", "True"),
+                cond("Stalled", "False"),
+            ]
+        ),
+        "Progressing",
+    ),
+    (
+        "duplicate member",
+        obj_with(
+            [
+                cond("Ready", "False", "DuplicateMember"),
+                cond("Stalled", "True", "DuplicateMember", "older wins"),
+            ]
+        ),
+        "Degraded",
+    ),
+    (
+        "stalled wins over reconciling",
+        obj_with(
+            [
+                cond("Ready", "False", "InvalidCredentials"),
+                cond("Reconciling", "True"),
+                cond("Stalled", "True"),
+            ]
+        ),
+        "Degraded",
+    ),
+    (
+        "failed sandbox",
+        obj_with([cond("Ready", "False", "Failed", "image pull"), cond("Reconciling", "False")]),
+        "Degraded",
+    ),
+    ("paused", obj_with([cond("Ready", "True")], annotations={"blaxel.ai/paused": "true"}), "Suspended"),
+    ("no Ready condition yet", obj_with([cond("Synced", "True")]), "Progressing"),
+]
+
+
+def check_argocd() -> None:
+    """deploy/argocd/health-check.lua gives the expected health for each case (run by Lua 5.1, the
+    language Argo CD's gopher-lua implements), and argocd-cm-patch.yaml embeds it verbatim."""
+    import lupa.lua51 as lua
+
+    where = "deploy/argocd"
+    script = (DEPLOY / "argocd" / "health-check.lua").read_text()
+    patch = yaml.safe_load((DEPLOY / "argocd" / "argocd-cm-patch.yaml").read_text())
+    for kind in ("WorkspaceMember", "Sandbox"):
+        if patch["data"].get(f"resource.customizations.health.blaxel.ai_{kind}") != script:
+            fail(where, f"argocd-cm-patch.yaml: the {kind} health script differs from health-check.lua")
+    for case, obj, expected in ARGO_CASES:
+        runtime = lua.LuaRuntime()
+        runtime.globals().obj = runtime.table_from(obj, recursive=True)
+        try:
+            hs = runtime.execute(script)
+            got, message = hs["status"], hs["message"]
+        except Exception as e:  # a Lua error is what Argo CD would show as Unknown
+            fail(where, f"{case}: the script failed: {e}")
+            continue
+        if got != expected:
+            fail(where, f"{case}: health {got} ({message}), expected {expected}")
+    print(f"  health-check.lua: {len(ARGO_CASES)} cases")
+
+
+def check_image_and_ci() -> None:
+    """The Dockerfile passes hadolint and keeps its invariants (locked release build, distroless
+    non-root runtime, `run` by default); the CI workflow matches the GitHub workflow schema."""
+    import subprocess
+
+    bin_dir = Path(sys.executable).parent
+    dockerfile = REPO / "Dockerfile"
+    text = dockerfile.read_text()
+    for needle in (
+        "FROM rust:1-bookworm AS builder",
+        "cargo build --release --locked",
+        "FROM gcr.io/distroless/cc-debian12:nonroot",
+        "USER 65532",
+        'ENTRYPOINT ["/blaxel-operator"]',
+        'CMD ["run"]',
+    ):
+        if needle not in text:
+            fail("Dockerfile", f"missing {needle!r}")
+    for what, cmd in (
+        ("Dockerfile: hadolint", [str(bin_dir / "hadolint"), str(dockerfile)]),
+        (
+            ".github/workflows/ci.yml: schema",
+            [
+                str(bin_dir / "check-jsonschema"),
+                "--builtin-schema",
+                "vendor.github-workflows",
+                str(REPO / ".github" / "workflows" / "ci.yml"),
+            ],
+        ),
+    ):
+        run = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            fail(what, (run.stdout + run.stderr).strip())
+        else:
+            print(f"  {what}: ok")
+
+
+def main() -> int:
+    import functools
+
+    import helm_sdkpy
+    import kubernetes_validate.utils as kv
+
+    # kubernetes-validate reads and parses its schema files (several MB) on every call: read each once.
+    kv.schema_contents = functools.lru_cache(maxsize=None)(kv.schema_contents)
+
+    os.environ["HELM_DRIVER"] = "memory"
+    # Helm's caches and config stay out of the user's home.
+    scratch = tempfile.mkdtemp(prefix="check-deploy-")
+    for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
+        os.environ[var] = os.path.join(scratch, var.lower())
+    version = kv.latest_version()
+    print(
+        f"helm-sdkpy {helm_sdkpy.__version__} ({helm_sdkpy.get_version()}), "
+        f"kubernetes-validate schemas v{version} (strict)"
+    )
+    skipped: set[str] = set()
+
+    def stage(title: str, check, *args) -> None:
+        """Runs one check; an exception (unparsable YAML, a Helm error) is a failure, and the other
+        checks still run."""
+        print(f"==> {title}")
+        try:
+            check(*args)
+        except Exception as e:
+            fail(title, f"{type(e).__name__}: {e}")
+
+    rendered_env: dict[str, list] = {}
+
+    def value_set(name: str, values: dict) -> None:
+        for message in helm_lint(values):
+            fail(f"lint[{name}]", message)
+        objs = helm_render(values)
+        print(f"  rendered {len(objs)} objects: {', '.join(sorted({o['kind'] for o in objs}))}")
+        check_render(name, values, objs, version, skipped)
+        env = env_of([o for o in objs if o.get("kind") == "Deployment"])
+        rendered_env[name] = [[k, e.get("value")] for k, e in env.items()]
+
+    def refused(name: str, values: dict, expected: str) -> None:
+        try:
+            helm_render(values)
+        except Exception as e:
+            if expected not in str(e):
+                fail(f"helm[{name}]", f"refused with an unexpected message: {e}")
+            return
+        fail(f"helm[{name}]", "rendered, but must be refused")
+
+    try:
+        stage("chart crds/ and crds/blaxel.ai.yaml", check_crd_files, version, skipped)
+        stage("deploy/*.yaml", check_plain_manifests, version, skipped)
+        stage("deploy/argocd: Argo CD health script", check_argocd)
+        stage("Dockerfile and CI workflow", check_image_and_ci)
+        for name, values in VALUE_SETS.items():
+            stage(
+                f"chart, values '{name}': lint, install into a fake API server, validate",
+                value_set,
+                name,
+                values,
+            )
+        for name, (values, expected) in MUST_FAIL.items():
+            stage(f"chart, values '{name}' must be refused", refused, name, values, expected)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    # tests/deploy.rs checks that every variable is a flag of `blaxel-operator run` and parses.
+    if os.environ.get("CHECK_DEPLOY_ENV_OUT"):
+        Path(os.environ["CHECK_DEPLOY_ENV_OUT"]).write_text(json.dumps(rendered_env, indent=1))
+    if skipped:
+        print(f"note: not schema-validated (CRD-backed, no Kubernetes schema): {', '.join(sorted(skipped))}")
+    if failures:
+        print(f"check-deploy: {len(failures)} problem(s)")
+        return 1
+    print("check-deploy: all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

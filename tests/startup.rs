@@ -1,0 +1,33 @@
+//! Start-up against a cluster without the CRDs: a clear message, a non-zero exit, nothing else.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+use std::process::Command;
+
+use blaxel_operator::kube_local::{LocalApiServer, Progress, StartOptions};
+
+/// `run` on a cluster that does not serve the CRDs exits with an error that says how to install them.
+#[tokio::test]
+async fn run_without_crds_says_how_to_install_them() {
+    // A server of its own: the shared one has the CRDs installed by other tests.
+    let server = LocalApiServer::start(StartOptions {
+        progress: Progress::Quiet,
+        ..StartOptions::default()
+    })
+    .await
+    .expect("local API server");
+    let output = Command::new(env!("CARGO_BIN_EXE_blaxel-operator"))
+        .args(["run", "--api-url", "http://127.0.0.1:9/v0"])
+        .env("KUBECONFIG", server.kubeconfig_path())
+        .env_remove("BL_API_KEY")
+        .output()
+        .expect("running the operator");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "must fail without CRDs: {stderr}");
+    assert!(stderr.contains("CRD is not served"), "{stderr}");
+    assert!(stderr.contains("kubectl apply -f crds/"), "{stderr}");
+}
