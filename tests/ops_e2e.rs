@@ -459,3 +459,40 @@ async fn traces_reach_the_otlp_endpoint() {
     )
     .await;
 }
+
+/// SIGTERM: the leader exits cleanly and releases the Lease, so the standby takes over in less than a lease
+/// duration (no waiting for expiry).
+#[tokio::test]
+async fn graceful_shutdown_releases_the_lease() {
+    let mut world = World::new(SimConfig::default()).await;
+    let flags = leader_flags(&world);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let a = world.start_operator(&flags);
+    let b = world.start_operator(&flags);
+    let mut ops = [a, b];
+    let leader = one_leader(&[&ops[0], &ops[1]]).await;
+    let standby = 1 - leader;
+    eventually("the standby is ready", DEADLINE, || async {
+        (ops[standby].get("/readyz").await? == (200, "standby".to_owned())).then_some(())
+    })
+    .await;
+    let stopping = Instant::now();
+    assert!(ops[leader].terminate().success(), "SIGTERM is a clean exit");
+    assert!(
+        ops[leader].output().contains("released the leader lease"),
+        "{}",
+        ops[leader].output()
+    );
+    eventually("the standby takes over", DEADLINE, || async {
+        is_leader(&ops[standby]).await?.then_some(())
+    })
+    .await;
+    let handover = stopping.elapsed();
+    eprintln!("handover after SIGTERM: {handover:?} (lease {LEASE:?})");
+    assert!(
+        handover < LEASE,
+        "a released lease is taken without waiting for expiry: {handover:?}"
+    );
+    member(&world, "alice", "admin").await;
+    wait_phase(&world, "alice", MemberPhase::Invited).await;
+}
