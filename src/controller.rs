@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::api::ListParams;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -183,6 +183,35 @@ fn backoff_gauge<K: Resource<DynamicType = ()>>(
     }
 }
 
+/// `controller`, except that a stop before `store` is ready ends it at once.
+///
+/// kube-runtime holds reconciles until the store is ready, and its graceful shutdown cuts the watch that
+/// would make it ready: stopped before the sync, it would wait forever. No reconcile of that controller
+/// can have started then, so dropping it loses nothing.
+async fn unless_stopped_unsynced<K>(
+    controller: impl Future<Output = ()>,
+    store: Store<K>,
+    stop: watch::Receiver<bool>,
+) where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let unsynced_stop = async move {
+        let mut stop = stop;
+        let _ = stop.wait_for(|s| *s).await;
+        if store.wait_until_ready().now_or_never().is_some() {
+            std::future::pending::<()>().await;
+        }
+        tracing::info!(
+            kind = %K::kind(&()),
+            "stopped before the cache synced: no reconcile in flight"
+        );
+    };
+    tokio::select! {
+        () = controller => {}
+        () = unsynced_stop => {}
+    }
+}
+
 /// Runs both controllers until `shutdown` resolves; in-flight reconciles finish first.
 ///
 /// `ready` is set to true once both caches have synced (for `/readyz`).
@@ -241,7 +270,7 @@ pub async fn run(
         });
     let sandbox_controller = Controller::for_stream(sandbox_stream, sandboxes.clone())
         .with_config(controller_config)
-        .graceful_shutdown_on(stopped(stop_rx))
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(
             measured(&config.metrics, "Sandbox", reconcile::sandbox::reconcile),
             backoff_gauge(&config.metrics),
@@ -252,11 +281,19 @@ pub async fn run(
                 tracing::debug!(error = %e, "Sandbox reconcile failed");
             }
         });
+    let (members_store, sandboxes_store) = (members.clone(), sandboxes.clone());
+    let synced_stop = stopped(stop_rx.clone());
     let synced = async move {
-        let (a, b) = tokio::join!(members.wait_until_ready(), sandboxes.wait_until_ready());
-        if a.is_ok() && b.is_ok() {
-            ready.send_replace(true);
-            tracing::info!("caches synced; reconciling");
+        // A shutdown before the caches synced must not wait for a sync that will never come (the stopped
+        // watch streams keep their stores' writers alive until this join ends).
+        tokio::select! {
+            (a, b) = async { tokio::join!(members.wait_until_ready(), sandboxes.wait_until_ready()) } => {
+                if a.is_ok() && b.is_ok() {
+                    ready.send_replace(true);
+                    tracing::info!("caches synced; reconciling");
+                }
+            }
+            () = synced_stop => {}
         }
     };
     let trigger = async move {
@@ -264,6 +301,11 @@ pub async fn run(
         tracing::info!("shutting down: finishing in-flight reconciles");
         stop_tx.send_replace(true);
     };
-    tokio::join!(member_controller, sandbox_controller, synced, trigger);
+    tokio::join!(
+        unless_stopped_unsynced(member_controller, members_store, stop_rx.clone()),
+        unless_stopped_unsynced(sandbox_controller, sandboxes_store, stop_rx),
+        synced,
+        trigger
+    );
     Ok(())
 }

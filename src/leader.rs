@@ -250,7 +250,11 @@ impl Elector {
                 },
                 spec: Some(self.record(None, jiff::Timestamp::now())),
             };
-            return self.write(self.api.create(&PostParams::default(), &lease).await, sent);
+            let won = self.write(self.api.create(&PostParams::default(), &lease).await, sent)?;
+            if won {
+                tracing::info!(lease = %self.config.lease_name, identity = %self.config.identity, "created and acquired the leader lease");
+            }
+            return Ok(won);
         };
         let now = Instant::now();
         let version = lease.metadata.resource_version.clone();

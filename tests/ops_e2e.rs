@@ -477,7 +477,13 @@ async fn graceful_shutdown_releases_the_lease() {
     })
     .await;
     let stopping = Instant::now();
-    assert!(ops[leader].terminate().success(), "SIGTERM is a clean exit");
+    ops[leader].signal("-TERM");
+    let exiting = std::cell::RefCell::new(&mut ops[leader]);
+    let status = eventually("the leader exits after SIGTERM", DEADLINE, || async {
+        exiting.borrow_mut().try_wait()
+    })
+    .await;
+    assert!(status.success(), "SIGTERM is a clean exit");
     assert!(
         ops[leader].output().contains("released the leader lease"),
         "{}",
