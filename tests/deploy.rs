@@ -24,15 +24,6 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// Variables the operator reads itself rather than through a flag.
 const READ_DIRECTLY: &[&str] = &["BL_API_KEY", "POD_NAME", "POD_NAMESPACE"];
 
-/// Flags being added in parallel (metrics/health server, leader election). Tolerated while this
-/// branch's `run` lacks them; once they exist they are checked like any other. Remove after merging.
-const PENDING: &[&str] = &[
-    "BLAXEL_METRICS_BIND",
-    "BLAXEL_LEADER_ELECTION",
-    "BLAXEL_LEASE_NAME",
-    "BLAXEL_LEASE_NAMESPACE",
-];
-
 /// The problems with `env` (name, literal value if any) as the operator's `run` configuration:
 /// unknown variables, and values its flags refuse.
 fn env_problems(source: &str, env: &[(String, Option<String>)]) -> Vec<String> {
@@ -49,11 +40,9 @@ fn env_problems(source: &str, env: &[(String, Option<String>)]) -> Vec<String> {
             continue;
         }
         let Some(arg) = flags.get(name) else {
-            if !PENDING.contains(&name.as_str()) {
-                problems.push(format!(
-                    "{source}: {name} is not a flag of `blaxel-operator run`"
-                ));
-            }
+            problems.push(format!(
+                "{source}: {name} is not a flag of `blaxel-operator run`"
+            ));
             continue;
         };
         let (Some(long), Some(value)) = (arg.get_long(), value) else {
