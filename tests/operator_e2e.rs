@@ -238,7 +238,7 @@ async fn faults_are_answered_with_backoff() {
     let _op = world.start_operator(&[]);
     eventually(
         "all Ready despite faults",
-        Duration::from_secs(90),
+        Duration::from_secs(180),
         || async { all_ready(&world, 15, 5).await },
     )
     .await;
