@@ -337,15 +337,25 @@ async fn sigterm_exits_cleanly() {
     );
 }
 
-/// The API key and preview tokens never appear in the operator's output (debug level), in status or in Events.
+/// The API key never appears in the operator's text output (debug level), in status or in Events.
 #[tokio::test]
-async fn api_key_never_leaks() {
+async fn api_key_never_leaks_text_logs() {
+    api_key_never_leaks("text").await;
+}
+
+/// The API key never appears in the operator's JSON output (debug level), in status or in Events.
+#[tokio::test]
+async fn api_key_never_leaks_json_logs() {
+    api_key_never_leaks("json").await;
+}
+
+async fn api_key_never_leaks(log_format: &str) {
     let mut world = World::new(SimConfig {
         api_keys: vec!["bl_Sup3rSecretKey_for_leak_test=leakws".parse().unwrap()],
         ..fast_accepting()
     })
     .await;
-    let mut op = world.start_operator(&[]);
+    let mut op = world.start_operator(&["--log-format", log_format]);
     world
         .apply_member(
             "ivy",
