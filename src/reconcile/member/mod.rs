@@ -11,7 +11,7 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
-use super::cache::email_key;
+use super::cache::{email_key, same_email};
 use super::conditions::{self, Health, Why};
 use super::{
     Context, Error, is_paused, pending_request, publish, remote_verdict, requeue_after,
@@ -61,11 +61,7 @@ async fn apply(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> {
         adopted: status.adopted,
         reinvites: status.reinvites,
     };
-    if let Some(holder) = super::claims::holder(
-        obj,
-        ctx.members.state().iter().map(AsRef::as_ref),
-        claim_key,
-    ) {
+    if let Some(holder) = super::claims::holder_in(obj, &ctx.members, same_claim) {
         report.phase = MemberPhase::Failed;
         report.health = Health::Stalled(Why::new(
             "DuplicateMember",
@@ -153,12 +149,7 @@ async fn cleanup(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> 
         reinvites: status.reinvites,
     };
     // A duplicate never acted remotely, so it has nothing to clean up.
-    if super::claims::holder(
-        obj,
-        ctx.members.state().iter().map(AsRef::as_ref),
-        claim_key,
-    )
-    .is_some()
+    if super::claims::holder_in(obj, &ctx.members, same_claim).is_some()
         || obj.spec.deletion_policy == crate::crd::DeletionPolicy::Orphan
     {
         return Ok(Action::await_change());
@@ -207,9 +198,10 @@ async fn cleanup(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> 
     Ok(Action::await_change())
 }
 
-/// The remote identity two objects must not share.
-fn claim_key(obj: &WorkspaceMember) -> String {
-    format!("{}/{}", obj.spec.workspace, email_key(&obj.spec.email))
+/// Whether two members name the same remote identity (workspace and case-folded e-mail), which two
+/// objects must not share. Allocation-free: it runs against every cached member on each reconcile.
+fn same_claim(a: &WorkspaceMember, b: &WorkspaceMember) -> bool {
+    a.spec.workspace == b.spec.workspace && same_email(&a.spec.email, &b.spec.email)
 }
 
 async fn scope(

@@ -53,8 +53,17 @@ fn owner(obj: &Sandbox) -> String {
     format!("{}.{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
-fn claim_key(obj: &Sandbox) -> String {
-    format!("{}/{}", obj.spec.workspace, obj.remote_name())
+/// Whether two objects name the same remote sandbox (workspace and remote name), which two objects must
+/// not share. Allocation-free: it runs against every cached Sandbox on each reconcile.
+fn same_claim(a: &Sandbox, b: &Sandbox) -> bool {
+    fn remote_name(s: &Sandbox) -> &str {
+        s.spec
+            .sandbox_name
+            .as_deref()
+            .or(s.metadata.name.as_deref())
+            .unwrap_or_default()
+    }
+    a.spec.workspace == b.spec.workspace && remote_name(a) == remote_name(b)
 }
 
 async fn apply(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
@@ -65,11 +74,7 @@ async fn apply(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
         adopted: status.adopted,
     };
     let name = obj.remote_name();
-    if let Some(holder) = super::claims::holder(
-        obj,
-        ctx.sandbox_objects.state().iter().map(AsRef::as_ref),
-        claim_key,
-    ) {
+    if let Some(holder) = super::claims::holder_in(obj, &ctx.sandbox_objects, same_claim) {
         report.health = Health::Stalled(Why::new(
             "DuplicateSandbox",
             format!(
@@ -155,12 +160,7 @@ async fn cleanup(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
         observed,
         adopted: status.adopted,
     };
-    if super::claims::holder(
-        obj,
-        ctx.sandbox_objects.state().iter().map(AsRef::as_ref),
-        claim_key,
-    )
-    .is_some()
+    if super::claims::holder_in(obj, &ctx.sandbox_objects, same_claim).is_some()
         || obj.spec.deletion_policy == DeletionPolicy::Orphan
     {
         return Ok(Action::await_change());
