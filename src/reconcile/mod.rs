@@ -5,6 +5,7 @@
 //! - [`cache`]: shared, single-flight remote lists.
 //! - [`claims`]: duplicate-claim detection from the controller's cache.
 //! - [`credentials`]: which API key an object may use.
+//! - [`events`]: Kubernetes Events (Normal ones without kube's Recorder cache).
 //! - [`backoff`]: per-object retry delays.
 //!
 //! This module holds what both drivers share: the [`Context`], the [`Error`] type and status/Event helpers.
@@ -14,6 +15,7 @@ pub mod cache;
 pub mod claims;
 pub mod conditions;
 pub mod credentials;
+pub mod events;
 pub mod member;
 pub mod sandbox;
 
@@ -22,7 +24,7 @@ use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
 use rand::Rng;
@@ -35,6 +37,7 @@ use backoff::Backoff;
 use cache::ListCache;
 use conditions::{Health, Why};
 use credentials::{CredentialsError, DefaultCredentials};
+use events::EventPublisher;
 
 /// The field manager of every status the operator writes.
 pub const FIELD_MANAGER: &str = "blaxel-operator";
@@ -78,7 +81,7 @@ pub struct Context {
     /// Shared `GET /sandboxes` answers.
     pub sandboxes: ListCache<RemoteSandbox>,
     /// Kubernetes Events.
-    pub recorder: Recorder,
+    pub recorder: EventPublisher,
     /// Per-object retry delays.
     pub backoff: Backoff,
     /// Every WorkspaceMember, for duplicate claims.
@@ -243,7 +246,7 @@ where
 
 /// Publishes a Kubernetes Event about `obj`; a failure to publish is logged, never fatal.
 pub async fn publish<K: Resource<DynamicType = ()>>(
-    recorder: &Recorder,
+    recorder: &EventPublisher,
     obj: &K,
     warning: bool,
     reason: &str,
