@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use crate::blaxel::BlaxelApi;
 use crate::crd::{Sandbox, WorkspaceMember};
 use crate::reconcile::backoff::Backoff;
+use crate::reconcile::claims::ClaimIndex;
 use crate::reconcile::credentials::DefaultCredentials;
 use crate::reconcile::events::EventPublisher;
 use crate::reconcile::{self, Context, Settings};
@@ -100,6 +101,7 @@ pub async fn check_crds(client: &kube::Client) -> Result<(), StartError> {
 fn watch<K>(
     client: kube::Client,
     namespace: Option<&str>,
+    claims: Arc<ClaimIndex<K>>,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + use<K>,
@@ -123,6 +125,13 @@ where
         // Nothing reads managedFields (status is written by server-side apply, finalizers by JSON patch):
         // dropping them before the store keeps about half of each cached object out of memory.
         .modify(|obj: &mut K| obj.managed_fields_mut().clear())
+        // The claim index sees each event just before the store, so it never lags behind it.
+        .map(move |event| {
+            if let Ok(event) = &event {
+                claims.apply(event);
+            }
+            event
+        })
         .reflect(writer)
         .touched_objects()
         .predicate_filter(
@@ -148,9 +157,18 @@ pub async fn run(
     ready: watch::Sender<bool>,
 ) -> Result<(), StartError> {
     check_crds(&client).await?;
-    let (members, member_stream) =
-        watch::<WorkspaceMember>(client.clone(), config.namespace.as_deref());
-    let (sandboxes, sandbox_stream) = watch::<Sandbox>(client.clone(), config.namespace.as_deref());
+    let member_claims = Arc::new(ClaimIndex::new(reconcile::member::claim_hash));
+    let sandbox_claims = Arc::new(ClaimIndex::new(reconcile::sandbox::claim_hash));
+    let (members, member_stream) = watch::<WorkspaceMember>(
+        client.clone(),
+        config.namespace.as_deref(),
+        Arc::clone(&member_claims),
+    );
+    let (sandboxes, sandbox_stream) = watch::<Sandbox>(
+        client.clone(),
+        config.namespace.as_deref(),
+        Arc::clone(&sandbox_claims),
+    );
     let reporter = Reporter {
         controller: config.reporter.clone(),
         instance: std::env::var("POD_NAME").ok(),
@@ -166,6 +184,8 @@ pub async fn run(
         backoff: Backoff::new(config.backoff_base, config.backoff_max),
         members: members.clone(),
         sandbox_objects: sandboxes.clone(),
+        member_claims,
+        sandbox_claims,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move |mut rx: watch::Receiver<bool>| async move {

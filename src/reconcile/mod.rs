@@ -88,6 +88,10 @@ pub struct Context {
     pub members: Store<crate::crd::WorkspaceMember>,
     /// Every Sandbox, for duplicate claims.
     pub sandbox_objects: Store<crate::crd::Sandbox>,
+    /// Who claims what among the WorkspaceMembers (kept from the watch).
+    pub member_claims: Arc<claims::ClaimIndex<crate::crd::WorkspaceMember>>,
+    /// Who claims what among the Sandboxes (kept from the watch).
+    pub sandbox_claims: Arc<claims::ClaimIndex<crate::crd::Sandbox>>,
 }
 
 /// Why a reconcile did not finish; decides the retry in [`error_policy`].

@@ -61,7 +61,9 @@ async fn apply(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> {
         adopted: status.adopted,
         reinvites: status.reinvites,
     };
-    if let Some(holder) = super::claims::holder_in(obj, &ctx.members, same_claim) {
+    if let Some(holder) =
+        super::claims::holder_in(obj, &ctx.members, &ctx.member_claims, same_claim)
+    {
         report.phase = MemberPhase::Failed;
         report.health = Health::Stalled(Why::new(
             "DuplicateMember",
@@ -149,7 +151,7 @@ async fn cleanup(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> 
         reinvites: status.reinvites,
     };
     // A duplicate never acted remotely, so it has nothing to clean up.
-    if super::claims::holder_in(obj, &ctx.members, same_claim).is_some()
+    if super::claims::holder_in(obj, &ctx.members, &ctx.member_claims, same_claim).is_some()
         || obj.spec.deletion_policy == crate::crd::DeletionPolicy::Orphan
     {
         return Ok(Action::await_change());
@@ -196,6 +198,12 @@ async fn cleanup(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> 
         .await;
     }
     Ok(Action::await_change())
+}
+
+/// The hash of a member's claim, for [`super::claims::ClaimIndex`]: equal for members that
+/// [`same_claim`] says are equal.
+pub fn claim_hash(obj: &WorkspaceMember) -> u64 {
+    super::claims::hash_of((&obj.spec.workspace, email_key(&obj.spec.email)))
 }
 
 /// Whether two members name the same remote identity (workspace and case-folded e-mail), which two

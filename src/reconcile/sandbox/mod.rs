@@ -53,16 +53,23 @@ fn owner(obj: &Sandbox) -> String {
     format!("{}.{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
+/// The hash of a Sandbox's claim, for [`super::claims::ClaimIndex`]: equal for objects that
+/// [`same_claim`] says are equal.
+pub fn claim_hash(obj: &Sandbox) -> u64 {
+    super::claims::hash_of((&obj.spec.workspace, remote_name(obj)))
+}
+
+fn remote_name(s: &Sandbox) -> &str {
+    s.spec
+        .sandbox_name
+        .as_deref()
+        .or(s.metadata.name.as_deref())
+        .unwrap_or_default()
+}
+
 /// Whether two objects name the same remote sandbox (workspace and remote name), which two objects must
 /// not share. Allocation-free: it runs against every cached Sandbox on each reconcile.
 fn same_claim(a: &Sandbox, b: &Sandbox) -> bool {
-    fn remote_name(s: &Sandbox) -> &str {
-        s.spec
-            .sandbox_name
-            .as_deref()
-            .or(s.metadata.name.as_deref())
-            .unwrap_or_default()
-    }
     a.spec.workspace == b.spec.workspace && remote_name(a) == remote_name(b)
 }
 
@@ -74,7 +81,9 @@ async fn apply(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
         adopted: status.adopted,
     };
     let name = obj.remote_name();
-    if let Some(holder) = super::claims::holder_in(obj, &ctx.sandbox_objects, same_claim) {
+    if let Some(holder) =
+        super::claims::holder_in(obj, &ctx.sandbox_objects, &ctx.sandbox_claims, same_claim)
+    {
         report.health = Health::Stalled(Why::new(
             "DuplicateSandbox",
             format!(
@@ -160,7 +169,8 @@ async fn cleanup(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
         observed,
         adopted: status.adopted,
     };
-    if super::claims::holder_in(obj, &ctx.sandbox_objects, same_claim).is_some()
+    if super::claims::holder_in(obj, &ctx.sandbox_objects, &ctx.sandbox_claims, same_claim)
+        .is_some()
         || obj.spec.deletion_policy == DeletionPolicy::Orphan
     {
         return Ok(Action::await_change());
