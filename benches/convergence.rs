@@ -3,6 +3,10 @@
 //!
 //! Run: `cargo bench --bench convergence` (release build). `BENCH_QUICK=1` runs a small smoke scenario in
 //! seconds; `BENCH_SCALES=100,1200` picks the scales (total objects); `BENCH_FAULTS=0` skips the fault run.
+//! `BENCH_OPERATOR_BIN` runs another operator binary (before/after comparisons), `BENCH_CONCURRENCY` sets
+//! `--max-concurrent-reconciles` (default 64), `BENCH_OPERATOR_LOG` its `RUST_LOG` (default `info`),
+//! `BENCH_LATENCY_SAMPLES` the apply → first write samples taken on the first scale (default 40),
+//! `BENCH_STEADY_PERIODS` the resync periods of steady state measured (default 3).
 //! Results are printed as Markdown and written to `target/bench/convergence.json`.
 //!
 //! What runs where: the local Kubernetes API server (etcd-backed, `scripts/kube-local`) and the operator
@@ -16,6 +20,7 @@
     clippy::cast_precision_loss,
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
     clippy::too_many_lines,
     reason = "benchmark harness: it fails loudly and prints figures"
 )]
@@ -279,6 +284,72 @@ where
     });
 }
 
+/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the state field.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The local API server's and etcd's process ids, from the state file `scripts/kube-local up` writes
+/// beside the kubeconfig (empty when the cluster comes from `KUBECONFIG`).
+fn cluster_pids(kubeconfig: &Path) -> Vec<(&'static str, u32)> {
+    let state = kubeconfig
+        .parent()
+        .map(|d| std::fs::read_to_string(d.join("state.env")).unwrap_or_default())
+        .unwrap_or_default();
+    [("apiserver", "APISERVER_PID="), ("etcd", "ETCD_PID=")]
+        .into_iter()
+        .filter_map(|(name, prefix)| {
+            state
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .and_then(|v| v.trim().parse().ok())
+                .map(|pid| (name, pid))
+        })
+        .collect()
+}
+
+/// CPU seconds of the operator, the API server, etcd and this process (simulator + watches).
+fn cpu_snapshot(op: &Operator, cluster: &[(&'static str, u32)]) -> BTreeMap<String, f64> {
+    let mut m = BTreeMap::new();
+    m.insert("operator".to_owned(), cpu_seconds(op.child.id()));
+    for (name, pid) in cluster {
+        m.insert((*name).to_owned(), cpu_seconds(*pid));
+    }
+    m.insert(
+        "bench+simulator".to_owned(),
+        cpu_seconds(std::process::id()),
+    );
+    m
+}
+
+fn cpu_minus(
+    after: &BTreeMap<String, f64>,
+    before: &BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .collect()
+}
+
+fn cpu_summary(cpu: &BTreeMap<String, f64>) -> String {
+    cpu.iter()
+        .map(|(k, v)| format!("{k} {v:.1}s"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The operator process and its memory readings.
 struct Operator {
     child: Child,
@@ -400,7 +471,7 @@ impl World {
         }
     }
 
-    fn member_body(&self, name: &str, email: &str, w: usize) -> Value {
+    fn member_body(name: &str, email: &str, w: usize) -> Value {
         json!({
             "apiVersion": "blaxel.ai/v1alpha1",
             "kind": "WorkspaceMember",
@@ -438,7 +509,7 @@ impl World {
         let member_jobs = (0..self.scale.members).map(|i| {
             let (api, pp) = (members.clone(), pp.clone());
             let name = format!("m-{i}");
-            let body = self.member_body(&name, &format!("user{i}@example.com"), i % w);
+            let body = Self::member_body(&name, &format!("user{i}@example.com"), i % w);
             async move {
                 api.patch(&name, &pp, &Patch::Apply(&body))
                     .await
@@ -493,7 +564,12 @@ impl World {
             "--max-concurrent-reconciles".to_owned(),
             p.concurrency.to_string(),
         ];
-        let child = Command::new(env!("CARGO_BIN_EXE_blaxel-operator"))
+        // BENCH_OPERATOR_BIN runs another build (for before/after comparisons).
+        let bin = std::env::var_os("BENCH_OPERATOR_BIN").map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_blaxel-operator")),
+            PathBuf::from,
+        );
+        let child = Command::new(bin)
             .args(&args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env_remove("BL_API_KEY")
@@ -584,6 +660,10 @@ struct RunReport {
     rss_converged_kib: u64,
     rss_peak_kib: u64,
     rss_idle_kib: u64,
+    /// CPU seconds used during convergence, per process.
+    cpu_convergence: BTreeMap<String, f64>,
+    /// CPU seconds used during the steady-state window, per process.
+    cpu_steady: BTreeMap<String, f64>,
     duplicate_invitations: Option<i64>,
     duplicate_sandboxes: Option<i64>,
     latency: Option<LatencyReport>,
@@ -635,7 +715,9 @@ async fn converge(label: &str, scale: Scale, params: &Params, mode: Mode) -> Run
     world.wait_seen().await;
     eprintln!("  created in {:.1}s", create.as_secs_f64());
     let bound = params.bound(scale);
+    let cluster = cluster_pids(&world.kubeconfig);
     let op = world.start_operator(label);
+    let cpu_start = cpu_snapshot(&op, &cluster);
     let mut rss_max = 0;
     let storm = if mode == Mode::Faults {
         // A 429 storm: one second in, the server allows 5 requests/s per key (burst 1) for 3 s.
@@ -663,6 +745,7 @@ async fn converge(label: &str, scale: Scale, params: &Params, mode: Mode) -> Run
     }
     let at_convergence = world.counts();
     let rss_converged = op.rss_kib();
+    let cpu_converged = cpu_snapshot(&op, &cluster);
     let mut report = RunReport {
         label: label.to_owned(),
         members: scale.members,
@@ -674,6 +757,7 @@ async fn converge(label: &str, scale: Scale, params: &Params, mode: Mode) -> Run
         ratio: converged.map(|d| d.as_secs_f64() / bound.as_secs_f64()),
         convergence: at_convergence.clone(),
         rss_converged_kib: rss_converged,
+        cpu_convergence: cpu_minus(&cpu_converged, &cpu_start),
         ..RunReport::default()
     };
     eprintln!(
@@ -681,6 +765,10 @@ async fn converge(label: &str, scale: Scale, params: &Params, mode: Mode) -> Run
         converged.map_or("—".to_owned(), |d| format!("{:.2}s", d.as_secs_f64())),
         bound.as_secs_f64(),
         at_convergence.summary()
+    );
+    eprintln!(
+        "  CPU during convergence: {}",
+        cpu_summary(&report.cpu_convergence)
     );
     if mode == Mode::Faults {
         report.duplicate_invitations =
@@ -699,6 +787,11 @@ async fn converge(label: &str, scale: Scale, params: &Params, mode: Mode) -> Run
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let after = world.counts().minus(&at_convergence);
+        report.cpu_steady = cpu_minus(&cpu_snapshot(&op, &cluster), &cpu_converged);
+        eprintln!(
+            "  CPU during steady state: {}",
+            cpu_summary(&report.cpu_steady)
+        );
         eprintln!(
             "  steady state ({:.0}s): {}",
             steady.as_secs_f64(),
@@ -730,7 +823,7 @@ async fn latency(world: &World, params: &Params) -> LatencyReport {
     let mut lists_on_path = 0;
     for i in 0..params.latency_samples {
         let name = format!("lat-{i}");
-        let body = world.member_body(&name, &format!("latency{i}@example.com"), 0);
+        let body = World::member_body(&name, &format!("latency{i}@example.com"), 0);
         let before = world.counts();
         let started = Instant::now();
         members
@@ -836,6 +929,18 @@ fn print_tables(params: &Params, reports: &[RunReport]) {
     println!("Requests by route:");
     for r in reports {
         println!("- {} convergence: {}", r.label, r.convergence.summary());
+        println!(
+            "- {} CPU during convergence: {}",
+            r.label,
+            cpu_summary(&r.cpu_convergence)
+        );
+        if !r.cpu_steady.is_empty() {
+            println!(
+                "- {} CPU during steady state: {}",
+                r.label,
+                cpu_summary(&r.cpu_steady)
+            );
+        }
         if let Some(s) = &r.steady {
             println!(
                 "- {} steady state ({:.0} s): {}",
@@ -880,8 +985,14 @@ async fn run() {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(64),
-        steady_periods: 3,
-        latency_samples: if quick { 5 } else { 40 },
+        steady_periods: std::env::var("BENCH_STEADY_PERIODS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3),
+        latency_samples: std::env::var("BENCH_LATENCY_SAMPLES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if quick { 5 } else { 40 }),
     };
     let totals: Vec<usize> = match std::env::var("BENCH_SCALES") {
         Ok(v) => v.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
