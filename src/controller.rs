@@ -178,6 +178,7 @@ pub async fn run(
         api,
         settings: config.settings.clone(),
         credentials: config.credentials.clone(),
+        secret_keys: reconcile::credentials::SecretKeys::default(),
         users: reconcile::cache::ListCache::default(),
         sandboxes: reconcile::cache::ListCache::default(),
         recorder: EventPublisher::new(client.clone(), reporter),

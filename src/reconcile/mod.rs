@@ -76,6 +76,8 @@ pub struct Context {
     pub settings: Settings,
     /// The default key and who may use it.
     pub credentials: DefaultCredentials,
+    /// Keys recently read from Secrets.
+    pub secret_keys: credentials::SecretKeys,
     /// Shared `GET /users` answers.
     pub users: ListCache<WorkspaceUser>,
     /// Shared `GET /sandboxes` answers.

@@ -241,8 +241,13 @@ async fn scope(
 ) -> Result<Scope, super::credentials::CredentialsError> {
     let namespace = obj.namespace().unwrap_or_default();
     let api_key = ctx
-        .credentials
-        .resolve(&ctx.client, &namespace, obj.spec.credentials_ref.as_ref())
+        .secret_keys
+        .resolve(
+            &ctx.credentials,
+            &ctx.client,
+            &namespace,
+            obj.spec.credentials_ref.as_ref(),
+        )
         .await?;
     Ok(Scope {
         workspace: obj.spec.workspace.clone(),
