@@ -11,11 +11,11 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use kube::api::ListParams;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::runtime::{WatchStreamExt, predicates, utils::Predicate};
-use kube::{Api, Resource};
+use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
@@ -23,7 +23,10 @@ use crate::blaxel::BlaxelApi;
 use crate::crd::{Sandbox, WorkspaceMember};
 use crate::metrics::Metrics;
 use crate::reconcile::backoff::Backoff;
+use crate::reconcile::claims::ClaimIndex;
 use crate::reconcile::credentials::DefaultCredentials;
+use crate::reconcile::events::EventPublisher;
+use crate::reconcile::managed::Managed;
 use crate::reconcile::{self, Context, Settings};
 
 /// How the controllers run.
@@ -108,6 +111,7 @@ pub async fn check_crds(client: &kube::Client, namespace: Option<&str>) -> Resul
 fn watch<K>(
     client: kube::Client,
     namespace: Option<&str>,
+    claims: Arc<ClaimIndex<K>>,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + use<K>,
@@ -128,6 +132,16 @@ where
     };
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        // Nothing reads managedFields (status is written by server-side apply, finalizers by JSON patch):
+        // dropping them before the store keeps about half of each cached object out of memory.
+        .modify(|obj: &mut K| obj.managed_fields_mut().clear())
+        // The claim index sees each event just before the store, so it never lags behind it.
+        .map(move |event| {
+            if let Ok(event) = &event {
+                claims.apply(event);
+            }
+            event
+        })
         .reflect(writer)
         .touched_objects()
         .predicate_filter(
@@ -226,9 +240,18 @@ pub async fn run(
     ready: watch::Sender<bool>,
 ) -> Result<(), StartError> {
     check_crds(&client, config.namespace.as_deref()).await?;
-    let (members, member_stream) =
-        watch::<WorkspaceMember>(client.clone(), config.namespace.as_deref());
-    let (sandboxes, sandbox_stream) = watch::<Sandbox>(client.clone(), config.namespace.as_deref());
+    let member_claims = Arc::new(ClaimIndex::new(<WorkspaceMember as Managed>::claim_hash));
+    let sandbox_claims = Arc::new(ClaimIndex::new(<Sandbox as Managed>::claim_hash));
+    let (members, member_stream) = watch::<WorkspaceMember>(
+        client.clone(),
+        config.namespace.as_deref(),
+        Arc::clone(&member_claims),
+    );
+    let (sandboxes, sandbox_stream) = watch::<Sandbox>(
+        client.clone(),
+        config.namespace.as_deref(),
+        Arc::clone(&sandbox_claims),
+    );
     let reporter = Reporter {
         controller: config.reporter.clone(),
         instance: std::env::var("POD_NAME").ok(),
@@ -238,12 +261,15 @@ pub async fn run(
         api,
         settings: config.settings.clone(),
         credentials: config.credentials.clone(),
+        secret_keys: reconcile::credentials::SecretKeys::default(),
         users: reconcile::cache::ListCache::default(),
         sandboxes: reconcile::cache::ListCache::default(),
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: EventPublisher::new(client.clone(), reporter),
         backoff: Backoff::new(config.backoff_base, config.backoff_max),
         members: members.clone(),
         sandbox_objects: sandboxes.clone(),
+        member_claims,
+        sandbox_claims,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move |mut rx: watch::Receiver<bool>| async move {

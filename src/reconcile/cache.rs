@@ -107,6 +107,17 @@ pub fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
+/// `email_key(a) == email_key(b)`, without allocating for ASCII addresses (the common case).
+#[must_use]
+pub fn same_email(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        email_key(a) == email_key(b)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
@@ -247,6 +258,20 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    }
+
+    /// `same_email` agrees with comparing `email_key`s.
+    #[test]
+    fn same_email_matches_email_key() {
+        let cases = [
+            ("Alice@Example.com", " alice@example.COM "),
+            ("alice@example.com", "alicia@example.com"),
+            ("ÉLODIE@example.com", "élodie@example.com"),
+            ("élodie@example.com", "elodie@example.com"),
+        ];
+        for (a, b) in cases {
+            assert_eq!(same_email(a, b), email_key(a) == email_key(b), "{a} vs {b}");
+        }
     }
 
     /// A failed fetch is reported and leaves the scope unlisted.

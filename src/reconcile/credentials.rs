@@ -1,10 +1,13 @@
 //! Which API key an object may use: its own Secret (`credentialsRef`, same namespace), or the operator's
 //! default key where its namespace is allowed to use it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
+use tokio::time::Instant;
 
 use crate::blaxel::ApiKey;
 use crate::crd::CredentialsRef;
@@ -128,5 +131,56 @@ impl DefaultCredentials {
                 name: reference.name.clone(),
                 key: reference.key.clone(),
             })
+    }
+}
+
+/// How long a key read from a Secret is reused. Without it every reconcile read its Secret again: one
+/// Kubernetes GET per object per resync, which at 10,000 objects kept the API server busy in a steady
+/// state that otherwise costs nothing. A rotated key is picked up within this delay.
+pub const SECRET_TTL: Duration = Duration::from_secs(2);
+
+/// Keys recently read from Secrets, by (namespace, Secret, key). Only successful reads are kept: a
+/// missing Secret or key is looked up again on the next reconcile.
+#[derive(Debug, Default)]
+pub struct SecretKeys {
+    entries: Mutex<HashMap<SecretKeyId, (Instant, ApiKey)>>,
+}
+
+/// (namespace, Secret name, key in the Secret).
+type SecretKeyId = (String, String, String);
+
+impl SecretKeys {
+    /// [`DefaultCredentials::resolve`], reusing a key read less than [`SECRET_TTL`] ago.
+    ///
+    /// # Errors
+    /// See [`CredentialsError`].
+    pub async fn resolve(
+        &self,
+        credentials: &DefaultCredentials,
+        client: &kube::Client,
+        namespace: &str,
+        reference: Option<&CredentialsRef>,
+    ) -> Result<ApiKey, CredentialsError> {
+        let Some(r) = reference else {
+            return credentials.resolve(client, namespace, None).await;
+        };
+        let id = (namespace.to_owned(), r.name.clone(), r.key.clone());
+        let now = Instant::now();
+        {
+            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            match entries.get(&id) {
+                Some((at, key)) if now.duration_since(*at) < SECRET_TTL => return Ok(key.clone()),
+                Some(_) => {
+                    entries.remove(&id);
+                }
+                None => {}
+            }
+        }
+        let key = credentials.resolve(client, namespace, reference).await?;
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        // Expired entries of Secrets nobody asks for any more go at the next insert.
+        entries.retain(|_, (at, _)| now.duration_since(*at) < SECRET_TTL);
+        entries.insert(id, (now, key.clone()));
+        Ok(key)
     }
 }

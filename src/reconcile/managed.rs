@@ -10,6 +10,8 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use serde::de::DeserializeOwned;
 
+use super::cache::{email_key, same_email};
+use super::claims::{ClaimIndex, hash_of};
 use super::conditions::{Health, Why};
 use super::credentials::CredentialsError;
 use super::{Context, Error, claims, is_paused, jittered};
@@ -38,11 +40,13 @@ pub trait Managed:
     fn identity(&self) -> String;
     /// Every object of the kind, from the controller's cache.
     fn store(ctx: &Context) -> &Store<Self>;
-
-    /// The remote identity two objects must not share.
-    fn claim_key(&self) -> String {
-        format!("{}/{}", self.workspace(), self.identity().to_lowercase())
-    }
+    /// Who claims what among the objects of the kind, kept from the watch.
+    fn claims(ctx: &Context) -> &ClaimIndex<Self>;
+    /// Whether two objects name the same remote identity, which they must not share. Allocation-free:
+    /// it runs against the rivals of a contested claim on every reconcile.
+    fn same_claim(&self, other: &Self) -> bool;
+    /// A hash of the remote identity, equal whenever [`Managed::same_claim`] is true.
+    fn claim_hash(&self) -> u64;
 }
 
 impl Managed for WorkspaceMember {
@@ -61,6 +65,16 @@ impl Managed for WorkspaceMember {
     }
     fn store(ctx: &Context) -> &Store<Self> {
         &ctx.members
+    }
+    fn claims(ctx: &Context) -> &ClaimIndex<Self> {
+        &ctx.member_claims
+    }
+    fn same_claim(&self, other: &Self) -> bool {
+        self.spec.workspace == other.spec.workspace
+            && same_email(&self.spec.email, &other.spec.email)
+    }
+    fn claim_hash(&self) -> u64 {
+        hash_of((&self.spec.workspace, email_key(&self.spec.email)))
     }
 }
 
@@ -81,6 +95,24 @@ impl Managed for Sandbox {
     fn store(ctx: &Context) -> &Store<Self> {
         &ctx.sandbox_objects
     }
+    fn claims(ctx: &Context) -> &ClaimIndex<Self> {
+        &ctx.sandbox_claims
+    }
+    fn same_claim(&self, other: &Self) -> bool {
+        self.spec.workspace == other.spec.workspace && remote_name(self) == remote_name(other)
+    }
+    fn claim_hash(&self) -> u64 {
+        hash_of((&self.spec.workspace, remote_name(self)))
+    }
+}
+
+/// The remote name without allocating: `spec.sandboxName`, else `metadata.name`.
+fn remote_name(s: &Sandbox) -> &str {
+    s.spec
+        .sandbox_name
+        .as_deref()
+        .or(s.metadata.name.as_deref())
+        .unwrap_or_default()
 }
 
 /// What the checks before any remote call decided.
@@ -93,11 +125,7 @@ pub enum Admission {
 
 /// The older object holding the claim on `obj`'s remote identity, if it is not `obj`.
 pub fn duplicate_of<K: Managed>(obj: &K, ctx: &Context) -> Option<String> {
-    claims::holder(
-        obj,
-        K::store(ctx).state().iter().map(AsRef::as_ref),
-        K::claim_key,
-    )
+    claims::holder_in(obj, K::store(ctx), K::claims(ctx), K::same_claim)
 }
 
 /// The workspace and key `obj` may use.
@@ -107,8 +135,13 @@ pub fn duplicate_of<K: Managed>(obj: &K, ctx: &Context) -> Option<String> {
 pub async fn scope<K: Managed>(obj: &K, ctx: &Context) -> Result<Scope, CredentialsError> {
     let namespace = obj.namespace().unwrap_or_default();
     let api_key = ctx
-        .credentials
-        .resolve(&ctx.client, &namespace, obj.credentials_ref())
+        .secret_keys
+        .resolve(
+            &ctx.credentials,
+            &ctx.client,
+            &namespace,
+            obj.credentials_ref(),
+        )
         .await?;
     Ok(Scope {
         workspace: obj.workspace().to_owned(),

@@ -6,6 +6,7 @@
 //! - [`claims`]: duplicate-claim detection from the controller's cache.
 //! - [`credentials`]: which API key an object may use.
 //! - [`managed`]: what both kinds share before any remote call (claims, credentials, start of cleanup).
+//! - [`events`]: Kubernetes Events (Normal ones without kube's Recorder cache).
 //! - [`backoff`]: per-object retry delays.
 //!
 //! This module holds what both drivers share: the [`Context`], the [`Error`] type and status/Event helpers.
@@ -15,6 +16,7 @@ pub mod cache;
 pub mod claims;
 pub mod conditions;
 pub mod credentials;
+pub mod events;
 pub mod managed;
 pub mod member;
 pub mod sandbox;
@@ -24,7 +26,7 @@ use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
 use rand::Rng;
@@ -37,6 +39,7 @@ use backoff::Backoff;
 use cache::ListCache;
 use conditions::{Health, Why};
 use credentials::{CredentialsError, DefaultCredentials};
+use events::EventPublisher;
 
 /// The field manager of every status the operator writes.
 pub const FIELD_MANAGER: &str = "blaxel-operator";
@@ -78,18 +81,24 @@ pub struct Context {
     pub settings: Settings,
     /// The default key and who may use it.
     pub credentials: DefaultCredentials,
+    /// Keys recently read from Secrets.
+    pub secret_keys: credentials::SecretKeys,
     /// Shared `GET /users` answers.
     pub users: ListCache<WorkspaceUser>,
     /// Shared `GET /sandboxes` answers.
     pub sandboxes: ListCache<RemoteSandbox>,
     /// Kubernetes Events.
-    pub recorder: Recorder,
+    pub recorder: EventPublisher,
     /// Per-object retry delays.
     pub backoff: Backoff,
     /// Every WorkspaceMember, for duplicate claims.
     pub members: Store<crate::crd::WorkspaceMember>,
     /// Every Sandbox, for duplicate claims.
     pub sandbox_objects: Store<crate::crd::Sandbox>,
+    /// Who claims what among the WorkspaceMembers (kept from the watch).
+    pub member_claims: Arc<claims::ClaimIndex<crate::crd::WorkspaceMember>>,
+    /// Who claims what among the Sandboxes (kept from the watch).
+    pub sandbox_claims: Arc<claims::ClaimIndex<crate::crd::Sandbox>>,
 }
 
 /// Why a reconcile did not finish; decides the retry in [`error_policy`].
@@ -248,7 +257,7 @@ where
 
 /// Publishes a Kubernetes Event about `obj`; a failure to publish is logged, never fatal.
 pub async fn publish<K: Resource<DynamicType = ()>>(
-    recorder: &Recorder,
+    recorder: &EventPublisher,
     obj: &K,
     warning: bool,
     reason: &str,
