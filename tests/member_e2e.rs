@@ -21,6 +21,25 @@ async fn phase_and_ready(world: &World, name: &str) -> Option<(MemberPhase, Stri
     Some((status.phase?, ready, reason))
 }
 
+/// Waits until member `name` is Active and Ready.
+async fn wait_active(world: &World, name: &str) {
+    eventually(&format!("{name} Active and Ready"), DEADLINE, || async {
+        match phase_and_ready(world, name).await {
+            Some((MemberPhase::Active, ready, _)) if ready == "True" => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+}
+
+/// A simulator whose invitees accept at once.
+fn accepting() -> SimConfig {
+    SimConfig {
+        auto_accept_after: Some(std::time::Duration::ZERO),
+        ..SimConfig::default()
+    }
+}
+
 /// Invite → Invited/InvitationPending with the role set → accepted → Active and Ready; one invitation only.
 #[tokio::test]
 async fn invite_pending_accept_ready() {
@@ -63,13 +82,7 @@ async fn invite_pending_accept_ready() {
     world
         .sim_control("invitations/alice@example.com/accept", json!({}))
         .await;
-    eventually("alice Active and Ready", DEADLINE, || async {
-        match phase_and_ready(&world, "alice").await {
-            Some((MemberPhase::Active, ready, _)) if ready == "True" => Some(()),
-            _ => None,
-        }
-    })
-    .await;
+    wait_active(&world, "alice").await;
     assert_eq!(
         world.calls("POST /v0/users"),
         1,
@@ -83,11 +96,7 @@ async fn invite_pending_accept_ready() {
 /// A role change in spec is applied remotely; nothing else is re-sent.
 #[tokio::test]
 async fn role_change_is_applied() {
-    let mut world = World::new(SimConfig {
-        auto_accept_after: Some(std::time::Duration::ZERO),
-        ..SimConfig::default()
-    })
-    .await;
+    let mut world = World::new(accepting()).await;
     let _op = world.start_operator(&[]);
     world
         .apply_member(
@@ -95,10 +104,7 @@ async fn role_change_is_applied() {
             json!({"workspace": world.workspace, "email": "bob@example.com"}),
         )
         .await;
-    eventually("bob Ready", DEADLINE, || async {
-        matches!(phase_and_ready(&world, "bob").await, Some((MemberPhase::Active, r, _)) if r == "True").then_some(())
-    })
-    .await;
+    wait_active(&world, "bob").await;
     world
         .apply_member(
             "bob",
@@ -121,11 +127,7 @@ async fn role_change_is_applied() {
 /// A member removed or re-roled out of band is put back (forced resync via reconcile-requested-at).
 #[tokio::test]
 async fn out_of_band_drift_is_repaired() {
-    let mut world = World::new(SimConfig {
-        auto_accept_after: Some(std::time::Duration::ZERO),
-        ..SimConfig::default()
-    })
-    .await;
+    let mut world = World::new(accepting()).await;
     let _op = world.start_operator(&[]);
     world
         .apply_member(
@@ -133,10 +135,7 @@ async fn out_of_band_drift_is_repaired() {
             json!({"workspace": world.workspace, "email": "carol@example.com", "role": "admin"}),
         )
         .await;
-    eventually("carol Ready", DEADLINE, || async {
-        matches!(phase_and_ready(&world, "carol").await, Some((MemberPhase::Active, r, _)) if r == "True").then_some(())
-    })
-    .await;
+    wait_active(&world, "carol").await;
     // Someone re-roles Carol by hand.
     let status = world
         .blaxel(
