@@ -67,7 +67,8 @@ pub trait BlaxelApi: Send + Sync {
     async fn delete_sandbox(&self, scope: &Scope, name: &str) -> Result<(), ApiError>;
     /// Starts (`running`) or stops a sandbox, with `/start`/`/stop` where the API has them and `spec.enabled`
     /// where it does not (detected once per workspace). "Already in that state" counts as success.
-    /// `current` is the sandbox as last observed (used for the `spec.enabled` update).
+    /// `current` is the sandbox as last observed; its name is the target (the `spec.enabled` update reads
+    /// the sandbox fresh, so no field set since is lost).
     async fn set_sandbox_power(
         &self,
         scope: &Scope,
