@@ -167,52 +167,26 @@ mod tests {
     async fn stale_lists_are_refetched() {
         let cache = ListCache::<String>::default();
         let fetches = AtomicUsize::new(0);
-        let fetch = || async {
-            fetches.fetch_add(1, Ordering::SeqCst);
-            Ok(vec!["x".to_owned()])
+        let read = |ws: &'static str| {
+            let (cache, fetches) = (&cache, &fetches);
+            async move {
+                let fetch = || async {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                    Ok(vec!["x".to_owned()])
+                };
+                let ten_seconds = Duration::from_secs(10);
+                cache
+                    .get(&scope(ws), "x", ten_seconds, Clone::clone, fetch)
+                    .await
+                    .unwrap();
+            }
         };
-        cache
-            .get(
-                &scope("a"),
-                "x",
-                Duration::from_secs(10),
-                Clone::clone,
-                fetch,
-            )
-            .await
-            .unwrap();
-        cache
-            .get(
-                &scope("a"),
-                "x",
-                Duration::from_secs(10),
-                Clone::clone,
-                fetch,
-            )
-            .await
-            .unwrap();
+        read("a").await;
+        read("a").await;
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
         tokio::time::advance(Duration::from_secs(11)).await;
-        cache
-            .get(
-                &scope("a"),
-                "x",
-                Duration::from_secs(10),
-                Clone::clone,
-                fetch,
-            )
-            .await
-            .unwrap();
-        cache
-            .get(
-                &scope("b"),
-                "x",
-                Duration::from_secs(10),
-                Clone::clone,
-                fetch,
-            )
-            .await
-            .unwrap();
+        read("a").await;
+        read("b").await;
         assert_eq!(fetches.load(Ordering::SeqCst), 3);
     }
 
