@@ -13,7 +13,7 @@ use tracing::{info, instrument};
 
 use super::cache::email_key;
 use super::conditions::{self, Health, Why};
-use super::managed::{self, Admission, CleanupStart, admit, begin_cleanup, keep_finalizer};
+use super::managed::{Admission, CleanupStart, admit, begin_cleanup, keep_finalizer};
 use super::{
     Context, Error, is_paused, pending_request, publish, remote_verdict, requeue_after,
     write_status,
@@ -86,7 +86,7 @@ async fn apply(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> {
     };
     let mut observed = match observe(ctx, &scope, &obj.spec.email, max_age).await {
         Ok(user) => user,
-        Err(e) => return fail(obj, ctx, report, e).await,
+        Err(e) => return fail(obj, ctx, &scope, report, e).await,
     };
     if status.phase.is_none() && observed.is_some() {
         report.adopted = true;
@@ -108,7 +108,7 @@ async fn apply(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> {
             Ok(now) => observed = now,
             Err(e) => {
                 report.observed = observed;
-                return fail(obj, ctx, report, e).await;
+                return fail(obj, ctx, &scope, report, e).await;
             }
         }
         if plan.reinvite {
@@ -151,6 +151,7 @@ async fn cleanup(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> 
             return fail(
                 obj,
                 ctx,
+                &scope,
                 report(Health::Progressing(Why::new("Removing", ""))),
                 e,
             )
@@ -163,6 +164,7 @@ async fn cleanup(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> 
         return fail(
             obj,
             ctx,
+            &scope,
             report(Health::Progressing(Why::new("Removing", ""))),
             e,
         )
@@ -229,15 +231,7 @@ async fn act(
             }
         },
         MemberAction::SetRole(role) => {
-            let mut user = ctx
-                .api
-                .set_user_role(scope, email, role.as_str())
-                .await
-                .inspect_err(|e| {
-                    if matches!(e, ApiError::NotFound { .. }) {
-                        tracing::debug!("member vanished while setting its role");
-                    }
-                })?;
+            let mut user = ctx.api.set_user_role(scope, email, role.as_str()).await?;
             // The answer may leave out the invitation flags: keep what we knew.
             if let Some(before) = before {
                 user.accepted = user.accepted.or(before.accepted);
@@ -282,14 +276,13 @@ async fn act(
 async fn fail(
     obj: &WorkspaceMember,
     ctx: &Context,
+    scope: &Scope,
     mut report: Report,
     err: ApiError,
 ) -> Result<Action, Error> {
     if matches!(err, ApiError::NotFound { .. } | ApiError::Conflict { .. }) {
         // What we saw is out of date: the next pass lists again.
-        if let Ok(scope) = managed::scope(obj, ctx).await {
-            ctx.users.invalidate(&scope).await;
-        }
+        ctx.users.invalidate(scope).await;
     }
     publish(&ctx.recorder, obj, true, err.category(), err.to_string()).await;
     let (health, outcome) = remote_verdict(err, &ctx.settings);

@@ -12,7 +12,7 @@ use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
 use super::conditions::{self, Health, Why};
-use super::managed::{self, Admission, CleanupStart, admit, begin_cleanup, keep_finalizer};
+use super::managed::{Admission, CleanupStart, admit, begin_cleanup, keep_finalizer};
 use super::{
     Context, Error, is_paused, pending_request, publish, remote_verdict, requeue_after,
     write_status,
@@ -84,7 +84,7 @@ async fn apply(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
     };
     let mut observed = match observe(ctx, &scope, &name, max_age).await {
         Ok(s) => s,
-        Err(e) => return fail(obj, ctx, report, e).await,
+        Err(e) => return fail(obj, ctx, &scope, report, e).await,
     };
     let owner = owner(obj);
     let paused = is_paused(obj);
@@ -113,7 +113,7 @@ async fn apply(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
             }
             Err(e) => {
                 report.observed = observed;
-                return fail(obj, ctx, report, e).await;
+                return fail(obj, ctx, &scope, report, e).await;
             }
         }
     }
@@ -149,7 +149,7 @@ async fn cleanup(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
     let deleting = Health::Progressing(Why::new("Deleting", format!("Deleting sandbox {name}")));
     let mut observed = match observe(ctx, &scope, &name, ctx.settings.transition_poll).await {
         Ok(s) => s,
-        Err(e) => return fail(obj, ctx, report(deleting, None), e).await,
+        Err(e) => return fail(obj, ctx, &scope, report(deleting, None), e).await,
     };
     match plan::plan_cleanup(obj.spec.deletion_policy, observed.as_ref(), &owner(obj)) {
         CleanupStep::Done => return Ok(Action::await_change()),
@@ -171,12 +171,12 @@ async fn cleanup(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
                     ctx.sandboxes.write_through(&scope, &name, None).await;
                     return Ok(Action::await_change());
                 }
-                Err(e) => return fail(obj, ctx, report(deleting, observed), e).await,
+                Err(e) => return fail(obj, ctx, &scope, report(deleting, observed), e).await,
             }
             observed = match refresh(ctx, &scope, &name).await {
                 Ok(None) => return Ok(Action::await_change()),
                 Ok(now) => now,
-                Err(e) => return fail(obj, ctx, report(deleting, None), e).await,
+                Err(e) => return fail(obj, ctx, &scope, report(deleting, None), e).await,
             };
         }
     }
@@ -283,17 +283,13 @@ async fn act(
             let running = action == SandboxAction::Start;
             let current = before.cloned().unwrap_or_default();
             let mode = ctx.api.set_sandbox_power(scope, &current, running).await?;
-            let (reason, verb) = if running {
-                ("Started", "Started")
-            } else {
-                ("Stopped", "Stopped")
-            };
+            let verb = if running { "Started" } else { "Stopped" };
             info!(workspace = %scope.workspace, sandbox = name, mode = mode.as_str(), "{}", verb.to_lowercase());
             publish(
                 &ctx.recorder,
                 obj,
                 false,
-                reason,
+                verb,
                 format!("{verb} sandbox {name} ({})", mode.as_str()),
             )
             .await;
@@ -310,13 +306,13 @@ async fn act(
 async fn fail(
     obj: &Sandbox,
     ctx: &Context,
+    scope: &Scope,
     mut report: Report,
     err: ApiError,
 ) -> Result<Action, Error> {
-    if matches!(err, ApiError::NotFound { .. } | ApiError::Conflict { .. })
-        && let Ok(scope) = managed::scope(obj, ctx).await
-    {
-        ctx.sandboxes.invalidate(&scope).await;
+    if matches!(err, ApiError::NotFound { .. } | ApiError::Conflict { .. }) {
+        // What we saw is out of date: the next pass lists again.
+        ctx.sandboxes.invalidate(scope).await;
     }
     publish(&ctx.recorder, obj, true, err.category(), err.to_string()).await;
     let (health, outcome) = remote_verdict(err, &ctx.settings);
