@@ -1,8 +1,9 @@
 //! The operator's typed view of Blaxel objects.
 //!
-//! Only the fields the operator reads or writes are named; every object keeps the rest in `extra`, so a
-//! read-modify-write `PUT` never drops a field someone else set, and unknown fields or enum values
-//! (a new sandbox status, say) always deserialize.
+//! Only the fields the operator reads or writes are named. Objects the operator writes back whole (a
+//! sandbox's read-modify-write `PUT`) keep the rest in `extra`, so the `PUT` never drops a field someone
+//! else set; a workspace user is never written back, so it keeps nothing else (thousands of them sit in
+//! the shared user lists). Unknown fields or enum values (a new sandbox status, say) always deserialize.
 
 use std::collections::BTreeMap;
 
@@ -27,9 +28,6 @@ pub struct WorkspaceUser {
     /// Whether a pending invitation has expired.
     #[serde(default)]
     pub expired: bool,
-    /// Everything else the API sent.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
 }
 
 impl WorkspaceUser {
