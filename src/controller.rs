@@ -15,12 +15,12 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::runtime::{WatchStreamExt, predicates, utils::Predicate};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::blaxel::BlaxelApi;
-use crate::crd::{Sandbox, WorkspaceMember};
+use crate::crd::{ANNOTATION_PREFIX, Sandbox, WorkspaceMember};
 use crate::metrics::Metrics;
 use crate::reconcile::backoff::Backoff;
 use crate::reconcile::claims::ClaimIndex;
@@ -132,9 +132,7 @@ where
     };
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
-        // Nothing reads managedFields (status is written by server-side apply, finalizers by JSON patch):
-        // dropping them before the store keeps about half of each cached object out of memory.
-        .modify(|obj: &mut K| obj.managed_fields_mut().clear())
+        .modify(slim)
         // The claim index sees each event just before the store, so it never lags behind it.
         .map(move |event| {
             if let Ok(event) = &event {
@@ -151,6 +149,22 @@ where
             kube::runtime::utils::PredicateConfig::default(),
         );
     (reader, stream)
+}
+
+/// Drops what no reconcile reads before the object reaches the store: managedFields (status is written by
+/// server-side apply, finalizers by JSON patch), labels, and annotations other than the operator's own
+/// (`kubectl apply` keeps a copy of the whole object in one). That keeps about half of each cached object
+/// out of memory, and a change to a foreign annotation no longer wakes the reconciler.
+fn slim<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    meta.labels = None;
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.retain(|key, _| key.starts_with(ANNOTATION_PREFIX));
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
 }
 
 /// `reconcile` counted and timed in `metrics` (by kind, and by error category when it fails).

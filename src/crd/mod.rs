@@ -17,6 +17,8 @@ use kube::CustomResourceExt;
 
 /// The finalizer both kinds carry while remote cleanup is pending.
 pub const FINALIZER: &str = "blaxel.ai/cleanup";
+/// Every annotation the operator reads starts with this.
+pub const ANNOTATION_PREFIX: &str = "blaxel.ai/";
 /// Annotation: `"true"` pauses remote writes for the object.
 pub const PAUSED_ANNOTATION: &str = "blaxel.ai/paused";
 /// Annotation: changing its value forces an immediate resync.
