@@ -2,6 +2,9 @@
 
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use blaxel_operator::cli::{Cli, Command};
 use blaxel_operator::{crd, operator, telemetry};
 use clap::Parser;
