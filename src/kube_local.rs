@@ -250,7 +250,7 @@ pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, Error> 
             path: path.to_path_buf(),
             source,
         })?;
-    kube::Client::try_from(config).map_err(Error::Client)
+    crate::kube_client::client(config).map_err(Error::Client)
 }
 
 fn command_line(script: &Path, args: &[String]) -> String {

@@ -8,6 +8,7 @@
 //! - [`blaxel`]: the remote API: models, typed errors, the `BlaxelApi` trait and its HTTP client.
 //! - [`sim`]: the embedded Blaxel API simulator (`blaxel-operator simulate`).
 //! - [`kube_local`]: the local Kubernetes API server used by the demo and the tests.
+//! - [`kube_client`]: the Kubernetes client (kube's stack over HTTP/2).
 //! - [`cli`], [`operator`], [`demo`], [`telemetry`]: the command line, `run`, `demo`, and logging.
 //! - [`ops`]: around the controllers: [`metrics`], the [`server`] (`/metrics`, `/healthz`, `/readyz`) and
 //!   [`leader`] election with its write fence.
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod demo;
+pub mod kube_client;
 pub mod kube_local;
 pub mod leader;
 pub mod metrics;

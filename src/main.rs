@@ -6,7 +6,7 @@ use std::process::ExitCode;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use blaxel_operator::cli::{Cli, Command};
-use blaxel_operator::{crd, operator, telemetry};
+use blaxel_operator::{crd, kube_client, operator, telemetry};
 use clap::Parser;
 
 #[tokio::main]
@@ -26,10 +26,13 @@ async fn main() -> ExitCode {
         }
         Command::Run(args) => {
             let _telemetry = blaxel_operator::ops::init_telemetry(args.log_format, &args.ops);
-            match kube::Client::try_default().await {
-                Ok(client) => operator::run(args, client, operator::shutdown_signal())
-                    .await
-                    .map_err(Into::into),
+            match kube::Config::infer().await {
+                Ok(config) => match kube_client::client(config) {
+                    Ok(client) => operator::run(args, client, operator::shutdown_signal())
+                        .await
+                        .map_err(Into::into),
+                    Err(e) => Err(e.into()),
+                },
                 Err(e) => Err(e.into()),
             }
         }
