@@ -349,3 +349,53 @@ pub async fn run(
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use crate::crd::{PAUSED_ANNOTATION, WorkspaceMemberSpec};
+
+    /// The cached copy keeps the operator's annotations and what reconciles read; the rest goes.
+    #[test]
+    fn slim_keeps_only_what_reconciles_read() {
+        let mut obj: WorkspaceMember = serde_json::from_value(serde_json::json!({
+            "apiVersion": "blaxel.ai/v1alpha1",
+            "kind": "WorkspaceMember",
+            "metadata": {
+                "name": "alice", "namespace": "team", "uid": "u1", "generation": 2,
+                "finalizers": ["blaxel.ai/cleanup"],
+                "labels": {"app": "x"},
+                "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": "{\"spec\":{}}",
+                    PAUSED_ANNOTATION: "true",
+                },
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
+            },
+            "spec": {"workspace": "ws", "email": "a@example.com", "role": "member"},
+        }))
+        .unwrap();
+        let spec: WorkspaceMemberSpec = obj.spec.clone();
+        slim(&mut obj);
+        assert_eq!(obj.metadata.managed_fields, None);
+        assert_eq!(obj.metadata.labels, None);
+        let annotations = obj.metadata.annotations.clone().unwrap();
+        assert_eq!(annotations.len(), 1);
+        assert_eq!(
+            annotations.get(PAUSED_ANNOTATION).map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(
+            obj.metadata.finalizers,
+            Some(vec![crate::crd::FINALIZER.to_owned()])
+        );
+        assert_eq!(obj.metadata.generation, Some(2));
+        assert_eq!(obj.spec, spec);
+
+        // Without any of ours, no empty map is left behind.
+        obj.metadata.annotations = Some([("other".to_owned(), "1".to_owned())].into());
+        slim(&mut obj);
+        assert_eq!(obj.metadata.annotations, None);
+    }
+}
