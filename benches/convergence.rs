@@ -653,6 +653,10 @@ struct RunReport {
     converge_s: Option<f64>,
     bound_s: f64,
     ratio: Option<f64>,
+    /// The Kubernetes floor: the same Kubernetes writes per object, by a bare client (see [`k8s_floor`]).
+    k8s_floor_s: Option<f64>,
+    /// Convergence over the larger of the two lower bounds (remote and Kubernetes).
+    ratio_physical: Option<f64>,
     convergence: Counts,
     steady: Option<Counts>,
     steady_seconds: f64,
@@ -811,7 +815,133 @@ async fn converge(label: &str, scale: Scale, params: &Params, mode: Mode) -> Run
         report.rss_converged_kib, report.rss_idle_kib, report.rss_peak_kib
     );
     op.stop();
+    if mode == Mode::Clean && converged.is_some() {
+        let floor = k8s_floor(&world, params).await;
+        eprintln!(
+            "  Kubernetes floor (4 writes per object, {} in flight, no operator): {:.2}s",
+            2 * params.concurrency,
+            floor.as_secs_f64()
+        );
+        report.k8s_floor_s = Some(floor.as_secs_f64());
+        report.ratio_physical = report
+            .converge_s
+            .map(|c| c / floor.as_secs_f64().max(report.bound_s));
+    }
     report
+}
+
+/// The Kubernetes floor of a convergence: how long the API server takes for the writes the operator must
+/// make per object, sent by a bare client with the operator's concurrency (both kinds) and nothing else
+/// running. Per object, as the operator does: the finalizer, one Event, then two status writes
+/// (Invited/Deploying, then the settled status, copied from a converged object). The objects are fresh
+/// copies (`f-` names) created untimed first; the operator is stopped, so nothing reacts to them.
+async fn k8s_floor(world: &World, params: &Params) -> Duration {
+    use blaxel_operator::reconcile::events::EventPublisher;
+    use blaxel_operator::reconcile::write_status;
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Reporter};
+
+    let members: Api<WorkspaceMember> = Api::namespaced(world.client.clone(), &world.ns);
+    let sandboxes: Api<Sandbox> = Api::namespaced(world.client.clone(), &world.ns);
+    let settled_member = members.get_status("m-0").await.unwrap().status.unwrap();
+    let settled_sandbox = sandboxes.get_status("sbx-0").await.unwrap().status.unwrap();
+    let mut invited = settled_member.clone();
+    invited.phase = Some(blaxel_operator::crd::MemberPhase::Invited);
+    invited
+        .conditions
+        .iter_mut()
+        .for_each(|c| c.reason = "InvitationPending".into());
+    let mut deploying = settled_sandbox.clone();
+    deploying
+        .conditions
+        .iter_mut()
+        .for_each(|c| c.reason = "Deploying".into());
+    let pp = PatchParams::apply("bench").force();
+    let w = world.scale.workspaces;
+    let create_m = (0..world.scale.members).map(|i| {
+        let (api, pp) = (members.clone(), pp.clone());
+        let name = format!("f-m-{i}");
+        let body = World::member_body(&name, &format!("floor{i}@example.com"), i % w);
+        async move {
+            api.patch(&name, &pp, &Patch::Apply(&body))
+                .await
+                .map(|_| ())
+        }
+        .boxed()
+    });
+    let create_s = (0..world.scale.sandboxes).map(|i| {
+        let (api, pp) = (sandboxes.clone(), pp.clone());
+        let name = format!("f-sbx-{i}");
+        let body = World::sandbox_body(&name, i % w);
+        async move {
+            api.patch(&name, &pp, &Patch::Apply(&body))
+                .await
+                .map(|_| ())
+        }
+        .boxed()
+    });
+    futures::stream::iter(create_m.chain(create_s))
+        .buffer_unordered(CREATE_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .unwrap();
+    let events = EventPublisher::new(
+        world.client.clone(),
+        Reporter {
+            controller: "bench-floor".into(),
+            instance: None,
+        },
+    );
+    let finalizer =
+        Patch::Merge(json!({"metadata": {"finalizers": [blaxel_operator::crd::FINALIZER]}}));
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "Invited".into(),
+        note: Some("floor".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    let started = Instant::now();
+    let member_jobs = (0..world.scale.members).map(|i| {
+        let (api, client, events) = (members.clone(), world.client.clone(), events.clone());
+        let (first, second, finalizer, event) =
+            (invited.clone(), settled_member.clone(), &finalizer, &event);
+        async move {
+            let obj = api
+                .patch(&format!("f-m-{i}"), &PatchParams::default(), finalizer)
+                .await?;
+            events.publish(event, &obj.object_ref(&())).await?;
+            write_status(&client, &obj, None, &first).await.unwrap();
+            write_status(&client, &obj, None, &second).await.unwrap();
+            Ok::<(), kube::Error>(())
+        }
+        .boxed()
+    });
+    let sandbox_jobs = (0..world.scale.sandboxes).map(|i| {
+        let (api, client, events) = (sandboxes.clone(), world.client.clone(), events.clone());
+        let (first, second, finalizer, event) = (
+            deploying.clone(),
+            settled_sandbox.clone(),
+            &finalizer,
+            &event,
+        );
+        async move {
+            let obj = api
+                .patch(&format!("f-sbx-{i}"), &PatchParams::default(), finalizer)
+                .await?;
+            events.publish(event, &obj.object_ref(&())).await?;
+            write_status(&client, &obj, None, &first).await.unwrap();
+            write_status(&client, &obj, None, &second).await.unwrap();
+            Ok::<(), kube::Error>(())
+        }
+        .boxed()
+    });
+    futures::stream::iter(member_jobs.chain(sandbox_jobs))
+        .buffer_unordered(2 * usize::from(params.concurrency))
+        .try_collect::<Vec<()>>()
+        .await
+        .unwrap();
+    started.elapsed()
 }
 
 /// Apply → first remote write with the API otherwise idle: one new member at a time.
@@ -886,14 +1016,14 @@ fn print_tables(params: &Params, reports: &[RunReport]) {
     );
     println!();
     println!(
-        "| run | members | sandboxes | workspaces | create (s) | converge (s) | bound (s) | ratio | reads | writes | 429 | steady reads | steady writes | steady k8s changes | RSS converged (MiB) | RSS idle (MiB) | RSS peak (MiB) |"
+        "| run | members | sandboxes | workspaces | create (s) | converge (s) | bound (s) | ratio | k8s floor (s) | ratio to max(bound, floor) | reads | writes | 429 | steady reads | steady writes | steady k8s changes | RSS converged (MiB) | RSS idle (MiB) | RSS peak (MiB) |"
     );
     println!(
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for r in reports {
         println!(
-            "| {} | {} | {} | {} | {:.1} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.1} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.label,
             r.members,
             r.sandboxes,
@@ -902,6 +1032,8 @@ fn print_tables(params: &Params, reports: &[RunReport]) {
             r.converge_s.map_or("—".into(), |s| format!("{s:.2}")),
             r.bound_s,
             r.ratio.map_or("—".into(), |s| format!("{s:.2}")),
+            r.k8s_floor_s.map_or("—".into(), |s| format!("{s:.2}")),
+            r.ratio_physical.map_or("—".into(), |s| format!("{s:.2}")),
             r.convergence.reads(),
             r.convergence.writes(),
             r.convergence.rate_limited,
