@@ -133,7 +133,6 @@ fn status_message(err: &kube::Error) -> String {
     }
 }
 
-/// A CRD from a YAML directory becomes Established and its group is discoverable.
 /// The operator's client (`blaxel_operator::kube_client`, which the test clients share) multiplexes its
 /// requests over HTTP/2, as client-go does; kube's own stack would open a connection per request in flight.
 #[tokio::test]
@@ -147,6 +146,7 @@ async fn client_speaks_http2() {
     assert_eq!(response.version(), http::Version::HTTP_2);
 }
 
+/// A CRD from a YAML directory becomes Established and its group is discoverable.
 #[tokio::test]
 async fn crd_installs_established_and_discoverable() {
     let client = k::client().await;
