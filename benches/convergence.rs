@@ -500,7 +500,8 @@ impl World {
     }
 
     /// Applies every object (server-side apply, `CREATE_CONCURRENCY` at a time); returns the time taken.
-    async fn create_all(&self) -> Duration {
+    /// Names (and e-mails) start with `prefix`: `m-0`, `sbx-0`, ... for the run itself.
+    async fn create_all(&self, prefix: &str) -> Duration {
         let started = Instant::now();
         let members: Api<WorkspaceMember> = Api::namespaced(self.client.clone(), &self.ns);
         let sandboxes: Api<Sandbox> = Api::namespaced(self.client.clone(), &self.ns);
@@ -508,8 +509,8 @@ impl World {
         let w = self.scale.workspaces;
         let member_jobs = (0..self.scale.members).map(|i| {
             let (api, pp) = (members.clone(), pp.clone());
-            let name = format!("m-{i}");
-            let body = Self::member_body(&name, &format!("user{i}@example.com"), i % w);
+            let name = format!("{prefix}m-{i}");
+            let body = Self::member_body(&name, &format!("{prefix}user{i}@example.com"), i % w);
             async move {
                 api.patch(&name, &pp, &Patch::Apply(&body))
                     .await
@@ -519,7 +520,7 @@ impl World {
         });
         let sandbox_jobs = (0..self.scale.sandboxes).map(|i| {
             let (api, pp) = (sandboxes.clone(), pp.clone());
-            let name = format!("sbx-{i}");
+            let name = format!("{prefix}sbx-{i}");
             let body = Self::sandbox_body(&name, i % w);
             async move {
                 api.patch(&name, &pp, &Patch::Apply(&body))
@@ -715,7 +716,7 @@ async fn converge(label: &str, scale: Scale, params: &Params, mode: Mode) -> Run
         "{label}: {} members + {} sandboxes over {} workspaces in namespace {}",
         scale.members, scale.sandboxes, scale.workspaces, world.ns
     );
-    let create = world.create_all().await;
+    let create = world.create_all("").await;
     world.wait_seen().await;
     eprintln!("  created in {:.1}s", create.as_secs_f64());
     let bound = params.bound(scale);
@@ -858,35 +859,7 @@ async fn k8s_floor(world: &World, params: &Params) -> Duration {
         .conditions
         .iter_mut()
         .for_each(|c| c.reason = "Deploying".into());
-    let pp = PatchParams::apply("bench").force();
-    let w = world.scale.workspaces;
-    let create_m = (0..world.scale.members).map(|i| {
-        let (api, pp) = (members.clone(), pp.clone());
-        let name = format!("f-m-{i}");
-        let body = World::member_body(&name, &format!("floor{i}@example.com"), i % w);
-        async move {
-            api.patch(&name, &pp, &Patch::Apply(&body))
-                .await
-                .map(|_| ())
-        }
-        .boxed()
-    });
-    let create_s = (0..world.scale.sandboxes).map(|i| {
-        let (api, pp) = (sandboxes.clone(), pp.clone());
-        let name = format!("f-sbx-{i}");
-        let body = World::sandbox_body(&name, i % w);
-        async move {
-            api.patch(&name, &pp, &Patch::Apply(&body))
-                .await
-                .map(|_| ())
-        }
-        .boxed()
-    });
-    futures::stream::iter(create_m.chain(create_s))
-        .buffer_unordered(CREATE_CONCURRENCY)
-        .try_collect::<Vec<()>>()
-        .await
-        .unwrap();
+    world.create_all("f-").await;
     let events = EventPublisher::new(
         world.client.clone(),
         Reporter {
