@@ -832,7 +832,7 @@ async fn converge(label: &str, scale: Scale, params: &Params, mode: Mode) -> Run
 }
 
 /// The Kubernetes floor of a convergence: how long the API server takes for the writes the operator must
-/// make per object, sent by a bare client with the operator's concurrency (both kinds) and nothing else
+/// make per object, sent by a bare client with the operator's concurrency (per kind) and nothing else
 /// running. Per object, as the operator does: the finalizer, one Event, then two status writes
 /// (Invited/Deploying, then the settled status, copied from a converged object). The objects are fresh
 /// copies (`f-` names) created untimed first; the operator is stopped, so nothing reacts to them, and two
@@ -840,9 +840,7 @@ async fn converge(label: &str, scale: Scale, params: &Params, mode: Mode) -> Run
 /// cache sync, its reads (Secrets), and its reconciles' own latency chain.
 async fn k8s_floor(world: &World, params: &Params) -> Duration {
     use blaxel_operator::reconcile::events::EventPublisher;
-    use blaxel_operator::reconcile::write_status;
-    use kube::Resource;
-    use kube::runtime::events::{Event, EventType, Reporter};
+    use kube::runtime::events::Reporter;
 
     let members: Api<WorkspaceMember> = Api::namespaced(world.client.clone(), &world.ns);
     let sandboxes: Api<Sandbox> = Api::namespaced(world.client.clone(), &world.ns);
@@ -867,6 +865,57 @@ async fn k8s_floor(world: &World, params: &Params) -> Duration {
             instance: None,
         },
     );
+    // Two watches in place of the operator's, so that every write fans out to as many watchers.
+    let stand_ins = [
+        tokio::spawn(watcher(members.clone(), watcher::Config::default()).for_each(|_| async {})),
+        tokio::spawn(watcher(sandboxes.clone(), watcher::Config::default()).for_each(|_| async {})),
+    ];
+    let started = Instant::now();
+    // The operator's concurrency: that many per kind.
+    let per_kind = usize::from(params.concurrency);
+    let member_names = (0..world.scale.members).map(|i| format!("f-m-{i}"));
+    let sandbox_names = (0..world.scale.sandboxes).map(|i| format!("f-sbx-{i}"));
+    let (m, s) = tokio::join!(
+        floor_writes(
+            &members,
+            member_names,
+            [&invited, &settled_member],
+            &events,
+            per_kind
+        ),
+        floor_writes(
+            &sandboxes,
+            sandbox_names,
+            [&deploying, &settled_sandbox],
+            &events,
+            per_kind
+        ),
+    );
+    m.unwrap();
+    s.unwrap();
+    let floor = started.elapsed();
+    stand_ins.iter().for_each(tokio::task::JoinHandle::abort);
+    floor
+}
+
+/// The floor's writes for each named object, `concurrency` objects at a time: the finalizer, one Event,
+/// then the two statuses in turn.
+async fn floor_writes<K, S>(
+    api: &Api<K>,
+    names: impl Iterator<Item = String>,
+    statuses: [&S; 2],
+    events: &blaxel_operator::reconcile::events::EventPublisher,
+    concurrency: usize,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    S: serde::Serialize + PartialEq,
+{
+    use kube::runtime::events::{Event, EventType};
+
     let finalizer =
         Patch::Merge(json!({"metadata": {"finalizers": [blaxel_operator::crd::FINALIZER]}}));
     let event = Event {
@@ -876,61 +925,25 @@ async fn k8s_floor(world: &World, params: &Params) -> Duration {
         action: "Reconcile".into(),
         secondary: None,
     };
-    // Two watches in place of the operator's, so that every write fans out to as many watchers.
-    let stand_ins = [
-        tokio::spawn(watcher(members.clone(), watcher::Config::default()).for_each(|_| async {})),
-        tokio::spawn(watcher(sandboxes.clone(), watcher::Config::default()).for_each(|_| async {})),
-    ];
-    let started = Instant::now();
-    let member_jobs = (0..world.scale.members).map(|i| {
-        let (api, client, events) = (members.clone(), world.client.clone(), events.clone());
-        let (first, second, finalizer, event) =
-            (invited.clone(), settled_member.clone(), &finalizer, &event);
-        async move {
-            let obj = api
-                .patch(&format!("f-m-{i}"), &PatchParams::default(), finalizer)
-                .await?;
-            events.publish(event, &obj.object_ref(&())).await?;
-            write_status(&client, &obj, None, &first).await.unwrap();
-            write_status(&client, &obj, None, &second).await.unwrap();
-            Ok::<(), kube::Error>(())
-        }
-        .boxed()
-    });
-    let sandbox_jobs = (0..world.scale.sandboxes).map(|i| {
-        let (api, client, events) = (sandboxes.clone(), world.client.clone(), events.clone());
-        let (first, second, finalizer, event) = (
-            deploying.clone(),
-            settled_sandbox.clone(),
-            &finalizer,
-            &event,
-        );
-        async move {
-            let obj = api
-                .patch(&format!("f-sbx-{i}"), &PatchParams::default(), finalizer)
-                .await?;
-            events.publish(event, &obj.object_ref(&())).await?;
-            write_status(&client, &obj, None, &first).await.unwrap();
-            write_status(&client, &obj, None, &second).await.unwrap();
-            Ok::<(), kube::Error>(())
-        }
-        .boxed()
-    });
-    // The operator's concurrency: that many per kind.
-    let per_kind = usize::from(params.concurrency);
-    let (m, s) = tokio::join!(
-        futures::stream::iter(member_jobs)
-            .buffer_unordered(per_kind)
-            .try_collect::<Vec<()>>(),
-        futures::stream::iter(sandbox_jobs)
-            .buffer_unordered(per_kind)
-            .try_collect::<Vec<()>>(),
-    );
-    m.unwrap();
-    s.unwrap();
-    let floor = started.elapsed();
-    stand_ins.iter().for_each(tokio::task::JoinHandle::abort);
-    floor
+    let client = api.clone().into_client();
+    futures::stream::iter(names)
+        .map(|name| {
+            let (finalizer, event, client) = (&finalizer, &event, &client);
+            async move {
+                let obj = api.patch(&name, &PatchParams::default(), finalizer).await?;
+                events.publish(event, &obj.object_ref(&())).await?;
+                for status in statuses {
+                    blaxel_operator::reconcile::write_status(client, &obj, None, status)
+                        .await
+                        .unwrap();
+                }
+                Ok::<(), kube::Error>(())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(|_| ())
 }
 
 /// Apply → first remote write with the API otherwise idle: one new member at a time.
