@@ -1,18 +1,19 @@
 //! `blaxel-operator`: parses the command line and hands over to the library.
 
+use std::error::Error;
 use std::process::ExitCode;
+
+use blaxel_operator::cli::{Cli, Command, OperatorArgs};
+use blaxel_operator::{crd, kube_client, operator, telemetry};
+use clap::Parser;
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use blaxel_operator::cli::{Cli, Command};
-use blaxel_operator::{crd, kube_client, operator, telemetry};
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+    let result: Result<(), Box<dyn Error>> = match cli.command {
         Command::Crds => crd::to_yaml(&crd::all())
             .map(|yaml| print!("{yaml}"))
             .map_err(Into::into),
@@ -26,15 +27,7 @@ async fn main() -> ExitCode {
         }
         Command::Run(args) => {
             let _telemetry = blaxel_operator::ops::init_telemetry(args.log_format, &args.ops);
-            match kube::Config::infer().await {
-                Ok(config) => match kube_client::client(config) {
-                    Ok(client) => operator::run(args, client, operator::shutdown_signal())
-                        .await
-                        .map_err(Into::into),
-                    Err(e) => Err(e.into()),
-                },
-                Err(e) => Err(e.into()),
-            }
+            run(args).await
         }
     };
     match result {
@@ -44,4 +37,11 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `run`: the operator against the cluster in the kubeconfig (or the in-cluster configuration).
+async fn run(args: OperatorArgs) -> Result<(), Box<dyn Error>> {
+    let client = kube_client::client(kube::Config::infer().await?)?;
+    operator::run(args, client, operator::shutdown_signal()).await?;
+    Ok(())
 }
