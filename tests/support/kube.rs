@@ -63,9 +63,12 @@ impl TestCluster {
             (None, Some(path)) => kube_local::client_from_kubeconfig(path)
                 .await
                 .expect("client from KUBECONFIG"),
-            (None, None) => Client::try_default()
-                .await
-                .expect("client from the environment"),
+            (None, None) => blaxel_operator::kube_client::client(
+                kube::Config::infer()
+                    .await
+                    .expect("Kubernetes configuration from the environment"),
+            )
+            .expect("client from the environment"),
         }
     }
 }
