@@ -35,11 +35,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use blaxel_operator::crd::{Sandbox, WorkspaceMember};
+use blaxel_operator::reconcile::cached::{Cached, WithConditions};
 use blaxel_operator::sim::{self, ApiGeneration, ApiKey, Faults, RateLimit, SimConfig, SimHandle};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Patch, PatchParams, PostParams};
+use kube::core::object::{HasSpec, HasStatus};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
@@ -875,16 +877,20 @@ async fn k8s_floor(world: &World, params: &Params) -> Duration {
     let per_kind = usize::from(params.concurrency);
     let member_names = (0..world.scale.members).map(|i| format!("f-m-{i}"));
     let sandbox_names = (0..world.scale.sandboxes).map(|i| format!("f-sbx-{i}"));
+    let (cached_members, cached_sandboxes) = (
+        Api::namespaced(world.client.clone(), &world.ns),
+        Api::namespaced(world.client.clone(), &world.ns),
+    );
     let (m, s) = tokio::join!(
-        floor_writes(
-            &members,
+        floor_writes::<WorkspaceMember>(
+            &cached_members,
             member_names,
             [&invited, &settled_member],
             &events,
             per_kind
         ),
-        floor_writes(
-            &sandboxes,
+        floor_writes::<Sandbox>(
+            &cached_sandboxes,
             sandbox_names,
             [&deploying, &settled_sandbox],
             &events,
@@ -900,19 +906,22 @@ async fn k8s_floor(world: &World, params: &Params) -> Duration {
 
 /// The floor's writes for each named object, `concurrency` objects at a time: the finalizer, one Event,
 /// then the two statuses in turn.
-async fn floor_writes<K, S>(
-    api: &Api<K>,
+async fn floor_writes<K>(
+    api: &Api<Cached<K>>,
     names: impl Iterator<Item = String>,
-    statuses: [&S; 2],
+    statuses: [&K::Status; 2],
     events: &blaxel_operator::reconcile::events::EventPublisher,
     concurrency: usize,
 ) -> Result<(), kube::Error>
 where
     K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + HasSpec
+        + HasStatus
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug,
-    S: serde::Serialize + PartialEq,
+    K::Spec: serde::de::DeserializeOwned + Clone + std::fmt::Debug,
+    K::Status: WithConditions,
 {
     use kube::runtime::events::{Event, EventType};
 
@@ -931,9 +940,12 @@ where
             let (finalizer, event, client) = (&finalizer, &event, &client);
             async move {
                 let obj = api.patch(&name, &PatchParams::default(), finalizer).await?;
-                events.publish(event, &obj.object_ref(&())).await?;
+                events
+                    .publish(event, &kube::Resource::object_ref(&obj, &()))
+                    .await?;
                 for status in statuses {
-                    blaxel_operator::reconcile::write_status(client, &obj, None, status)
+                    // The fresh object has no status yet, so both are written.
+                    blaxel_operator::reconcile::write_status(client, &obj, status)
                         .await
                         .unwrap();
                 }

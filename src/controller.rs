@@ -23,6 +23,7 @@ use crate::blaxel::BlaxelApi;
 use crate::crd::{ANNOTATION_PREFIX, Sandbox, WorkspaceMember};
 use crate::metrics::Metrics;
 use crate::reconcile::backoff::Backoff;
+use crate::reconcile::cached::Cached;
 use crate::reconcile::claims::ClaimIndex;
 use crate::reconcile::credentials::DefaultCredentials;
 use crate::reconcile::events::EventPublisher;
@@ -254,14 +255,16 @@ pub async fn run(
     ready: watch::Sender<bool>,
 ) -> Result<(), StartError> {
     check_crds(&client, config.namespace.as_deref()).await?;
-    let member_claims = Arc::new(ClaimIndex::new(<WorkspaceMember as Managed>::claim_hash));
-    let sandbox_claims = Arc::new(ClaimIndex::new(<Sandbox as Managed>::claim_hash));
-    let (members, member_stream) = watch::<WorkspaceMember>(
+    let member_claims = Arc::new(ClaimIndex::new(
+        <Cached<WorkspaceMember> as Managed>::claim_hash,
+    ));
+    let sandbox_claims = Arc::new(ClaimIndex::new(<Cached<Sandbox> as Managed>::claim_hash));
+    let (members, member_stream) = watch::<Cached<WorkspaceMember>>(
         client.clone(),
         config.namespace.as_deref(),
         Arc::clone(&member_claims),
     );
-    let (sandboxes, sandbox_stream) = watch::<Sandbox>(
+    let (sandboxes, sandbox_stream) = watch::<Cached<Sandbox>>(
         client.clone(),
         config.namespace.as_deref(),
         Arc::clone(&sandbox_claims),

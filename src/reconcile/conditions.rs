@@ -13,6 +13,8 @@ pub const SYNCED: &str = "Synced";
 pub const RECONCILING: &str = "Reconciling";
 /// Cannot progress without a change by a person.
 pub const STALLED: &str = "Stalled";
+/// The four condition types every status carries, in the order they are written.
+pub const TYPES: [&str; 4] = [READY, SYNCED, RECONCILING, STALLED];
 
 /// A reason and a human message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +57,7 @@ pub enum Health {
 /// unchanged.
 #[must_use]
 pub fn build(
-    previous: &[Condition],
+    previous: &Transitions,
     health: &Health,
     generation: Option<i64>,
     now: &Time,
@@ -117,33 +119,25 @@ pub fn build(
             (false, Why::new("Retrying", "The error is expected to pass")),
         ),
     };
-    [
-        (READY, ready),
-        (SYNCED, synced),
-        (RECONCILING, reconciling),
-        (STALLED, stalled),
-    ]
-    .into_iter()
-    .map(|(kind, (status, why))| condition(previous, kind, status, why, generation, now))
-    .collect()
+    TYPES
+        .into_iter()
+        .zip([ready, synced, reconciling, stalled])
+        .map(|(kind, (status, why))| condition(previous, kind, status, why, generation, now))
+        .collect()
 }
 
 fn condition(
-    previous: &[Condition],
+    previous: &Transitions,
     kind: &str,
     status: bool,
     why: Why,
     generation: Option<i64>,
     now: &Time,
 ) -> Condition {
-    let status = if status { "True" } else { "False" }.to_owned();
-    let last_transition_time = previous
-        .iter()
-        .find(|c| c.type_ == kind && c.status == status)
-        .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+    let last_transition_time = previous.since(kind, status).unwrap_or(now).clone();
     Condition {
         type_: kind.to_owned(),
-        status,
+        status: if status { "True" } else { "False" }.to_owned(),
         reason: why.reason,
         message: why.message,
         last_transition_time,
@@ -158,12 +152,44 @@ pub fn now() -> Time {
     Time(jiff::Timestamp::from_second(ts.as_second()).unwrap_or(ts))
 }
 
-/// True when `conditions` has a condition of `kind` with status `True`.
-#[must_use]
-pub fn is_true(conditions: &[Condition], kind: &str) -> bool {
-    conditions
-        .iter()
-        .any(|c| c.type_ == kind && c.status == "True")
+/// Of each of the four conditions, whether it is True and since when: what a reconcile needs of the
+/// conditions it wrote before (their reasons and messages it builds anew).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transitions([Option<(bool, Time)>; 4]);
+
+impl Transitions {
+    /// The transitions of `conditions`; other types, and statuses other than True and False, are left out.
+    #[must_use]
+    pub fn of(conditions: &[Condition]) -> Self {
+        let mut out = Self::default();
+        for c in conditions {
+            let status = match c.status.as_str() {
+                "True" => true,
+                "False" => false,
+                _ => continue,
+            };
+            if let Some(i) = TYPES.iter().position(|t| *t == c.type_) {
+                out.0[i] = Some((status, c.last_transition_time.clone()));
+            }
+        }
+        out
+    }
+
+    /// Since when the condition of `kind` has had `status`, if it has.
+    #[must_use]
+    pub fn since(&self, kind: &str, status: bool) -> Option<&Time> {
+        let i = TYPES.iter().position(|t| *t == kind)?;
+        self.0[i]
+            .as_ref()
+            .filter(|(s, _)| *s == status)
+            .map(|(_, at)| at)
+    }
+
+    /// True when the condition of `kind` is True.
+    #[must_use]
+    pub fn is_true(&self, kind: &str) -> bool {
+        self.since(kind, true).is_some()
+    }
 }
 
 #[cfg(test)]
@@ -178,13 +204,13 @@ mod tests {
     #[test]
     fn transition_time_moves_only_on_status_change() {
         let first = build(
-            &[],
+            &Transitions::default(),
             &Health::Progressing(Why::new("InvitationPending", "x")),
             Some(1),
             &at(10),
         );
         let again = build(
-            &first,
+            &Transitions::of(&first),
             &Health::Progressing(Why::new("InvitationPending", "x")),
             Some(1),
             &at(20),
@@ -194,7 +220,7 @@ mod tests {
             "a no-op reconcile must produce an identical status"
         );
         let ready = build(
-            &again,
+            &Transitions::of(&again),
             &Health::Ready(Why::new("Active", "y")),
             Some(1),
             &at(30),
@@ -219,7 +245,7 @@ mod tests {
             Health::Paused { ready: false },
             Health::Failing(Why::new("D", "d")),
         ] {
-            let cs = build(&[], &health, Some(7), &at(1));
+            let cs = build(&Transitions::default(), &health, Some(7), &at(1));
             let kinds: Vec<_> = cs.iter().map(|c| c.type_.as_str()).collect();
             assert_eq!(kinds, [READY, SYNCED, RECONCILING, STALLED]);
             assert!(cs.iter().all(|c| c.observed_generation == Some(7)));
@@ -230,18 +256,48 @@ mod tests {
     #[test]
     fn stalled_and_paused_map_to_their_conditions() {
         let stalled = build(
-            &[],
+            &Transitions::default(),
             &Health::Stalled(Why::new("DuplicateMember", "m")),
             None,
             &at(1),
         );
-        assert!(is_true(&stalled, STALLED) && !is_true(&stalled, READY));
-        let paused = build(&[], &Health::Paused { ready: true }, None, &at(1));
-        assert!(is_true(&paused, READY) && !is_true(&paused, SYNCED));
+        let stalled = Transitions::of(&stalled);
+        assert!(stalled.is_true(STALLED) && !stalled.is_true(READY));
+        let paused = build(
+            &Transitions::default(),
+            &Health::Paused { ready: true },
+            None,
+            &at(1),
+        );
+        let seen = Transitions::of(&paused);
+        assert!(seen.is_true(READY) && !seen.is_true(SYNCED));
         assert!(
             paused
                 .iter()
                 .any(|c| c.type_ == SYNCED && c.reason == "Paused")
         );
+    }
+
+    /// Only the four types, and only True or False, are remembered.
+    #[test]
+    fn transitions_keep_only_known_types_and_statuses() {
+        let condition = |type_: &str, status: &str| Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: "R".into(),
+            message: "m".into(),
+            last_transition_time: at(5),
+            observed_generation: None,
+        };
+        let seen = Transitions::of(&[
+            condition("Ready", "Unknown"),
+            condition("Custom", "True"),
+            condition(SYNCED, "True"),
+        ]);
+        assert_eq!(seen.since(READY, true), None);
+        assert_eq!(seen.since(READY, false), None);
+        assert_eq!(seen.since("Custom", true), None);
+        assert_eq!(seen.since(SYNCED, true), Some(&at(5)));
+        assert_eq!(seen.since(SYNCED, false), None);
     }
 }

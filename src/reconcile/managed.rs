@@ -11,6 +11,7 @@ use kube::runtime::reflector::Store;
 use serde::de::DeserializeOwned;
 
 use super::cache::{email_key, same_email};
+use super::cached::Cached;
 use super::claims::{ClaimIndex, hash_of};
 use super::conditions::{Health, Why};
 use super::credentials::CredentialsError;
@@ -49,7 +50,7 @@ pub trait Managed:
     fn claim_hash(&self) -> u64;
 }
 
-impl Managed for WorkspaceMember {
+impl Managed for Cached<WorkspaceMember> {
     const DUPLICATE_REASON: &'static str = "DuplicateMember";
     fn workspace(&self) -> &str {
         &self.spec.workspace
@@ -78,7 +79,7 @@ impl Managed for WorkspaceMember {
     }
 }
 
-impl Managed for Sandbox {
+impl Managed for Cached<Sandbox> {
     const DUPLICATE_REASON: &'static str = "DuplicateSandbox";
     fn workspace(&self) -> &str {
         &self.spec.workspace
@@ -90,7 +91,7 @@ impl Managed for Sandbox {
         self.spec.deletion_policy
     }
     fn identity(&self) -> String {
-        format!("sandbox {}", self.remote_name())
+        format!("sandbox {}", remote_name(self))
     }
     fn store(ctx: &Context) -> &Store<Self> {
         &ctx.sandbox_objects
@@ -106,8 +107,9 @@ impl Managed for Sandbox {
     }
 }
 
-/// The remote name without allocating: `spec.sandboxName`, else `metadata.name`.
-fn remote_name(s: &Sandbox) -> &str {
+/// A sandbox's remote name: `spec.sandboxName`, else `metadata.name`.
+#[must_use]
+pub fn remote_name(s: &Cached<Sandbox>) -> &str {
     s.spec
         .sandbox_name
         .as_deref()

@@ -3,6 +3,7 @@
 //! - [`member`] and [`sandbox`]: the drivers (IO) and their pure planners.
 //! - [`conditions`]: pure status conditions.
 //! - [`cache`]: shared, single-flight remote lists.
+//! - [`cached`]: the compact copy of each object kept between reconciles.
 //! - [`claims`]: duplicate-claim detection from the controller's cache.
 //! - [`credentials`]: which API key an object may use.
 //! - [`managed`]: what both kinds share before any remote call (claims, credentials, start of cleanup).
@@ -13,6 +14,7 @@
 
 pub mod backoff;
 pub mod cache;
+pub mod cached;
 pub mod claims;
 pub mod conditions;
 pub mod credentials;
@@ -25,18 +27,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
+use kube::core::object::{HasSpec, HasStatus};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
 use rand::Rng;
-use serde::Serialize;
 
 use crate::blaxel::model::{Sandbox as RemoteSandbox, WorkspaceUser};
 use crate::blaxel::{ApiError, BlaxelApi};
 use crate::crd::{PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION};
 use backoff::Backoff;
 use cache::ListCache;
+use cached::{Cached, WithConditions};
 use conditions::{Health, Why};
 use credentials::{CredentialsError, DefaultCredentials};
 use events::EventPublisher;
@@ -92,13 +95,13 @@ pub struct Context {
     /// Per-object retry delays.
     pub backoff: Backoff,
     /// Every WorkspaceMember, for duplicate claims.
-    pub members: Store<crate::crd::WorkspaceMember>,
+    pub members: Store<Cached<crate::crd::WorkspaceMember>>,
     /// Every Sandbox, for duplicate claims.
-    pub sandbox_objects: Store<crate::crd::Sandbox>,
+    pub sandbox_objects: Store<Cached<crate::crd::Sandbox>>,
     /// Who claims what among the WorkspaceMembers (kept from the watch).
-    pub member_claims: Arc<claims::ClaimIndex<crate::crd::WorkspaceMember>>,
+    pub member_claims: Arc<claims::ClaimIndex<Cached<crate::crd::WorkspaceMember>>>,
     /// Who claims what among the Sandboxes (kept from the watch).
-    pub sandbox_claims: Arc<claims::ClaimIndex<crate::crd::Sandbox>>,
+    pub sandbox_claims: Arc<claims::ClaimIndex<Cached<crate::crd::Sandbox>>>,
 }
 
 /// Why a reconcile did not finish; decides the retry in [`error_policy`].
@@ -219,25 +222,26 @@ pub fn remote_verdict(err: ApiError, settings: &Settings) -> (Health, Result<Act
     }
 }
 
-/// Writes `status` with server-side apply when it differs from what the object already has.
+/// Writes `status` with server-side apply unless it is the status `obj` was last seen with.
 /// A no-op reconcile therefore writes nothing.
 ///
 /// # Errors
 /// The Kubernetes API error.
-pub async fn write_status<K, S>(
+pub async fn write_status<K>(
     client: &kube::Client,
-    obj: &K,
-    current: Option<&S>,
-    status: &S,
+    obj: &Cached<K>,
+    status: &K::Status,
 ) -> Result<(), Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + HasSpec
+        + HasStatus
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug,
-    S: Serialize + PartialEq,
+    K::Status: WithConditions,
 {
-    if current == Some(status) {
+    if obj.status.as_ref().is_some_and(|seen| seen.is(status)) {
         return Ok(());
     }
     let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());

@@ -12,6 +12,7 @@ use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
 use super::cache::email_key;
+use super::cached::Cached;
 use super::conditions::{self, Health, Why};
 use super::managed::{Admission, CleanupStart, admit, begin_cleanup, keep_finalizer};
 use super::{
@@ -31,8 +32,11 @@ const MAX_STEPS: usize = 3;
 /// # Errors
 /// Transient failures, for [`super::error_policy`] to back off.
 #[instrument(skip_all, fields(kind = "WorkspaceMember", namespace = obj.namespace().unwrap_or_default(), object = obj.name_any()))]
-pub async fn reconcile(obj: Arc<WorkspaceMember>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let api: Api<WorkspaceMember> =
+pub async fn reconcile(
+    obj: Arc<Cached<WorkspaceMember>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let api: Api<Cached<WorkspaceMember>> =
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     finalizer(&api, FINALIZER, obj, |event| async {
         match event {
@@ -53,8 +57,8 @@ struct Report {
     reinvites: u32,
 }
 
-async fn apply(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> {
-    let status = obj.status.clone().unwrap_or_default();
+async fn apply(obj: &Cached<WorkspaceMember>, ctx: &Context) -> Result<Action, Error> {
+    let status = obj.status_fields();
     let mut report = Report {
         phase: status.phase.unwrap_or(MemberPhase::Pending),
         health: Health::Progressing(Why::new("Reconciling", "Reconciling")),
@@ -127,8 +131,8 @@ async fn apply(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> {
     Ok(action)
 }
 
-async fn cleanup(obj: &WorkspaceMember, ctx: &Context) -> Result<Action, Error> {
-    let status = obj.status.clone().unwrap_or_default();
+async fn cleanup(obj: &Cached<WorkspaceMember>, ctx: &Context) -> Result<Action, Error> {
+    let status = obj.status_fields();
     let report = |health| Report {
         phase: MemberPhase::Deleting,
         health,
@@ -192,7 +196,7 @@ async fn observe(
 
 /// Performs one remote write and returns the user as it now stands (`None` once removed).
 async fn act(
-    obj: &WorkspaceMember,
+    obj: &Cached<WorkspaceMember>,
     ctx: &Context,
     scope: &Scope,
     action: MemberAction,
@@ -274,7 +278,7 @@ async fn act(
 
 /// Reports a remote error: Stalled for errors a person must fix, Failing (and backoff) for transient ones.
 async fn fail(
-    obj: &WorkspaceMember,
+    obj: &Cached<WorkspaceMember>,
     ctx: &Context,
     scope: &Scope,
     mut report: Report,
@@ -291,9 +295,13 @@ async fn fail(
     outcome
 }
 
-async fn finish(obj: &WorkspaceMember, ctx: &Context, report: Report) -> Result<(), Error> {
-    let current = obj.status.as_ref();
-    let previous = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
+async fn finish(obj: &Cached<WorkspaceMember>, ctx: &Context, report: Report) -> Result<(), Error> {
+    let current = obj.status.as_ref().map(|s| &s.fields);
+    let previous = obj
+        .status
+        .as_ref()
+        .map(|s| s.transitions.clone())
+        .unwrap_or_default();
     let generation = obj.metadata.generation;
     let status = WorkspaceMemberStatus {
         observed_generation: generation,
@@ -306,7 +314,7 @@ async fn finish(obj: &WorkspaceMember, ctx: &Context, report: Report) -> Result<
         reinvites: report.reinvites,
         last_handled_reconcile_at: pending_request(obj, None)
             .or_else(|| current.and_then(|s| s.last_handled_reconcile_at.clone())),
-        conditions: conditions::build(previous, &report.health, generation, &conditions::now()),
+        conditions: conditions::build(&previous, &report.health, generation, &conditions::now()),
     };
-    write_status(&ctx.client, obj, current, &status).await
+    write_status(&ctx.client, obj, &status).await
 }

@@ -11,8 +11,9 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
+use super::cached::Cached;
 use super::conditions::{self, Health, Why};
-use super::managed::{Admission, CleanupStart, admit, begin_cleanup, keep_finalizer};
+use super::managed::{Admission, CleanupStart, admit, begin_cleanup, keep_finalizer, remote_name};
 use super::{
     Context, Error, is_paused, pending_request, publish, remote_verdict, requeue_after,
     write_status,
@@ -30,8 +31,8 @@ const MAX_STEPS: usize = 3;
 /// # Errors
 /// Transient failures, for [`super::error_policy`] to back off.
 #[instrument(skip_all, fields(kind = "Sandbox", namespace = obj.namespace().unwrap_or_default(), object = obj.name_any()))]
-pub async fn reconcile(obj: Arc<Sandbox>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let api: Api<Sandbox> =
+pub async fn reconcile(obj: Arc<Cached<Sandbox>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let api: Api<Cached<Sandbox>> =
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     finalizer(&api, FINALIZER, obj, |event| async {
         match event {
@@ -50,18 +51,18 @@ struct Report {
     adopted: bool,
 }
 
-fn owner(obj: &Sandbox) -> String {
+fn owner(obj: &Cached<Sandbox>) -> String {
     format!("{}.{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
-async fn apply(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
-    let status = obj.status.clone().unwrap_or_default();
+async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
+    let status = obj.status_fields();
     let mut report = Report {
         health: Health::Progressing(Why::new("Reconciling", "Reconciling")),
         observed: None,
         adopted: status.adopted,
     };
-    let name = obj.remote_name();
+    let name = remote_name(obj).to_owned();
     let scope = match admit(obj, ctx).await? {
         Admission::Proceed(scope) => scope,
         Admission::Stop(health, again) => {
@@ -74,7 +75,10 @@ async fn apply(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
         .phase
         .as_deref()
         .is_some_and(|p| !SandboxPhase::parse(p).is_transitional())
-        && conditions::is_true(&status.conditions, conditions::READY);
+        && obj
+            .status
+            .as_ref()
+            .is_some_and(|s| s.transitions.is_true(conditions::READY));
     let max_age = if pending_request(obj, status.last_handled_reconcile_at.as_ref()).is_some() {
         Duration::ZERO
     } else if settled {
@@ -129,8 +133,8 @@ async fn apply(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
     Ok(action)
 }
 
-async fn cleanup(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
-    let status = obj.status.clone().unwrap_or_default();
+async fn cleanup(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
+    let status = obj.status_fields();
     let report = |health, observed| Report {
         health,
         observed,
@@ -145,7 +149,7 @@ async fn cleanup(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
         }
         CleanupStart::Proceed(scope) => scope,
     };
-    let name = obj.remote_name();
+    let name = remote_name(obj).to_owned();
     let deleting = Health::Progressing(Why::new("Deleting", format!("Deleting sandbox {name}")));
     let mut observed = match observe(ctx, &scope, &name, ctx.settings.transition_poll).await {
         Ok(s) => s,
@@ -187,9 +191,9 @@ async fn cleanup(obj: &Sandbox, ctx: &Context) -> Result<Action, Error> {
     ))
 }
 
-fn power_control(ctx: &Context, obj: &Sandbox) -> Option<PowerControl> {
+fn power_control(ctx: &Context, obj: &Cached<Sandbox>) -> Option<PowerControl> {
     ctx.api.power_control(&obj.spec.workspace).or_else(|| {
-        match obj.status.as_ref()?.power_control.as_deref()? {
+        match obj.status.as_ref()?.fields.power_control.as_deref()? {
             "Enabled" => Some(PowerControl::Enabled),
             "StartStop" => Some(PowerControl::StartStop),
             _ => None,
@@ -232,7 +236,7 @@ async fn refresh(
 /// Performs one remote write and returns the sandbox as it now stands; `Ok(None)` when a create met a
 /// sandbox of the same name that is still going away.
 async fn act(
-    obj: &Sandbox,
+    obj: &Cached<Sandbox>,
     ctx: &Context,
     scope: &Scope,
     name: &str,
@@ -304,7 +308,7 @@ async fn act(
 
 /// Reports a remote error: Stalled for errors a person must fix, Failing (and backoff) for transient ones.
 async fn fail(
-    obj: &Sandbox,
+    obj: &Cached<Sandbox>,
     ctx: &Context,
     scope: &Scope,
     mut report: Report,
@@ -321,9 +325,13 @@ async fn fail(
     outcome
 }
 
-async fn finish(obj: &Sandbox, ctx: &Context, report: Report) -> Result<(), Error> {
-    let current = obj.status.as_ref();
-    let previous = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
+async fn finish(obj: &Cached<Sandbox>, ctx: &Context, report: Report) -> Result<(), Error> {
+    let current = obj.status.as_ref().map(|s| &s.fields);
+    let previous = obj
+        .status
+        .as_ref()
+        .map(|s| s.transitions.clone())
+        .unwrap_or_default();
     let generation = obj.metadata.generation;
     let observed = report.observed.as_ref();
     let status = SandboxStatus {
@@ -341,7 +349,7 @@ async fn finish(obj: &Sandbox, ctx: &Context, report: Report) -> Result<(), Erro
         adopted: report.adopted,
         last_handled_reconcile_at: pending_request(obj, None)
             .or_else(|| current.and_then(|s| s.last_handled_reconcile_at.clone())),
-        conditions: conditions::build(previous, &report.health, generation, &conditions::now()),
+        conditions: conditions::build(&previous, &report.health, generation, &conditions::now()),
     };
-    write_status(&ctx.client, obj, current, &status).await
+    write_status(&ctx.client, obj, &status).await
 }
