@@ -50,8 +50,8 @@ pub struct OperatorArgs {
         default_value = ""
     )]
     pub default_credentials_namespaces: Vec<String>,
-    /// Resync period of settled objects (jittered ±10%).
-    #[arg(long, env = "BLAXEL_RESYNC_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    /// Resync period of settled objects (jittered ±10%; at least 1s).
+    #[arg(long, env = "BLAXEL_RESYNC_INTERVAL", default_value = "10m", value_parser = resync_period)]
     pub resync_interval: Duration,
     /// How often a pending invitation is looked at again.
     #[arg(long, env = "BLAXEL_INVITATION_POLL_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
@@ -86,6 +86,21 @@ pub struct OperatorArgs {
     /// Metrics, health endpoints, leader election and trace export.
     #[command(flatten)]
     pub ops: crate::ops::OpsArgs,
+}
+
+/// The shortest resync period: a zero one would reconcile every settled object without pause.
+const MIN_RESYNC: Duration = Duration::from_secs(1);
+
+/// Parses a resync period: a duration of at least [`MIN_RESYNC`].
+fn resync_period(value: &str) -> Result<Duration, String> {
+    let period = humantime::parse_duration(value).map_err(|e| e.to_string())?;
+    if period < MIN_RESYNC {
+        return Err(format!(
+            "must be at least {}",
+            humantime::format_duration(MIN_RESYNC)
+        ));
+    }
+    Ok(period)
 }
 
 impl OperatorArgs {
@@ -140,5 +155,35 @@ impl OperatorArgs {
                 .map(|k| crate::blaxel::ApiKey::new(&k)),
         };
         Ok(key.filter(|k| !k.is_empty()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use clap::Parser;
+
+    use super::*;
+
+    fn resync(value: &str) -> Result<Duration, String> {
+        Cli::try_parse_from(["blaxel-operator", "run", "--resync-interval", value])
+            .map(|cli| match cli.command {
+                Command::Run(args) => args.resync_interval,
+                other => unreachable!("{other:?}"),
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    /// A resync period shorter than a second is refused with the reason; longer ones are taken.
+    #[test]
+    fn resync_period_is_at_least_a_second() {
+        assert_eq!(resync("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(resync("1s").unwrap(), Duration::from_secs(1));
+        for short in ["0s", "500ms"] {
+            let error = resync(short).unwrap_err();
+            assert!(error.contains("must be at least 1s"), "{error}");
+        }
+        assert!(resync("soon").is_err());
     }
 }

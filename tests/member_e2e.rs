@@ -184,6 +184,43 @@ async fn out_of_band_drift_is_repaired() {
     );
 }
 
+/// Without any prompt, the periodic resync repairs drift: with a 2 s period, a member re-roled by hand is
+/// put back within a few periods, and no other member is written.
+#[tokio::test]
+async fn periodic_resync_repairs_drift() {
+    let mut world = World::new(accepting()).await;
+    let _op = world.start_operator(&["--resync-interval", "2s"]);
+    for name in ["gina", "hal"] {
+        world
+            .apply_member(
+                name,
+                json!({"workspace": world.workspace, "email": format!("{name}@example.com"), "role": "admin"}),
+            )
+            .await;
+    }
+    wait_active(&world, "gina").await;
+    wait_active(&world, "hal").await;
+    let role_writes = world.calls("PUT /v0/users/{subOrEmail}");
+    let status = world
+        .blaxel(
+            reqwest::Method::PUT,
+            "/users/gina@example.com",
+            Some(json!({"role": "member"})),
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+    eventually("gina admin again", DEADLINE, || async {
+        (world.remote_user("gina@example.com").await?["role"] == "admin").then_some(())
+    })
+    .await;
+    assert_eq!(world.calls("POST /v0/users"), 2, "one invitation each");
+    assert_eq!(
+        world.calls("PUT /v0/users/{subOrEmail}"),
+        role_writes + 2,
+        "the hand-made change and the repair, nothing for hal"
+    );
+}
+
 /// Deleting with Delete revokes the invitation and the object goes; with Orphan the member stays.
 #[tokio::test]
 async fn delete_revokes_and_orphan_keeps() {
