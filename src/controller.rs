@@ -2,20 +2,21 @@
 //!
 //! Each kind gets a reflector store (shared with the reconcilers for duplicate claims) and a watch filtered
 //! to what deserves a reconcile: generation (spec and deletion), annotations (pause, reconcile requests)
-//! and finalizers. The operator's own status writes therefore never wake it again.
+//! and finalizers, compared with the version in the store. The operator's own status writes therefore
+//! never wake it again.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::api::ListParams;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::runtime::{WatchStreamExt, predicates, utils::Predicate};
-use kube::{Api, Resource};
+use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
@@ -108,7 +109,8 @@ pub async fn check_crds(client: &kube::Client, namespace: Option<&str>) -> Resul
     served::<Sandbox>(client, namespace).await
 }
 
-/// A watch on every object of a kind, reflected into a store and filtered to what deserves a reconcile.
+/// A watch on every object of a kind, reflected into a store, and the objects whose change deserves a
+/// reconcile (see [`wakes`]).
 fn watch<K>(
     client: kube::Client,
     namespace: Option<&str>,
@@ -126,30 +128,54 @@ where
         + Sync
         + 'static,
 {
-    let (reader, writer) = reflector::store();
+    let (reader, mut writer) = reflector::store();
     let api = match namespace {
         Some(ns) => Api::<K>::namespaced(client, ns),
         None => Api::<K>::all(client),
     };
+    let cached = reader.clone();
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(slim)
-        // The claim index sees each event just before the store, so it never lags behind it.
-        .map(move |event| {
-            if let Ok(event) = &event {
-                claims.apply(event);
-            }
-            event
-        })
-        .reflect(writer)
-        .touched_objects()
-        .predicate_filter(
-            predicates::generation
-                .combine(predicates::annotations)
-                .combine(predicates::finalizers),
-            kube::runtime::utils::PredicateConfig::default(),
-        );
+        .try_filter_map(move |event| {
+            // The claim index sees each event just before the store, so it never lags behind it; the
+            // store still holds the previous version when `wakes` compares.
+            claims.apply(&event);
+            let wake = wakes(&cached, &event);
+            writer.apply_watcher_event(&event);
+            std::future::ready(Ok(match event {
+                watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) if wake => Some(obj),
+                _ => None,
+            }))
+        });
     (reader, stream)
+}
+
+/// Whether an applied object deserves a reconcile: it is new to the cache, or its generation (spec,
+/// deletion), the operator's annotations (pause, reconcile requests) or its finalizers changed. The
+/// operator's own status writes change none of these, so they do not wake it again. (kube-runtime's
+/// `predicate_filter` decides the same from a cache of its own, an entry of ≈ 250 bytes per object; the
+/// store already holds the previous version.) A deleted object is gone from the store, so a reconcile
+/// of it would be skipped: deletions wake nothing.
+fn wakes<K: Resource<DynamicType = ()> + Clone>(
+    cached: &Store<K>,
+    event: &watcher::Event<K>,
+) -> bool {
+    let (watcher::Event::Apply(new) | watcher::Event::InitApply(new)) = event else {
+        return false;
+    };
+    let (meta, key) = (new.meta(), ObjectRef::new(&new.name_any()));
+    let key = match &meta.namespace {
+        Some(ns) => key.within(ns),
+        None => key,
+    };
+    cached.get(&key).is_none_or(|old| {
+        let old = old.meta();
+        old.uid != meta.uid
+            || old.generation != meta.generation
+            || old.annotations != meta.annotations
+            || old.finalizers != meta.finalizers
+    })
 }
 
 /// Drops what no reconcile reads before the object reaches the store: managedFields (status is written by
@@ -400,5 +426,52 @@ mod tests {
         obj.metadata.annotations = Some([("other".to_owned(), "1".to_owned())].into());
         slim(&mut obj);
         assert_eq!(obj.metadata.annotations, None);
+    }
+
+    /// Only what a person or another controller changes wakes a reconcile; a status write does not.
+    #[test]
+    fn wakes_on_new_objects_and_on_changes_that_matter() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use watcher::Event;
+
+        let object = |generation: i64| {
+            let mut cm = ConfigMap::default();
+            cm.metadata.name = Some("a".into());
+            cm.metadata.namespace = Some("ns".into());
+            cm.metadata.uid = Some("u1".into());
+            cm.metadata.generation = Some(generation);
+            cm
+        };
+        let (store, mut writer) = reflector::store::<ConfigMap>();
+        let first = Event::Apply(object(1));
+        assert!(wakes(&store, &first), "new to the cache");
+        writer.apply_watcher_event(&first);
+
+        let mut status_only = object(1);
+        status_only.data = Some([("status".to_owned(), "written".to_owned())].into());
+        assert!(!wakes(&store, &Event::Apply(status_only.clone())));
+        assert!(
+            !wakes(&store, &Event::InitApply(status_only)),
+            "a relist of the same"
+        );
+
+        assert!(wakes(&store, &Event::Apply(object(2))), "generation");
+        let mut annotated = object(1);
+        annotated.metadata.annotations =
+            Some([(PAUSED_ANNOTATION.to_owned(), "true".to_owned())].into());
+        assert!(wakes(&store, &Event::Apply(annotated)), "annotations");
+        let mut finalized = object(1);
+        finalized.metadata.finalizers = Some(vec![crate::crd::FINALIZER.to_owned()]);
+        assert!(wakes(&store, &Event::Apply(finalized)), "finalizers");
+        let mut recreated = object(1);
+        recreated.metadata.uid = Some("u2".into());
+        assert!(
+            wakes(&store, &Event::Apply(recreated)),
+            "a new object by the same name"
+        );
+
+        assert!(!wakes(&store, &Event::Delete(object(1))));
+        assert!(!wakes(&store, &Event::Init));
+        assert!(!wakes(&store, &Event::InitDone));
     }
 }
