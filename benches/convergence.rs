@@ -7,7 +7,8 @@
 //! `--max-concurrent-reconciles` (default 64), `BENCH_OPERATOR_LOG` its `RUST_LOG` (default `info`),
 //! `BENCH_LATENCY_SAMPLES` the apply → first write samples taken on the first scale (default 40),
 //! `BENCH_STEADY_PERIODS` the resync periods of steady state measured (default 3).
-//! Results are printed as Markdown and written to `target/bench/convergence.json`.
+//! Results are printed as Markdown and written to `target/bench/convergence.json`; each run's operator
+//! log goes to `target/bench/logs/` (emptied when the bench starts).
 //!
 //! What runs where: the local Kubernetes API server (etcd-backed, `scripts/kube-local`) and the operator
 //! binary are separate processes; the Blaxel simulator runs inside this process (it is small next to them).
@@ -458,7 +459,7 @@ impl World {
             Arc::clone(&watches.sandboxes),
             |s| is_ready(s.status.as_ref().map_or(&[][..], |s| &s.conditions)),
         );
-        let logs = std::env::temp_dir().join(format!("blaxel-bench-{ns}"));
+        let logs = bench_dir().join("logs").join(&ns);
         std::fs::create_dir_all(&logs).unwrap();
         Self {
             client,
@@ -1117,7 +1118,14 @@ fn print_tables(params: &Params, reports: &[RunReport]) {
     }
 }
 
+/// Where the bench writes its results and logs.
+fn bench_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench")
+}
+
 async fn run() {
+    // The previous bench's operator logs go: a 10,000-object run writes ~5 MB of them.
+    let _ = std::fs::remove_dir_all(bench_dir().join("logs"));
     let quick = env_flag("BENCH_QUICK").unwrap_or(false);
     let params = Params {
         rate: 50.0,
@@ -1173,7 +1181,7 @@ async fn run() {
         );
     }
     print_tables(&params, &reports);
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let out = bench_dir();
     if std::fs::create_dir_all(&out).is_ok() {
         let _ = std::fs::write(
             out.join("convergence.json"),
