@@ -259,6 +259,22 @@ where
     Ok(())
 }
 
+/// The four conditions for `health`, keeping the transition times `obj` was last seen with.
+#[must_use]
+pub fn conditions_for<K: HasSpec + HasStatus>(
+    obj: &Cached<K>,
+    health: &Health,
+) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    let unseen = conditions::Transitions::default();
+    let previous = obj.status.as_ref().map_or(&unseen, |s| &s.transitions);
+    conditions::build(
+        previous,
+        health,
+        obj.metadata.generation,
+        &conditions::now(),
+    )
+}
+
 /// Publishes a Kubernetes Event about `obj`; a failure to publish is logged, never fatal.
 pub async fn publish<K: Resource<DynamicType = ()>>(
     recorder: &EventPublisher,

@@ -13,11 +13,11 @@ use tracing::{info, instrument};
 
 use super::cache::email_key;
 use super::cached::Cached;
-use super::conditions::{self, Health, Why};
+use super::conditions::{Health, Why};
 use super::managed::{Admission, CleanupStart, admit, begin_cleanup, keep_finalizer};
 use super::{
-    Context, Error, is_paused, pending_request, publish, remote_verdict, requeue_after,
-    write_status,
+    Context, Error, conditions_for, is_paused, pending_request, publish, remote_verdict,
+    requeue_after, write_status,
 };
 use crate::blaxel::model::WorkspaceUser;
 use crate::blaxel::{ApiError, Scope};
@@ -297,11 +297,6 @@ async fn fail(
 
 async fn finish(obj: &Cached<WorkspaceMember>, ctx: &Context, report: Report) -> Result<(), Error> {
     let current = obj.status.as_ref().map(|s| &s.fields);
-    let previous = obj
-        .status
-        .as_ref()
-        .map(|s| s.transitions.clone())
-        .unwrap_or_default();
     let generation = obj.metadata.generation;
     let status = WorkspaceMemberStatus {
         observed_generation: generation,
@@ -314,7 +309,7 @@ async fn finish(obj: &Cached<WorkspaceMember>, ctx: &Context, report: Report) ->
         reinvites: report.reinvites,
         last_handled_reconcile_at: pending_request(obj, None)
             .or_else(|| current.and_then(|s| s.last_handled_reconcile_at.clone())),
-        conditions: conditions::build(&previous, &report.health, generation, &conditions::now()),
+        conditions: conditions_for(obj, &report.health),
     };
     write_status(&ctx.client, obj, &status).await
 }

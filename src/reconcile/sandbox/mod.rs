@@ -15,8 +15,8 @@ use super::cached::Cached;
 use super::conditions::{self, Health, Why};
 use super::managed::{Admission, CleanupStart, admit, begin_cleanup, keep_finalizer, remote_name};
 use super::{
-    Context, Error, is_paused, pending_request, publish, remote_verdict, requeue_after,
-    write_status,
+    Context, Error, conditions_for, is_paused, pending_request, publish, remote_verdict,
+    requeue_after, write_status,
 };
 use crate::blaxel::model::{Sandbox as RemoteSandbox, SandboxPhase};
 use crate::blaxel::{ApiError, PowerControl, Scope};
@@ -327,11 +327,6 @@ async fn fail(
 
 async fn finish(obj: &Cached<Sandbox>, ctx: &Context, report: Report) -> Result<(), Error> {
     let current = obj.status.as_ref().map(|s| &s.fields);
-    let previous = obj
-        .status
-        .as_ref()
-        .map(|s| s.transitions.clone())
-        .unwrap_or_default();
     let generation = obj.metadata.generation;
     let observed = report.observed.as_ref();
     let status = SandboxStatus {
@@ -349,7 +344,7 @@ async fn finish(obj: &Cached<Sandbox>, ctx: &Context, report: Report) -> Result<
         adopted: report.adopted,
         last_handled_reconcile_at: pending_request(obj, None)
             .or_else(|| current.and_then(|s| s.last_handled_reconcile_at.clone())),
-        conditions: conditions::build(&previous, &report.health, generation, &conditions::now()),
+        conditions: conditions_for(obj, &report.health),
     };
     write_status(&ctx.client, obj, &status).await
 }
