@@ -37,6 +37,8 @@ pub const BLAXEL_VERSION: &str = "2026-04-28";
 const PAGE_LIMIT: &str = "200";
 /// Safety stop for a server that keeps announcing more pages.
 const MAX_PAGES: usize = 10_000;
+/// Idle connections kept per host once a burst is over (see `pool_max_idle_per_host` below).
+const IDLE_CONNECTIONS: usize = 4;
 
 /// Settings of an [`HttpClient`].
 #[derive(Debug, Clone, PartialEq)]
@@ -196,6 +198,10 @@ impl HttpClient {
             // Drop idle connections before a load balancer's idle timeout (often 30-60 s) does: a POST sent
             // on a connection the far end is closing fails, and POSTs are not retried.
             .pool_idle_timeout(Duration::from_secs(25))
+            // An HTTP/1.1 connection keeps the read buffer its largest answer grew (a user list or a
+            // sandbox page: up to ~400 KB), so every idle connection kept costs that much memory. A burst
+            // opens as many connections as it needs; afterwards only a few stay for reuse.
+            .pool_max_idle_per_host(IDLE_CONNECTIONS)
             .build()
             .map_err(|e| ConfigError::Http(e.to_string()))?;
         Ok(Self {
