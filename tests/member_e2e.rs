@@ -124,6 +124,18 @@ async fn role_change_is_applied() {
     assert_eq!(world.calls("POST /v0/users"), 1);
 }
 
+/// Someone changes a member's role in Blaxel directly, past the operator.
+async fn set_role_by_hand(world: &World, email: &str, role: &str) {
+    let status = world
+        .blaxel(
+            reqwest::Method::PUT,
+            &format!("/users/{email}"),
+            Some(json!({"role": role})),
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+}
+
 /// A member removed or re-roled out of band is put back (forced resync via reconcile-requested-at).
 #[tokio::test]
 async fn out_of_band_drift_is_repaired() {
@@ -136,15 +148,7 @@ async fn out_of_band_drift_is_repaired() {
         )
         .await;
     wait_active(&world, "carol").await;
-    // Someone re-roles Carol by hand.
-    let status = world
-        .blaxel(
-            reqwest::Method::PUT,
-            "/users/carol@example.com",
-            Some(json!({"role": "member"})),
-        )
-        .await;
-    assert!(status.is_success(), "{status}");
+    set_role_by_hand(&world, "carol@example.com", "member").await;
     let request = |value: &str| json!({"metadata": {"annotations": {"blaxel.ai/reconcile-requested-at": value}}});
     world
         .members()
@@ -201,14 +205,7 @@ async fn periodic_resync_repairs_drift() {
     wait_active(&world, "gina").await;
     wait_active(&world, "hal").await;
     let role_writes = world.calls("PUT /v0/users/{subOrEmail}");
-    let status = world
-        .blaxel(
-            reqwest::Method::PUT,
-            "/users/gina@example.com",
-            Some(json!({"role": "member"})),
-        )
-        .await;
-    assert!(status.is_success(), "{status}");
+    set_role_by_hand(&world, "gina@example.com", "member").await;
     eventually("gina admin again", DEADLINE, || async {
         (world.remote_user("gina@example.com").await?["role"] == "admin").then_some(())
     })
