@@ -189,15 +189,3 @@ pub struct SandboxStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
-
-impl Sandbox {
-    /// The remote name: `spec.sandboxName`, else `metadata.name`.
-    #[must_use]
-    pub fn remote_name(&self) -> String {
-        self.spec
-            .sandbox_name
-            .clone()
-            .or_else(|| self.metadata.name.clone())
-            .unwrap_or_default()
-    }
-}
