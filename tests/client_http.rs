@@ -768,3 +768,68 @@ async fn vanished_sandbox_does_not_switch_power_mode() {
     assert_eq!(log.count("GET", "/sandboxes/box"), 1);
     assert_eq!(log.count("PUT", "/sandboxes/box"), 0);
 }
+
+/// A keep-alive HTTP/1.1 server answering every request with `[]` after `delay`; it counts the
+/// connections still open.
+async fn counting_server(delay: Duration) -> (String, Arc<AtomicUsize>) {
+    use tokio::io::AsyncWriteExt;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let open = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&open);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let open = Arc::clone(&counter);
+            open.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                    // Requests without a body: one ends at its blank line.
+                    while let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        request.drain(..end + 4);
+                        tokio::time::sleep(delay).await;
+                        let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n[]";
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (format!("http://{addr}/v0"), open)
+}
+
+/// After a burst, the client keeps only a few idle connections (each would keep its read buffer), and
+/// reuses them.
+#[tokio::test]
+async fn idle_connections_after_a_burst_are_few() {
+    let (base, open) = counting_server(Duration::from_millis(200)).await;
+    let client = client(&base);
+    let scope = scope();
+    let burst = futures::future::join_all((0..12).map(|_| client.list_users(&scope))).await;
+    assert!(burst.iter().all(Result::is_ok), "{burst:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open.load(Ordering::SeqCst) > 4 {
+        assert!(
+            Instant::now() < deadline,
+            "{} connections still open after the burst",
+            open.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        open.load(Ordering::SeqCst),
+        4,
+        "the idle ones stay for reuse"
+    );
+    client.list_users(&scope).await.unwrap();
+    assert_eq!(open.load(Ordering::SeqCst), 4, "a later request reuses one");
+}
