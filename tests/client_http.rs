@@ -1,6 +1,6 @@
 //! The HTTP client over real HTTP, against tiny axum stubs: retries and their waits, POST never retried,
-//! the rate limiter's bound, headers, secrecy of the key, pagination, percent-encoding and the power-control
-//! fallback between the 2025 and today's API. (When the simulator lands these may move onto it.)
+//! the rate limiter's bound, headers, secrecy of the key, pagination, percent-encoding, the power-control
+//! fallback between the 2025 and today's API, and how many idle connections stay after a burst.
 
 // Tests fail loudly on broken fixtures; `unwrap`/`expect` are the clearest way to say so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
