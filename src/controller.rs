@@ -16,7 +16,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
@@ -164,12 +164,8 @@ fn wakes<K: Resource<DynamicType = ()> + Clone>(
     let (watcher::Event::Apply(new) | watcher::Event::InitApply(new)) = event else {
         return false;
     };
-    let (meta, key) = (new.meta(), ObjectRef::new(&new.name_any()));
-    let key = match &meta.namespace {
-        Some(ns) => key.within(ns),
-        None => key,
-    };
-    cached.get(&key).is_none_or(|old| {
+    let meta = new.meta();
+    cached.get(&ObjectRef::from_obj(new)).is_none_or(|old| {
         let old = old.meta();
         old.uid != meta.uid
             || old.generation != meta.generation
