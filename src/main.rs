@@ -1,6 +1,7 @@
 //! `blaxel-operator`: parses the command line and hands over to the library.
 
 use std::error::Error;
+use std::io::Write;
 use std::process::ExitCode;
 
 use blaxel_operator::cli::{Cli, Command, OperatorArgs};
@@ -14,9 +15,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<(), Box<dyn Error>> = match cli.command {
-        Command::Crds => crd::to_yaml(&crd::all())
-            .map(|yaml| print!("{yaml}"))
-            .map_err(Into::into),
+        Command::Crds => print_crds(),
         Command::Demo(args) => {
             telemetry::init_quiet();
             blaxel_operator::demo::run(args).await.map_err(Into::into)
@@ -36,6 +35,17 @@ async fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `crds`: the CRD YAML on stdout. A reader that stops early (`crds | head`) has what it wanted: a
+/// closed pipe ends the command quietly, as it does `cat`, rather than with a panic.
+fn print_crds() -> Result<(), Box<dyn Error>> {
+    let yaml = crd::to_yaml(&crd::all())?;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(yaml.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.map_err(Into::into),
     }
 }
 

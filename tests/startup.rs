@@ -1,4 +1,5 @@
-//! Start-up against a cluster without the CRDs: a clear message, a non-zero exit, nothing else.
+//! The binary itself: start-up against a cluster without the CRDs (a clear message, a non-zero exit), and
+//! `crds` into a pipe closed early.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -30,4 +31,22 @@ async fn run_without_crds_says_how_to_install_them() {
     assert!(!output.status.success(), "must fail without CRDs: {stderr}");
     assert!(stderr.contains("CRD is not served"), "{stderr}");
     assert!(stderr.contains("kubectl apply -f crds/"), "{stderr}");
+}
+
+/// `crds | head`: the reader closes the pipe early; the command ends quietly, without a panic.
+#[test]
+fn crds_into_a_closed_pipe_ends_quietly() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_blaxel-operator"))
+        .arg("crds")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running the operator");
+    // Closed before the child writes: it takes milliseconds to start and render the YAML.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("waiting for the operator");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.status.success(), "{stderr}");
 }
