@@ -218,6 +218,47 @@ async fn crash_mid_convergence_makes_no_duplicates() {
     );
 }
 
+/// Invitations and creates whose answers are lost (handled by Blaxel, the connection then closed) are not
+/// sent again: the operator looks before it writes again, so each e-mail is invited once and each sandbox
+/// created once, and every object still turns Ready.
+#[tokio::test]
+async fn lost_answers_make_no_duplicates() {
+    let mut world = World::new(fast_accepting()).await;
+    for (route, times) in [("POST /v0/users", 3), ("POST /v0/sandboxes", 2)] {
+        world
+            .sim_control(
+                "faults/script",
+                json!({ "route": route, "loseAnswer": true, "times": times }),
+            )
+            .await;
+    }
+    apply_many(&world, 6, 3).await;
+    let _op = world.start_operator(&[]);
+    eventually("all Ready despite lost answers", DEADLINE, || async {
+        all_ready(&world, 6, 3).await
+    })
+    .await;
+    let stats = world.sim.stats();
+    assert_eq!(stats["faults"]["lostAnswers"], 5, "the script ran out");
+    // Handled POSTs: answered 200 or answered nothing. A second invitation of the same e-mail is answered
+    // 200 with the existing one, so any resend shows up here.
+    let handled = |route: &str| {
+        let by_status = &stats["byRoute"][route]["byStatus"];
+        by_status["200"].as_u64().unwrap_or(0) + by_status["lost"].as_u64().unwrap_or(0)
+    };
+    assert_eq!(handled("POST /v0/users"), 6, "{stats}");
+    assert_eq!(handled("POST /v0/sandboxes"), 3, "{stats}");
+    let (users, sandboxes) = remote_counts(&world).await;
+    assert!(
+        users.len() == 6 && users.values().all(|n| *n == 1),
+        "{users:?}"
+    );
+    assert!(
+        sandboxes.len() == 3 && sandboxes.values().all(|n| *n == 1),
+        "{sandboxes:?}"
+    );
+}
+
 /// Under a 429 storm and 10% 5xx the operator still converges, honours Retry-After, and never duplicates.
 #[tokio::test]
 async fn faults_are_answered_with_backoff() {

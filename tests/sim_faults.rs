@@ -151,6 +151,68 @@ async fn dropped_connections_look_like_network_failures() {
     assert_eq!(h.get("/users").await.status, StatusCode::OK);
 }
 
+/// A lost answer: the request is handled (the sandbox exists, the invitation is sent), then the connection
+/// closes without the answer. The client sees a transport error; the stats count it as `lost`.
+#[tokio::test]
+async fn lost_answers_are_handled_then_dropped() {
+    let h = Harness::default().await;
+    let a = h
+        .sim_post(
+            "/faults/script",
+            json!({ "route": "POST /v0/sandboxes", "loseAnswer": true }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.raw);
+    let sent = h
+        .req(reqwest::Method::POST, "/sandboxes")
+        .json(&common::sandbox_body("a"))
+        .send()
+        .await;
+    let err = sent.expect_err("no answer may arrive");
+    assert!(err.is_request() && !err.is_status(), "{err:?}");
+    assert_eq!(
+        h.get("/sandboxes/a").await.status,
+        StatusCode::OK,
+        "the create was made"
+    );
+    assert_eq!(
+        h.post("/sandboxes", common::sandbox_body("a")).await.status,
+        StatusCode::CONFLICT
+    );
+
+    // The random kind: every answer lost while it is set.
+    h.sim_put("/faults", json!({ "lostAnswerRate": 1.0 })).await;
+    let sent = h
+        .req(reqwest::Method::POST, "/users")
+        .json(&json!({ "email": "lost@example.com" }))
+        .send()
+        .await;
+    assert!(sent.is_err(), "no answer may arrive");
+    h.sim_put("/faults", json!({ "lostAnswerRate": 0.0 })).await;
+    let users = h.get("/users").await;
+    assert!(
+        users
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["email"] == "lost@example.com"),
+        "the invitation was sent: {}",
+        users.raw
+    );
+
+    let stats = h.sim_get("/stats").await;
+    assert_eq!(stats["faults"]["lostAnswers"], 2);
+    assert_eq!(
+        stats["byRoute"]["POST /v0/sandboxes"]["byStatus"],
+        json!({ "lost": 1, "409": 1 })
+    );
+    assert_eq!(
+        stats["byRoute"]["POST /v0/users"]["byStatus"],
+        json!({ "lost": 1 })
+    );
+}
+
 /// GET/PUT /_sim/faults read and change faults at run time, partially, with validation.
 #[tokio::test]
 async fn faults_change_at_run_time() {
@@ -158,7 +220,7 @@ async fn faults_change_at_run_time() {
     let f = h.sim_get("/faults").await;
     assert_eq!(
         f,
-        json!({ "latencyMs": 0, "latencyJitterMs": 0, "rateLimit": null, "errorRate": 0.0, "dropRate": 0.0 })
+        json!({ "latencyMs": 0, "latencyJitterMs": 0, "rateLimit": null, "errorRate": 0.0, "dropRate": 0.0, "lostAnswerRate": 0.0 })
     );
     let a = h
         .sim_put("/faults", json!({ "errorRate": 1.0, "seed": 5 }))
@@ -169,6 +231,7 @@ async fn faults_change_at_run_time() {
     for bad in [
         json!({ "errorRate": 2 }),
         json!({ "dropRate": "x" }),
+        json!({ "lostAnswerRate": -0.1 }),
         json!({ "nope": 1 }),
         json!({ "rateLimit": { "perSecond": 0 } }),
         json!({ "rateLimit": 3 }),
@@ -223,7 +286,7 @@ async fn stats_match_what_was_sent() {
                 "PUT /v0/sandboxes/{name}": { "total": 1, "byStatus": { "200": 1 } },
                 "GET <unmatched>": { "total": 1, "byStatus": { "404": 1 } },
             },
-            "faults": { "delayed": 0, "rateLimited": 0, "injectedErrors": 0, "dropped": 0 },
+            "faults": { "delayed": 0, "rateLimited": 0, "injectedErrors": 0, "dropped": 0, "lostAnswers": 0 },
         })
     );
     let a = h.sim_post("/stats/reset", json!({})).await;
@@ -288,6 +351,8 @@ async fn scripted_faults_hit_exactly_what_they_name() {
         json!({}),
         json!({ "status": 200 }),
         json!({ "status": 500, "drop": true }),
+        json!({ "drop": true, "loseAnswer": true }),
+        json!({ "status": 504, "loseAnswer": true }),
         json!({ "status": 500, "times": 0 }),
         json!({ "status": 500, "colour": "red" }),
     ] {
@@ -310,6 +375,6 @@ async fn scripted_faults_hit_exactly_what_they_name() {
     let stats = h.sim_get("/stats").await;
     assert_eq!(
         stats["faults"],
-        json!({ "delayed": 0, "rateLimited": 1, "injectedErrors": 2, "dropped": 1 })
+        json!({ "delayed": 0, "rateLimited": 1, "injectedErrors": 2, "dropped": 1, "lostAnswers": 0 })
     );
 }

@@ -100,6 +100,10 @@ pub struct Faults {
     pub error_rate: f64,
     /// Fraction (0..=1) of requests whose connection is closed without any response.
     pub drop_rate: f64,
+    /// Fraction (0..=1) of requests handled (their change made) whose answer is then lost: the connection
+    /// closes without it, and the client cannot tell whether its write happened.
+    #[serde(default)]
+    pub lost_answer_rate: f64,
 }
 
 /// Serde helper: a [`Duration`] as an integer number of milliseconds.
@@ -183,7 +187,11 @@ impl SimConfig {
 
 /// Checks fault settings: fractions within `0..=1`, a positive finite rate and a non-zero burst.
 pub(crate) fn validate_faults(f: &Faults) -> Result<(), String> {
-    for (name, v) in [("error rate", f.error_rate), ("drop rate", f.drop_rate)] {
+    for (name, v) in [
+        ("error rate", f.error_rate),
+        ("drop rate", f.drop_rate),
+        ("lost answer rate", f.lost_answer_rate),
+    ] {
         if !(0.0..=1.0).contains(&v) {
             return Err(format!(
                 "{name} must be a fraction between 0 and 1, got {v}"
@@ -351,6 +359,10 @@ pub struct SimArgs {
     #[arg(long, env = "BLAXEL_SIM_DROP_RATE", value_parser = parse_fraction, default_value = "0")]
     pub drop_rate: f64,
 
+    /// Fraction (0..1) of API requests handled, then closed without the answer (the write happened).
+    #[arg(long, env = "BLAXEL_SIM_LOST_ANSWER_RATE", value_parser = parse_fraction, default_value = "0")]
+    pub lost_answer_rate: f64,
+
     /// Seed for every random choice, making fault injection reproducible.
     #[arg(long, env = "BLAXEL_SIM_SEED")]
     pub seed: Option<u64>,
@@ -388,6 +400,7 @@ impl From<&SimArgs> for SimConfig {
                 rate_limit,
                 error_rate: a.error_rate,
                 drop_rate: a.drop_rate,
+                lost_answer_rate: a.lost_answer_rate,
             },
             seed: a.seed,
             manual_clock: a.manual_clock,

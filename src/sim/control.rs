@@ -126,6 +126,7 @@ async fn set_faults(
         "rateLimit",
         "errorRate",
         "dropRate",
+        "lostAnswerRate",
         "seed",
     ];
     if let Some(k) = body.keys().find(|k| !known.contains(&k.as_str())) {
@@ -143,6 +144,7 @@ async fn set_faults(
     for (key, slot) in [
         ("errorRate", &mut f.error_rate),
         ("dropRate", &mut f.drop_rate),
+        ("lostAnswerRate", &mut f.lost_answer_rate),
     ] {
         if let Some(v) = body.get(key) {
             *slot = v

@@ -1,5 +1,8 @@
 //! Fault injection for `/v0` routes: latency (with jitter), dropped connections, a per-key token-bucket rate
-//! limit answering 429 with `Retry-After` (whole seconds) and `Retry-After-Ms`, and a fraction of injected 5xx.
+//! limit answering 429 with `Retry-After` (whole seconds) and `Retry-After-Ms`, a fraction of injected 5xx,
+//! and lost answers: the request is handled, its change made, and the connection then closes without the
+//! answer, as when a load balancer or the network fails on the way back. Only lost answers tell whether a
+//! client retries a create blindly (a second invitation, a second sandbox) or looks again first.
 //!
 //! Scripted faults (`POST /_sim/faults/script`) come first: "answer the next 2 `PUT /v0/sandboxes/{name}`
 //! with 503", "drop the next request". They use no randomness and consume no rate-limit tokens, so a test can
@@ -42,6 +45,8 @@ pub enum FaultMark {
     RateLimited,
     /// Answered with an injected 5xx.
     Injected,
+    /// Handled, then the connection was killed: the change was made, the answer never sent.
+    LostAnswer,
 }
 
 /// What happens to one request.
@@ -55,6 +60,8 @@ pub enum Decision {
     RateLimited(Duration),
     /// Answer this status (a 5xx, or any status a script asks for), with an optional `Retry-After`.
     Error(StatusCode, Option<Duration>),
+    /// Handle it normally, then close the connection without the answer.
+    LoseAnswer,
 }
 
 /// A fault scripted for the next matching requests.
@@ -71,6 +78,9 @@ pub struct ScriptedFault {
     /// Close the connection without answering instead.
     #[serde(default)]
     pub drop: bool,
+    /// Handle the request (its change is made), then close the connection without the answer.
+    #[serde(default)]
+    pub lose_answer: bool,
     /// `Retry-After` to send, in milliseconds (default for 429: 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
@@ -89,13 +99,16 @@ impl ScriptedFault {
     /// # Errors
     /// What is wrong, for a 400.
     pub fn validate(&self) -> Result<(), String> {
-        match (self.status, self.drop) {
-            (Some(_), true) => return Err("give either status or drop, not both".to_owned()),
-            (None, false) => return Err("give a status (400-599) or drop: true".to_owned()),
-            (Some(s), false) if !(400..=599).contains(&s) => {
-                return Err(format!("status must be between 400 and 599, got {s}"));
+        let given = [self.status.is_some(), self.drop, self.lose_answer];
+        match given.iter().filter(|g| **g).count() {
+            0 => {
+                return Err("give a status (400-599), drop: true or loseAnswer: true".to_owned());
             }
-            _ => {}
+            1 => {}
+            _ => return Err("give one of status, drop and loseAnswer".to_owned()),
+        }
+        if let Some(s) = self.status.filter(|s| !(400..=599).contains(s)) {
+            return Err(format!("status must be between 400 and 599, got {s}"));
         }
         if self.times == 0 {
             return Err("times must be at least 1".to_owned());
@@ -106,6 +119,9 @@ impl ScriptedFault {
     fn decision(&self) -> Decision {
         if self.drop {
             return Decision::Drop;
+        }
+        if self.lose_answer {
+            return Decision::LoseAnswer;
         }
         let status = self
             .status
@@ -215,6 +231,10 @@ impl FaultState {
             };
             return (latency, Decision::Error(status, None));
         }
+        // Drawn only when set, so seeded runs without it see the same faults as before it existed.
+        if f.lost_answer_rate > 0.0 && self.rng.random::<f64>() < f.lost_answer_rate {
+            return (latency, Decision::LoseAnswer);
+        }
         (latency, Decision::Pass)
     }
 }
@@ -237,10 +257,18 @@ pub async fn middleware(State(sim): State<Arc<Sim>>, req: Request, next: Next) -
         tokio::time::sleep(latency).await;
     }
     let shape = ErrorShape::for_route(req.method(), req.uri().path());
+    let conn = req.extensions().get::<ConnectInfo<ConnHandle>>().cloned();
     let (mut resp, mark) = match decision {
         Decision::Pass => return next.run(req).await,
+        Decision::LoseAnswer => {
+            let resp = next.run(req).await;
+            if let Some(ConnectInfo(conn)) = conn {
+                conn.kill();
+            }
+            (resp, FaultMark::LostAnswer)
+        }
         Decision::Drop => {
-            if let Some(ConnectInfo(conn)) = req.extensions().get::<ConnectInfo<ConnHandle>>() {
+            if let Some(ConnectInfo(conn)) = conn {
                 conn.kill();
             }
             let e = ApiError::new(
@@ -303,6 +331,28 @@ mod tests {
             s.decide("k", "GET /v0/users", SimTime(500)).1,
             Decision::Pass
         );
+    }
+
+    /// Only a request that would be handled can lose its answer: one refused by the rate limit is refused.
+    #[test]
+    fn lost_answers_follow_the_other_faults() {
+        let faults = Faults {
+            rate_limit: Some(RateLimit {
+                per_second: 1.0,
+                burst: 1,
+            }),
+            lost_answer_rate: 1.0,
+            ..Faults::default()
+        };
+        let mut s = FaultState::new(faults, Some(1));
+        assert_eq!(
+            s.decide("k", "POST /v0/users", SimTime(0)).1,
+            Decision::LoseAnswer
+        );
+        assert!(matches!(
+            s.decide("k", "POST /v0/users", SimTime(0)).1,
+            Decision::RateLimited(_)
+        ));
     }
 
     /// The same seed gives the same sequence of injected errors.

@@ -2,7 +2,8 @@
 //! know exactly what a client sent (how many writes, how many retries, which statuses) instead of guessing.
 //!
 //! Requests are counted per method, route template (`PUT /v0/sandboxes/{name}`; `<unmatched>` for unknown
-//! paths) and outcome (the HTTP status, or `dropped` for connections closed by fault injection).
+//! paths) and outcome: the HTTP status; `dropped` for connections closed by fault injection before the
+//! request was handled; `lost` for those closed after it was handled (its change made, the answer lost).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -21,6 +22,9 @@ pub const UNMATCHED: &str = "<unmatched>";
 /// The outcome key of dropped connections.
 pub const DROPPED: &str = "dropped";
 
+/// The outcome key of answers lost after the request was handled.
+pub const LOST: &str = "lost";
+
 /// Counters since start (or the last reset).
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -30,6 +34,7 @@ pub struct Stats {
     rate_limited: u64,
     injected_errors: u64,
     dropped: u64,
+    lost_answers: u64,
 }
 
 impl Stats {
@@ -54,6 +59,7 @@ impl Stats {
             Some(FaultMark::Dropped) => self.dropped += 1,
             Some(FaultMark::RateLimited) => self.rate_limited += 1,
             Some(FaultMark::Injected) => self.injected_errors += 1,
+            Some(FaultMark::LostAnswer) => self.lost_answers += 1,
             None => {}
         }
     }
@@ -65,7 +71,7 @@ impl Stats {
     ///   "byStatus": {"200": 5, "409": 1, "dropped": 1},
     ///   "byMethod": {"GET": 3, "POST": 4},
     ///   "byRoute": {"POST /v0/sandboxes": {"total": 4, "byStatus": {"200": 2, "409": 1, "dropped": 1}}},
-    ///   "faults": {"delayed": 0, "rateLimited": 0, "injectedErrors": 0, "dropped": 1} }
+    ///   "faults": {"delayed": 0, "rateLimited": 0, "injectedErrors": 0, "dropped": 1, "lostAnswers": 0} }
     /// ```
     #[must_use]
     pub fn snapshot(&self) -> Value {
@@ -93,6 +99,7 @@ impl Stats {
                 "rateLimited": self.rate_limited,
                 "injectedErrors": self.injected_errors,
                 "dropped": self.dropped,
+                "lostAnswers": self.lost_answers,
             },
         })
     }
@@ -112,10 +119,10 @@ pub async fn middleware(State(sim): State<Arc<Sim>>, req: Request, next: Next) -
     let started = std::time::Instant::now();
     let resp = next.run(req).await;
     let mark = resp.extensions().get::<FaultMark>().copied();
-    let outcome = if mark == Some(FaultMark::Dropped) {
-        DROPPED.to_owned()
-    } else {
-        resp.status().as_u16().to_string()
+    let outcome = match mark {
+        Some(FaultMark::Dropped) => DROPPED.to_owned(),
+        Some(FaultMark::LostAnswer) => LOST.to_owned(),
+        _ => resp.status().as_u16().to_string(),
     };
     tracing::debug!(
         method = %method,
