@@ -107,7 +107,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     })
     .await
     .map_err(|e| DemoError::Other(format!("simulator: {e}")))?;
-    println!(
+    crate::say!(
         "Blaxel simulator serving {} (workspace acme)",
         simulator.base_url()
     );
@@ -139,7 +139,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         ready_tx,
     ));
     apply_examples(&client).await?;
-    println!("Applied examples/ into namespace {NAMESPACE}; the operator is converging them:\n");
+    crate::say!("Applied examples/ into namespace {NAMESPACE}; the operator is converging them:\n");
 
     let outcome = tokio::select! {
         converged = watch_table(&client, args.timeout) => converged,
@@ -148,7 +148,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     print_summary(&outcome, started, &simulator.stats());
     if args.keep_running && matches!(outcome, Ok(true)) {
         if let Some(server) = &server {
-            println!(
+            crate::say!(
                 "\nStill running. Try: kubectl --kubeconfig {} get wsm,sbx -n {NAMESPACE}\nPress Ctrl-C to stop.",
                 server.kubeconfig_path().display()
             );
@@ -160,7 +160,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let _ = simulator.shutdown().await;
     if let Some(mut server) = server {
         server.stop()?;
-        println!("Stopped the operator, the simulator and the local API server.");
+        crate::say!("Stopped the operator, the simulator and the local API server.");
     }
     outcome.map(|_| ())
 }
@@ -176,8 +176,8 @@ fn print_summary(outcome: &Result<bool, DemoError>, started: Instant, stats: &Va
     };
     let total = stats["total"].as_u64().unwrap_or(0);
     let reads = stats["byMethod"]["GET"].as_u64().unwrap_or(0);
-    println!("\n{summary}");
-    println!(
+    crate::say!("\n{summary}");
+    crate::say!(
         "Blaxel API requests: {total} in all ({reads} reads, {} writes).",
         total.saturating_sub(reads)
     );
@@ -188,14 +188,14 @@ async fn cluster(
     kubeconfig: Option<&std::path::Path>,
 ) -> Result<(kube::Client, Option<LocalApiServer>), DemoError> {
     if let Some(path) = kubeconfig {
-        println!("Using the cluster in {}", path.display());
+        crate::say!("Using the cluster in {}", path.display());
         return Ok((kube_local::client_from_kubeconfig(path).await?, None));
     }
-    println!(
+    crate::say!(
         "Starting the local Kubernetes API server (the first run builds it: a few minutes)..."
     );
     let server = LocalApiServer::start(StartOptions::default()).await?;
-    println!(
+    crate::say!(
         "Kubernetes API server ready; kubeconfig: {}",
         server.kubeconfig_path().display()
     );

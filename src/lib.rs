@@ -13,6 +13,16 @@
 //! - [`ops`]: around the controllers: [`metrics`], the [`server`] (`/metrics`, `/healthz`, `/readyz`) and
 //!   [`leader`] election with its write fence.
 
+/// `println!` for what a command tells the person running it. A closed stdout (`demo | head`) ends
+/// nothing: the message is dropped and the work goes on, where `println!` would panic.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 pub mod blaxel;
 pub mod cli;
 pub mod controller;

@@ -1,5 +1,5 @@
 //! The binary itself: start-up against a cluster without the CRDs (a clear message, a non-zero exit), and
-//! `crds` into a pipe closed early.
+//! commands whose stdout is closed early (`crds | head`), which must not panic.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -49,4 +49,42 @@ fn crds_into_a_closed_pipe_ends_quietly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(output.status.success(), "{stderr}");
+}
+
+/// `simulate` with its stdout closed still serves: the banner is dropped, the simulator keeps running.
+#[test]
+fn simulate_with_stdout_closed_keeps_serving() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_blaxel-operator"))
+        .args(["simulate", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running the simulator");
+    drop(child.stdout.take());
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let listening = loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) if line.contains("simulator listening") => break true,
+            Ok(line) => seen.push(line),
+            Err(_) => break false,
+        }
+    };
+    let running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(listening && running, "{seen:#?}");
 }

@@ -307,14 +307,14 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
         .map(|k| k.workspace.clone())
         .collect();
     if config.api_keys.is_empty() {
-        println!(
+        crate::say!(
             "Blaxel API simulator ({} API) on http://{addr}/v0 — api key {:?}, workspace {:?}; control under http://{addr}/_sim/",
             generation_name(config.generation),
             SimConfig::DEFAULT_API_KEY,
             SimConfig::DEFAULT_WORKSPACE
         );
     } else {
-        println!(
+        crate::say!(
             "Blaxel API simulator ({} API) on http://{addr}/v0 — workspaces {workspaces:?}; control under http://{addr}/_sim/",
             generation_name(config.generation)
         );
