@@ -1,14 +1,73 @@
 //! The operator's typed view of Blaxel objects.
 //!
 //! Only the fields the operator reads or writes are named. Objects the operator writes back whole (a
-//! sandbox's read-modify-write `PUT`) keep the rest in `extra`, so the `PUT` never drops a field someone
-//! else set; a workspace user is never written back, so it keeps nothing else (thousands of them sit in
-//! the shared user lists). Unknown fields or enum values (a new sandbox status, say) always deserialize.
+//! sandbox's read-modify-write `PUT`) keep the rest in `extra` ([`OtherFields`]), so the `PUT` never drops
+//! a field someone else set; a workspace user is never written back, so it keeps nothing else (thousands
+//! of them sit in the shared user lists). Unknown fields or enum values (a new sandbox status, say) always
+//! deserialize.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
+
+/// The fields of a remote object the operator does not name, kept so that a read-modify-write `PUT`
+/// sends them back unchanged.
+///
+/// Held as compact JSON text rather than as `serde_json` maps: every JSON object in a map costs a B-tree
+/// node (over 600 bytes however few its keys), which made these fields ≈ 1.5 KB of each sandbox in the
+/// shared list cache, against a few hundred bytes of text. They are read back only to find a failure
+/// message or to send a `PUT`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OtherFields(Option<Box<str>>);
+
+impl OtherFields {
+    /// The field `key`, if the API sent it.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<Value> {
+        self.to_map().remove(key)
+    }
+
+    /// Whether the API sent the field `key`.
+    #[must_use]
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.to_map().contains_key(key)
+    }
+
+    /// Sets the field `key`.
+    pub fn insert(&mut self, key: String, value: Value) {
+        let mut map = self.to_map();
+        map.insert(key, value);
+        *self = Self::from_map(&map);
+    }
+
+    fn to_map(&self) -> Map<String, Value> {
+        // The text is always what `from_map` wrote, so it parses.
+        self.0
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default()
+    }
+
+    fn from_map(map: &Map<String, Value>) -> Self {
+        if map.is_empty() {
+            return Self(None);
+        }
+        Self(serde_json::to_string(map).ok().map(String::into_boxed_str))
+    }
+}
+
+impl<'de> Deserialize<'de> for OtherFields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Map::deserialize(deserializer).map(|map| Self::from_map(&map))
+    }
+}
+
+impl Serialize for OtherFields {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_map().serialize(serializer)
+    }
+}
 
 /// A member of a workspace, or a pending invitation (`accepted: false`), as `GET /users` lists them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -53,7 +112,7 @@ pub struct PendingInvitation {
     pub role: Option<String>,
     /// Everything else the API sent.
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub extra: OtherFields,
 }
 
 /// A Blaxel sandbox.
@@ -74,7 +133,7 @@ pub struct Sandbox {
     pub state: Option<String>,
     /// Everything else the API sent (events, errors, lastUsedAt, ...).
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub extra: OtherFields,
 }
 
 /// Sandbox metadata.
@@ -92,7 +151,7 @@ pub struct SandboxMetadata {
     pub url: Option<String>,
     /// Everything else the API sent.
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub extra: OtherFields,
 }
 
 /// Sandbox specification.
@@ -110,7 +169,7 @@ pub struct SandboxSpec {
     pub runtime: Option<Runtime>,
     /// Everything else the API sent.
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub extra: OtherFields,
 }
 
 /// The runtime part of a sandbox spec.
@@ -134,7 +193,7 @@ pub struct Runtime {
     pub ttl: Option<String>,
     /// Everything else the API sent.
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub extra: OtherFields,
 }
 
 /// An exposed port.
@@ -221,7 +280,7 @@ impl Sandbox {
     pub fn failure_message(&self) -> Option<String> {
         ["errors", "events"].iter().find_map(|field| {
             self.extra
-                .get(*field)?
+                .get(field)?
                 .as_array()?
                 .iter()
                 .rev()
@@ -241,7 +300,7 @@ pub struct Preview {
     pub spec: PreviewSpec,
     /// Everything else the API sent.
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub extra: OtherFields,
 }
 
 /// Preview metadata.
@@ -253,7 +312,7 @@ pub struct PreviewMetadata {
     pub name: String,
     /// Everything else the API sent.
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub extra: OtherFields,
 }
 
 /// Preview specification.
@@ -271,7 +330,7 @@ pub struct PreviewSpec {
     pub url: Option<String>,
     /// Everything else the API sent.
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub extra: OtherFields,
 }
 
 /// A token granting access to a private preview. The token text is a secret: it is kept as a
@@ -333,6 +392,33 @@ mod tests {
         assert_eq!(sandbox.phase(), SandboxPhase::Other("HIBERNATING".into()));
         assert!(sandbox.phase().is_transitional());
         assert_eq!(serde_json::to_value(&sandbox).unwrap(), raw);
+    }
+
+    /// Other fields are read back, set and sent as JSON values; the same fields in another order are the
+    /// same; none at all is nothing.
+    #[test]
+    fn other_fields_read_set_and_compare_as_values() {
+        let mut sandbox: Sandbox = serde_json::from_value(
+            serde_json::json!({"lastUsedAt": "t", "events": [{"message": "m"}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            sandbox.extra.get("lastUsedAt"),
+            Some(serde_json::json!("t"))
+        );
+        assert!(sandbox.extra.contains_key("events") && !sandbox.extra.contains_key("nope"));
+        sandbox.extra.insert("errors".into(), serde_json::json!([]));
+        let sent = serde_json::to_value(&sandbox).unwrap();
+        assert_eq!(
+            (&sent["errors"], &sent["lastUsedAt"]),
+            (&serde_json::json!([]), &serde_json::json!("t"))
+        );
+
+        let a: Sandbox = serde_json::from_str(r#"{"b": 1, "a": {"y": 1, "x": 2}}"#).unwrap();
+        let b: Sandbox = serde_json::from_str(r#"{"a": {"x": 2, "y": 1}, "b": 1}"#).unwrap();
+        assert_eq!(a, b);
+        let none: Sandbox = serde_json::from_str("{}").unwrap();
+        assert_eq!(none.extra, OtherFields::default());
     }
 
     /// The failure message prefers today's `errors` over the 2025 `events`.
