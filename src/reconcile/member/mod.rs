@@ -125,7 +125,7 @@ async fn apply(obj: &Cached<WorkspaceMember>, ctx: &Context) -> Result<Action, E
         };
     }
     report.observed = observed;
-    let action = requeue_after(&report.health, &ctx.settings, ctx.settings.invitation_poll);
+    let action = requeue_after(&report.health, ctx.settings.invitation_poll);
     finish(obj, ctx, report).await?;
     ctx.backoff.reset(&super::object_key(obj));
     Ok(action)
@@ -289,7 +289,7 @@ async fn fail(
         ctx.users.invalidate(scope).await;
     }
     publish(&ctx.recorder, obj, true, err.category(), err.to_string()).await;
-    let (health, outcome) = remote_verdict(err, &ctx.settings);
+    let (health, outcome) = remote_verdict(err);
     report.health = health;
     finish(obj, ctx, report).await?;
     outcome

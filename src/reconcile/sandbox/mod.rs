@@ -127,7 +127,7 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
         };
     }
     report.observed = observed;
-    let action = requeue_after(&report.health, &ctx.settings, ctx.settings.transition_poll);
+    let action = requeue_after(&report.health, ctx.settings.transition_poll);
     finish(obj, ctx, report).await?;
     ctx.backoff.reset(&super::object_key(obj));
     Ok(action)
@@ -319,7 +319,7 @@ async fn fail(
         ctx.sandboxes.invalidate(scope).await;
     }
     publish(&ctx.recorder, obj, true, err.category(), err.to_string()).await;
-    let (health, outcome) = remote_verdict(err, &ctx.settings);
+    let (health, outcome) = remote_verdict(err);
     report.health = health;
     finish(obj, ctx, report).await?;
     outcome
