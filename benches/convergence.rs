@@ -1179,7 +1179,10 @@ async fn run() {
         };
         reports.push(
             converge(
-                &format!("{} objects, 10% 5xx + 429 storm", scale.total()),
+                &format!(
+                    "{} objects, 10% 5xx + 2% lost answers + 429 storm",
+                    scale.total()
+                ),
                 scale,
                 &params,
                 Mode::Faults,
