@@ -50,8 +50,8 @@ pub const FIELD_MANAGER: &str = "blaxel-operator";
 /// Timing and limits of the reconcilers.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// How often every object is looked at again, in one sweep; also the freshness of shared lists for
-    /// settled objects.
+    /// How often every object is looked at again, in one sweep; half of it is how old a shared list
+    /// settled objects accept ([`settled_max_age`]).
     pub resync: Duration,
     /// How often a pending invitation is looked at again.
     pub invitation_poll: Duration,
@@ -205,6 +205,14 @@ pub fn jittered(d: Duration) -> Duration {
 #[must_use]
 pub fn at_resync() -> Action {
     Action::requeue(Duration::MAX)
+}
+
+/// How old a shared list a settled object accepts: half a resync period. Each sweep comes a period
+/// after the last, so it reads every workspace's list afresh, once, and drift is seen at the next sweep
+/// rather than at the one after.
+#[must_use]
+pub fn settled_max_age(settings: &Settings) -> Duration {
+    settings.resync / 2
 }
 
 /// The next look after a successful reconcile.

@@ -17,7 +17,7 @@ use super::conditions::{Health, Why};
 use super::managed::{Admission, CleanupStart, admit, begin_cleanup, keep_finalizer};
 use super::{
     Context, Error, conditions_for, is_paused, pending_request, publish, remote_verdict,
-    requeue_after, write_status,
+    requeue_after, settled_max_age, write_status,
 };
 use crate::blaxel::model::WorkspaceUser;
 use crate::blaxel::{ApiError, Scope};
@@ -84,7 +84,7 @@ async fn apply(obj: &Cached<WorkspaceMember>, ctx: &Context) -> Result<Action, E
     let max_age = if pending_request(obj, status.last_handled_reconcile_at.as_ref()).is_some() {
         Duration::ZERO
     } else if status.phase == Some(MemberPhase::Active) {
-        ctx.settings.resync
+        settled_max_age(&ctx.settings)
     } else {
         ctx.settings.invitation_poll
     };

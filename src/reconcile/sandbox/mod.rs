@@ -16,7 +16,7 @@ use super::conditions::{self, Health, Why};
 use super::managed::{Admission, CleanupStart, admit, begin_cleanup, keep_finalizer, remote_name};
 use super::{
     Context, Error, conditions_for, is_paused, pending_request, publish, remote_verdict,
-    requeue_after, write_status,
+    requeue_after, settled_max_age, write_status,
 };
 use crate::blaxel::model::{Sandbox as RemoteSandbox, SandboxPhase};
 use crate::blaxel::{ApiError, PowerControl, Scope};
@@ -82,7 +82,7 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
     let max_age = if pending_request(obj, status.last_handled_reconcile_at.as_ref()).is_some() {
         Duration::ZERO
     } else if settled {
-        ctx.settings.resync
+        settled_max_age(&ctx.settings)
     } else {
         ctx.settings.transition_poll
     };
