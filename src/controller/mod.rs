@@ -116,7 +116,7 @@ pub async fn check_crds(client: &kube::Client, namespace: Option<&str>) -> Resul
 }
 
 /// A watch on every object of a kind, reflected into a store, and the objects whose change deserves a
-/// reconcile (see [`wakes`]), as references by namespace and name only.
+/// reconcile (see [`wakes`]), as references by namespace and name only, with why ([`Wake`]).
 ///
 /// kube-runtime's own trigger (`Controller::for_stream`) references an object with its uid and
 /// resourceVersion as well, and its scheduler keeps two copies of the reference of every object with a
@@ -128,7 +128,7 @@ fn watch<K>(
     claims: Arc<ClaimIndex<K>>,
 ) -> (
     Store<K>,
-    impl futures::Stream<Item = ObjectRef<K>> + Send + use<K>,
+    impl futures::Stream<Item = (ObjectRef<K>, Wake)> + Send + use<K>,
 )
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -161,8 +161,10 @@ where
             claims.apply(&event);
             let wake = wakes(&cached, &event);
             writer.apply_watcher_event(&event);
-            std::future::ready(match event {
-                watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) if wake => key_of(&obj),
+            std::future::ready(match (event, wake) {
+                (watcher::Event::Apply(obj) | watcher::Event::InitApply(obj), Some(wake)) => {
+                    key_of(&obj).map(|key| (key, wake))
+                }
                 _ => None,
             })
         });
@@ -183,6 +185,17 @@ fn key<K: Resource<DynamicType = ()>>(name: &str, namespace: Option<&str>) -> Ob
     }
 }
 
+/// Why an object is woken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// New to the cache: it waits its turn.
+    New,
+    /// Changed by a person (an edit, a deletion) or by the operator itself (its finalizer): it goes
+    /// first, so that an object's next step follows its last without waiting for a backlog of new ones
+    /// (at start-up, every object's finalizer would otherwise be added before any remote write began).
+    Changed,
+}
+
 /// Whether an applied object deserves a reconcile: it is new to the cache, or its generation (spec,
 /// deletion), the operator's annotations (pause, reconcile requests) or its finalizers changed. The
 /// operator's own status writes change none of these, so they do not wake it again. (kube-runtime's
@@ -192,18 +205,20 @@ fn key<K: Resource<DynamicType = ()>>(name: &str, namespace: Option<&str>) -> Ob
 fn wakes<K: Resource<DynamicType = ()> + Clone>(
     cached: &Store<K>,
     event: &watcher::Event<K>,
-) -> bool {
+) -> Option<Wake> {
     let (watcher::Event::Apply(new) | watcher::Event::InitApply(new)) = event else {
-        return false;
+        return None;
     };
     let meta = new.meta();
-    cached.get(&ObjectRef::from_obj(new)).is_none_or(|old| {
-        let old = old.meta();
-        old.uid != meta.uid
-            || old.generation != meta.generation
-            || old.annotations != meta.annotations
-            || old.finalizers != meta.finalizers
-    })
+    let Some(old) = cached.get(&ObjectRef::from_obj(new)) else {
+        return Some(Wake::New);
+    };
+    let old = old.meta();
+    let changed = old.uid != meta.uid
+        || old.generation != meta.generation
+        || old.annotations != meta.annotations
+        || old.finalizers != meta.finalizers;
+    changed.then_some(Wake::Changed)
 }
 
 /// Drops what no reconcile reads before the object reaches the store: managedFields (status is written by
@@ -307,13 +322,16 @@ where
 /// Feeds a kind's pacer until `stop`: what its watch wakes, and a resync sweep of its store every
 /// `period`.
 async fn feed<K: Resource<DynamicType = ()> + Clone + 'static>(
-    wakes: impl futures::Stream<Item = ObjectRef<K>>,
+    wakes: impl futures::Stream<Item = (ObjectRef<K>, Wake)>,
     (pacer, resync, store): (&Pacer<K>, &Resync<K>, Store<K>),
     period: Duration,
     stop: impl Future<Output = ()>,
 ) {
-    let watched = wakes.for_each(|key| {
-        pacer.push(key);
+    let watched = wakes.for_each(|(key, wake)| {
+        match wake {
+            Wake::New => pacer.push(key),
+            Wake::Changed => pacer.push_front(key),
+        }
         std::future::ready(())
     });
     tokio::select! {
@@ -631,34 +649,46 @@ mod tests {
         };
         let (store, mut writer) = reflector::store::<ConfigMap>();
         let first = Event::Apply(object(1));
-        assert!(wakes(&store, &first), "new to the cache");
+        assert_eq!(wakes(&store, &first), Some(Wake::New), "new to the cache");
         writer.apply_watcher_event(&first);
 
         let mut status_only = object(1);
         status_only.data = Some([("status".to_owned(), "written".to_owned())].into());
-        assert!(!wakes(&store, &Event::Apply(status_only.clone())));
+        assert_eq!(wakes(&store, &Event::Apply(status_only.clone())), None);
         assert!(
-            !wakes(&store, &Event::InitApply(status_only)),
+            wakes(&store, &Event::InitApply(status_only)).is_none(),
             "a relist of the same"
         );
 
-        assert!(wakes(&store, &Event::Apply(object(2))), "generation");
+        assert_eq!(
+            wakes(&store, &Event::Apply(object(2))),
+            Some(Wake::Changed),
+            "generation"
+        );
         let mut annotated = object(1);
         annotated.metadata.annotations =
             Some([(PAUSED_ANNOTATION.to_owned(), "true".to_owned())].into());
-        assert!(wakes(&store, &Event::Apply(annotated)), "annotations");
+        assert_eq!(
+            wakes(&store, &Event::Apply(annotated)),
+            Some(Wake::Changed),
+            "annotations"
+        );
         let mut finalized = object(1);
         finalized.metadata.finalizers = Some(vec![crate::crd::FINALIZER.to_owned()]);
-        assert!(wakes(&store, &Event::Apply(finalized)), "finalizers");
+        assert_eq!(
+            wakes(&store, &Event::Apply(finalized)),
+            Some(Wake::Changed),
+            "finalizers"
+        );
         let mut recreated = object(1);
         recreated.metadata.uid = Some("u2".into());
         assert!(
-            wakes(&store, &Event::Apply(recreated)),
+            wakes(&store, &Event::Apply(recreated)) == Some(Wake::Changed),
             "a new object by the same name"
         );
 
-        assert!(!wakes(&store, &Event::Delete(object(1))));
-        assert!(!wakes(&store, &Event::Init));
-        assert!(!wakes(&store, &Event::InitDone));
+        assert_eq!(wakes(&store, &Event::Delete(object(1))), None);
+        assert_eq!(wakes(&store, &Event::Init), None);
+        assert_eq!(wakes(&store, &Event::InitDone), None);
     }
 }

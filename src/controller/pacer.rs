@@ -70,6 +70,16 @@ impl<K: Resource<DynamicType = ()>> Pacer<K> {
         }
     }
 
+    /// Queues `key` ahead of everything queued, unless it is queued already.
+    pub fn push_front(&self, key: ObjectRef<K>) {
+        let mut state = self.state();
+        if state.queued.insert(key.clone()) {
+            state.queue.push_front(key);
+            drop(state);
+            self.wake.notify_one();
+        }
+    }
+
     /// A reconcile of `key` has finished (or found the object gone): it no longer counts against the
     /// limit.
     pub fn finished(&self, key: &ObjectRef<K>) {
@@ -168,6 +178,15 @@ mod tests {
         // Offered, then pushed again (it changed meanwhile): it is queued again.
         pacer.push(key("a"));
         assert_eq!(next(&mut offers).as_deref(), Some("a"));
+        // Pushed to the front: ahead of what waits, unless it waits already.
+        for name in ["d", "e"] {
+            pacer.push(key(name));
+        }
+        pacer.push_front(key("f"));
+        pacer.push_front(key("e"));
+        for name in ["f", "d", "e"] {
+            assert_eq!(next(&mut offers).as_deref(), Some(name));
+        }
     }
 
     /// No more than `limit` keys are out at once; each finished reconcile lets one more through.
