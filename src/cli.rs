@@ -50,7 +50,7 @@ pub struct OperatorArgs {
         default_value = ""
     )]
     pub default_credentials_namespaces: Vec<String>,
-    /// How often every object is looked at again, in one sweep (at least 1s).
+    /// Resync period of settled objects (jittered ±10%; at least 1s).
     #[arg(long, env = "BLAXEL_RESYNC_INTERVAL", default_value = "10m", value_parser = resync_period)]
     pub resync_interval: Duration,
     /// How often a pending invitation is looked at again.

@@ -175,7 +175,10 @@ pub async fn admit<K: Managed>(obj: &K, ctx: &Context) -> Result<Admission, Erro
         Err(e) if e.is_transient() => Err(e.into()),
         Err(e) => {
             let stalled = Health::Stalled(Why::new(e.reason(), e.to_string()));
-            Ok(Admission::Stop(stalled, super::at_resync()))
+            Ok(Admission::Stop(
+                stalled,
+                Action::requeue(jittered(ctx.settings.resync)),
+            ))
         }
     }
 }

@@ -50,8 +50,7 @@ pub const FIELD_MANAGER: &str = "blaxel-operator";
 /// Timing and limits of the reconcilers.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// How often every object is looked at again, in one sweep; half of it is how old a shared list
-    /// settled objects accept ([`settled_max_age`]).
+    /// Periodic resync of settled objects (jittered ±10%); also the freshness of shared lists for them.
     pub resync: Duration,
     /// How often a pending invitation is looked at again.
     pub invitation_poll: Duration,
@@ -199,41 +198,26 @@ pub fn jittered(d: Duration) -> Duration {
     d.mul_f64(rand::rng().random_range(0.9..1.1))
 }
 
-/// The action of a settled object: it is looked at again by the next resync sweep, not by a requeue of
-/// its own. The controller recognises it and hands kube-runtime `await_change` instead (see
-/// `controller::resync`); were it ever handed on as it is, it would mean "never" all the same.
-#[must_use]
-pub fn at_resync() -> Action {
-    Action::requeue(Duration::MAX)
-}
-
-/// How old a shared list a settled object accepts: half a resync period. Each sweep comes a period
-/// after the last, so it reads every workspace's list afresh, once, and drift is seen at the next sweep
-/// rather than at the one after.
-#[must_use]
-pub fn settled_max_age(settings: &Settings) -> Duration {
-    settings.resync / 2
-}
-
 /// The next look after a successful reconcile.
 #[must_use]
-pub fn requeue_after(health: &Health, progressing_poll: Duration) -> Action {
+pub fn requeue_after(health: &Health, settings: &Settings, progressing_poll: Duration) -> Action {
     match health {
         Health::Progressing(_) => Action::requeue(progressing_poll),
-        _ => at_resync(),
+        _ => Action::requeue(jittered(settings.resync)),
     }
 }
 
 /// How a remote error shows in status, and what follows: transient errors fail the reconcile (backoff);
 /// a refused request waits for the object to change; bad credentials are looked at again at resync
 /// (the Secret may be fixed without touching the object).
-pub fn remote_verdict(err: ApiError) -> (Health, Result<Action, Error>) {
+pub fn remote_verdict(err: ApiError, settings: &Settings) -> (Health, Result<Action, Error>) {
     let why = Why::new(err.category(), err.to_string());
     match err {
         ApiError::Invalid { .. } => (Health::Stalled(why), Ok(Action::await_change())),
-        ApiError::Unauthorized { .. } | ApiError::Forbidden { .. } => {
-            (Health::Stalled(why), Ok(at_resync()))
-        }
+        ApiError::Unauthorized { .. } | ApiError::Forbidden { .. } => (
+            Health::Stalled(why),
+            Ok(Action::requeue(jittered(settings.resync))),
+        ),
         other => (Health::Failing(why), Err(Error::Remote(other))),
     }
 }

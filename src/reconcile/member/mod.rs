@@ -17,7 +17,7 @@ use super::conditions::{Health, Why};
 use super::managed::{Admission, CleanupStart, admit, begin_cleanup, keep_finalizer};
 use super::{
     Context, Error, conditions_for, is_paused, pending_request, publish, remote_verdict,
-    requeue_after, settled_max_age, write_status,
+    requeue_after, write_status,
 };
 use crate::blaxel::model::WorkspaceUser;
 use crate::blaxel::{ApiError, Scope};
@@ -84,7 +84,7 @@ async fn apply(obj: &Cached<WorkspaceMember>, ctx: &Context) -> Result<Action, E
     let max_age = if pending_request(obj, status.last_handled_reconcile_at.as_ref()).is_some() {
         Duration::ZERO
     } else if status.phase == Some(MemberPhase::Active) {
-        settled_max_age(&ctx.settings)
+        ctx.settings.resync
     } else {
         ctx.settings.invitation_poll
     };
@@ -125,7 +125,7 @@ async fn apply(obj: &Cached<WorkspaceMember>, ctx: &Context) -> Result<Action, E
         };
     }
     report.observed = observed;
-    let action = requeue_after(&report.health, ctx.settings.invitation_poll);
+    let action = requeue_after(&report.health, &ctx.settings, ctx.settings.invitation_poll);
     finish(obj, ctx, report).await?;
     ctx.backoff.reset(&super::object_key(obj));
     Ok(action)
@@ -289,7 +289,7 @@ async fn fail(
         ctx.users.invalidate(scope).await;
     }
     publish(&ctx.recorder, obj, true, err.category(), err.to_string()).await;
-    let (health, outcome) = remote_verdict(err);
+    let (health, outcome) = remote_verdict(err, &ctx.settings);
     report.health = health;
     finish(obj, ctx, report).await?;
     outcome

@@ -16,7 +16,7 @@ use super::conditions::{self, Health, Why};
 use super::managed::{Admission, CleanupStart, admit, begin_cleanup, keep_finalizer, remote_name};
 use super::{
     Context, Error, conditions_for, is_paused, pending_request, publish, remote_verdict,
-    requeue_after, settled_max_age, write_status,
+    requeue_after, write_status,
 };
 use crate::blaxel::model::{Sandbox as RemoteSandbox, SandboxPhase};
 use crate::blaxel::{ApiError, PowerControl, Scope};
@@ -82,7 +82,7 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
     let max_age = if pending_request(obj, status.last_handled_reconcile_at.as_ref()).is_some() {
         Duration::ZERO
     } else if settled {
-        settled_max_age(&ctx.settings)
+        ctx.settings.resync
     } else {
         ctx.settings.transition_poll
     };
@@ -127,7 +127,7 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
         };
     }
     report.observed = observed;
-    let action = requeue_after(&report.health, ctx.settings.transition_poll);
+    let action = requeue_after(&report.health, &ctx.settings, ctx.settings.transition_poll);
     finish(obj, ctx, report).await?;
     ctx.backoff.reset(&super::object_key(obj));
     Ok(action)
@@ -319,7 +319,7 @@ async fn fail(
         ctx.sandboxes.invalidate(scope).await;
     }
     publish(&ctx.recorder, obj, true, err.category(), err.to_string()).await;
-    let (health, outcome) = remote_verdict(err);
+    let (health, outcome) = remote_verdict(err, &ctx.settings);
     report.health = health;
     finish(obj, ctx, report).await?;
     outcome
