@@ -64,7 +64,9 @@ pub fn init(format: LogFormat, endpoint: &str) -> Result<OtelGuard, String> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(crate::telemetry::ansi())
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => registry.with(fmt).try_init(),
         LogFormat::Json => registry

@@ -5,7 +5,15 @@
 //! already uses for the span's own name (`"span":{"name":"reconcile",...}`), so a `name` field would be a
 //! duplicate key that JSON readers drop.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
+
+/// Colours only for a person at a terminal: in `kubectl logs` or a log file, escape codes are noise.
+#[must_use]
+pub fn ansi() -> bool {
+    std::io::stderr().is_terminal()
+}
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -22,6 +30,7 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -40,6 +49,7 @@ pub fn init_quiet() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi())
         .with_writer(std::io::stderr)
         .try_init();
 }

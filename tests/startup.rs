@@ -52,6 +52,7 @@ fn crds_into_a_closed_pipe_ends_quietly() {
 }
 
 /// `simulate` with its stdout closed still serves: the banner is dropped, the simulator keeps running.
+/// Its log lines, going into a pipe, carry no colour codes.
 #[test]
 fn simulate_with_stdout_closed_keeps_serving() {
     use std::io::{BufRead, BufReader};
@@ -78,7 +79,13 @@ fn simulate_with_stdout_closed_keeps_serving() {
     let mut seen = Vec::new();
     let listening = loop {
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) if line.contains("simulator listening") => break true,
+            Ok(line) if line.contains("simulator listening") => {
+                assert!(
+                    !line.contains('\x1b'),
+                    "no colour codes into a pipe: {line:?}"
+                );
+                break true;
+            }
             Ok(line) => seen.push(line),
             Err(_) => break false,
         }
