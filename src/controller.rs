@@ -323,8 +323,10 @@ pub async fn run(
         settings: config.settings.clone(),
         credentials: config.credentials.clone(),
         secret_keys: reconcile::credentials::SecretKeys::default(),
-        users: reconcile::cache::ListCache::default(),
-        sandboxes: reconcile::cache::ListCache::default(),
+        // A scope unread for three resync periods is no longer used by any object (its key rotated, or
+        // no object names its workspace any more).
+        users: reconcile::cache::ListCache::new(config.settings.resync * 3),
+        sandboxes: reconcile::cache::ListCache::new(config.settings.resync * 3),
         recorder: EventPublisher::new(client.clone(), reporter),
         backoff: Backoff::new(config.backoff_base, config.backoff_max),
         members: members.clone(),

@@ -33,7 +33,9 @@ use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use tokio::time::Instant;
 
-use crate::blaxel::model::{PendingInvitation, Preview, PreviewToken, Sandbox, WorkspaceUser};
+use crate::blaxel::model::{
+    Listing, PendingInvitation, Preview, PreviewToken, Sandbox, WorkspaceUser,
+};
 use crate::blaxel::{ApiError, BlaxelApi, PowerControl, Scope};
 
 /// How a replica takes part in the election.
@@ -435,7 +437,7 @@ fn not_leader() -> ApiError {
 
 #[async_trait]
 impl BlaxelApi for FencedApi {
-    async fn list_users(&self, scope: &Scope) -> Result<Vec<WorkspaceUser>, ApiError> {
+    async fn list_users(&self, scope: &Scope) -> Result<Listing<WorkspaceUser>, ApiError> {
         self.inner.list_users(scope).await
     }
     async fn invite_user(&self, scope: &Scope, email: &str) -> Result<PendingInvitation, ApiError> {
@@ -454,7 +456,7 @@ impl BlaxelApi for FencedApi {
         self.write(self.inner.remove_user(scope, sub_or_email))
             .await
     }
-    async fn list_sandboxes(&self, scope: &Scope) -> Result<Vec<Sandbox>, ApiError> {
+    async fn list_sandboxes(&self, scope: &Scope) -> Result<Listing<Sandbox>, ApiError> {
         self.inner.list_sandboxes(scope).await
     }
     async fn get_sandbox(&self, scope: &Scope, name: &str) -> Result<Sandbox, ApiError> {

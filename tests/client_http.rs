@@ -274,7 +274,7 @@ async fn rate_limited_get_waits_retry_after_then_succeeds() {
     let (base, _log) = serve(router).await;
     let started = Instant::now();
     let users = client(&base).list_users(&scope()).await.unwrap();
-    assert_eq!(users.len(), 1);
+    assert_eq!(users.items.len(), 1);
     assert_eq!(hits.load(Ordering::SeqCst), 3);
     assert!(
         started.elapsed() >= Duration::from_secs(2),
@@ -501,7 +501,11 @@ async fn paginated_sandbox_list_is_followed_to_the_end() {
     );
     let (base, log) = serve(router).await;
     let sandboxes = client(&base).list_sandboxes(&scope()).await.unwrap();
-    let names: Vec<_> = sandboxes.iter().map(|s| s.metadata.name.as_str()).collect();
+    let names: Vec<_> = sandboxes
+        .items
+        .iter()
+        .map(|s| s.metadata.name.as_str())
+        .collect();
     assert_eq!(names, ["a", "b", "c", "d"]);
     let queries: Vec<_> = log.all().into_iter().map(|s| s.query).collect();
     assert_eq!(
@@ -519,7 +523,7 @@ async fn bare_array_sandbox_list_is_accepted() {
     );
     let (base, log) = serve(router).await;
     let sandboxes = client(&base).list_sandboxes(&scope()).await.unwrap();
-    assert_eq!(sandboxes.len(), 2);
+    assert_eq!(sandboxes.items.len(), 2);
     assert_eq!(log.all().len(), 1);
 }
 

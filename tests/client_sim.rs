@@ -76,7 +76,7 @@ async fn member_life_cycle() {
         let invitation = client.invite_user(&scope, email).await.unwrap();
         assert_eq!(invitation.email, email);
         let users = client.list_users(&scope).await.unwrap();
-        let pending = users.iter().find(|u| u.email == email).unwrap();
+        let pending = users.items.iter().find(|u| u.email == email).unwrap();
         assert!(pending.is_pending());
         let updated = client.set_user_role(&scope, email, "admin").await.unwrap();
         assert_eq!(updated.role.as_deref(), Some("admin"));
@@ -88,6 +88,7 @@ async fn member_life_cycle() {
                 .list_users(&scope)
                 .await
                 .unwrap()
+                .items
                 .iter()
                 .any(|u| u.email == email)
         );
@@ -137,7 +138,11 @@ async fn listing_is_complete_in_both_generations() {
                 .unwrap();
         }
         let listed = client.list_sandboxes(&scope).await.unwrap();
-        let mut names: Vec<_> = listed.iter().map(|s| s.metadata.name.clone()).collect();
+        let mut names: Vec<_> = listed
+            .items
+            .iter()
+            .map(|s| s.metadata.name.clone())
+            .collect();
         names.sort();
         names.dedup();
         assert_eq!(names.len(), 450, "{generation:?}");

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::error::ApiError;
-use super::model::{PendingInvitation, Preview, PreviewToken, Sandbox, WorkspaceUser};
+use super::model::{Listing, PendingInvitation, Preview, PreviewToken, Sandbox, WorkspaceUser};
 use super::secret::ApiKey;
 
 /// Who is calling and where: every call is made in one workspace with one credential.
@@ -41,8 +41,8 @@ impl PowerControl {
 /// caller re-observes instead, so a lost answer cannot send a second invitation or create a second sandbox.
 #[async_trait]
 pub trait BlaxelApi: Send + Sync {
-    /// `GET /users`: members and pending invitations.
-    async fn list_users(&self, scope: &Scope) -> Result<Vec<WorkspaceUser>, ApiError>;
+    /// `GET /users`: members and pending invitations; records that do not decode are reported apart.
+    async fn list_users(&self, scope: &Scope) -> Result<Listing<WorkspaceUser>, ApiError>;
     /// `POST /users {email}`: invites (the invitation carries no role).
     async fn invite_user(&self, scope: &Scope, email: &str) -> Result<PendingInvitation, ApiError>;
     /// `PUT /users/{subOrEmail} {role}`.
@@ -55,8 +55,8 @@ pub trait BlaxelApi: Send + Sync {
     /// `DELETE /users/{subOrEmail}`: removes a member or revokes a pending invitation.
     async fn remove_user(&self, scope: &Scope, sub_or_email: &str) -> Result<(), ApiError>;
 
-    /// `GET /sandboxes`, following pagination to the end.
-    async fn list_sandboxes(&self, scope: &Scope) -> Result<Vec<Sandbox>, ApiError>;
+    /// `GET /sandboxes`, following pagination to the end; records that do not decode are reported apart.
+    async fn list_sandboxes(&self, scope: &Scope) -> Result<Listing<Sandbox>, ApiError>;
     /// `GET /sandboxes/{name}`.
     async fn get_sandbox(&self, scope: &Scope, name: &str) -> Result<Sandbox, ApiError>;
     /// `POST /sandboxes`.

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use super::api::{BlaxelApi, PowerControl, Scope};
 use super::error::ApiError;
 use super::error_map;
-use super::model::{PendingInvitation, Preview, PreviewToken, Sandbox, WorkspaceUser};
+use super::model::{Listing, PendingInvitation, Preview, PreviewToken, Sandbox, WorkspaceUser};
 use super::power::PowerModes;
 use super::ratelimit::{RateLimitStats, RateLimiter};
 use super::retry::RetryPolicy;
@@ -619,9 +619,10 @@ fn decode_listing<T: DeserializeOwned>(
 
 #[async_trait]
 impl BlaxelApi for HttpClient {
-    async fn list_users(&self, scope: &Scope) -> Result<Vec<WorkspaceUser>, ApiError> {
+    async fn list_users(&self, scope: &Scope) -> Result<Listing<WorkspaceUser>, ApiError> {
         self.list_all(scope, "/users", &["users"], false, "list of users")
             .await
+            .map(Listing::complete)
     }
 
     async fn invite_user(&self, scope: &Scope, email: &str) -> Result<PendingInvitation, ApiError> {
@@ -648,7 +649,7 @@ impl BlaxelApi for HttpClient {
         self.execute(scope, &call).await.map(|_| ())
     }
 
-    async fn list_sandboxes(&self, scope: &Scope) -> Result<Vec<Sandbox>, ApiError> {
+    async fn list_sandboxes(&self, scope: &Scope) -> Result<Listing<Sandbox>, ApiError> {
         self.list_all(
             scope,
             "/sandboxes",
@@ -657,6 +658,7 @@ impl BlaxelApi for HttpClient {
             "list of sandboxes",
         )
         .await
+        .map(Listing::complete)
     }
 
     async fn get_sandbox(&self, scope: &Scope, name: &str) -> Result<Sandbox, ApiError> {

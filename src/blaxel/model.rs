@@ -69,6 +69,39 @@ impl Serialize for OtherFields {
     }
 }
 
+/// A remote list as read: the records that decoded, and those that did not.
+///
+/// One malformed record (a null e-mail, a memory size beyond `i64`) must not hide the others: it is
+/// skipped and reported here instead of failing the whole list. A list with unreadable records is an
+/// incomplete view: nothing may be removed because it looks absent from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing<T> {
+    /// The records that decoded.
+    pub items: Vec<T>,
+    /// The records that did not.
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl<T> Listing<T> {
+    /// A list in which every record decoded.
+    #[must_use]
+    pub fn complete(items: Vec<T>) -> Self {
+        Self {
+            items,
+            unreadable: Vec::new(),
+        }
+    }
+}
+
+/// A listed record that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The record's identity where it could still be read: a user's e-mail, a sandbox's name.
+    pub identity: Option<String>,
+    /// Why it could not be decoded, without quoting the record.
+    pub error: String,
+}
+
 /// A member of a workspace, or a pending invitation (`accepted: false`), as `GET /users` lists them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WorkspaceUser {

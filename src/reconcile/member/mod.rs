@@ -11,7 +11,7 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
-use super::cache::email_key;
+use super::cache::{Seen, email_key};
 use super::cached::Cached;
 use super::conditions::{Health, Why};
 use super::managed::{Admission, CleanupStart, admit, begin_cleanup, keep_finalizer};
@@ -184,14 +184,11 @@ async fn observe(
     max_age: Duration,
 ) -> Result<Option<WorkspaceUser>, ApiError> {
     ctx.users
-        .get(
-            scope,
-            &email_key(email),
-            max_age,
-            |u| email_key(&u.email),
-            || ctx.api.list_users(scope),
-        )
+        .get(scope, &email_key(email), max_age, || {
+            ctx.api.list_users(scope)
+        })
         .await
+        .map(Seen::into_option)
 }
 
 /// Performs one remote write and returns the user as it now stands (`None` once removed).

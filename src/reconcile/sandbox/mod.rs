@@ -11,6 +11,7 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
+use super::cache::Seen;
 use super::cached::Cached;
 use super::conditions::{self, Health, Why};
 use super::managed::{Admission, CleanupStart, admit, begin_cleanup, keep_finalizer, remote_name};
@@ -208,14 +209,9 @@ async fn observe(
     max_age: Duration,
 ) -> Result<Option<RemoteSandbox>, ApiError> {
     ctx.sandboxes
-        .get(
-            scope,
-            name,
-            max_age,
-            |s| s.metadata.name.clone(),
-            || ctx.api.list_sandboxes(scope),
-        )
+        .get(scope, name, max_age, || ctx.api.list_sandboxes(scope))
         .await
+        .map(Seen::into_option)
 }
 
 /// One `GET /sandboxes/{name}`, recorded in the shared list.
