@@ -68,9 +68,22 @@ pub struct OperatorArgs {
     /// Requests allowed in a burst above the rate, per credential.
     #[arg(long, env = "BLAXEL_API_BURST", default_value_t = 20)]
     pub api_burst: u32,
-    /// How many times an expired invitation is re-sent.
+    /// How many times an invitation is sent again after it expired or disappeared unaccepted (declined,
+    /// or revoked by hand).
     #[arg(long, env = "BLAXEL_MAX_REINVITES", default_value_t = 3)]
     pub max_reinvites: u32,
+    /// This operator instance's name, part of the ownership it writes on remote sandboxes. Give each
+    /// cluster that manages the same workspace its own; the default (empty) keeps the labels written
+    /// before instances existed.
+    #[arg(long, env = "BLAXEL_INSTANCE", default_value = "", value_parser = instance_name)]
+    pub instance: String,
+    /// Remote removals (members removed, invitations revoked, sandboxes deleted) allowed per workspace
+    /// within --removal-window; past it removals wait for a person (0: no limit).
+    #[arg(long, env = "BLAXEL_REMOVAL_LIMIT", default_value_t = 10)]
+    pub removal_limit: u32,
+    /// The window of --removal-limit.
+    #[arg(long, env = "BLAXEL_REMOVAL_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub removal_window: Duration,
     /// First retry delay after a transient failure (doubles per failure, jittered).
     #[arg(long, env = "BLAXEL_BACKOFF_BASE", default_value = "1s", value_parser = humantime::parse_duration)]
     pub backoff_base: Duration,
@@ -103,6 +116,23 @@ fn resync_period(value: &str) -> Result<Duration, String> {
     Ok(period)
 }
 
+/// Parses an instance name: empty, or a label value (at most 63 of `[A-Za-z0-9._-]`, alphanumeric at
+/// both ends).
+fn instance_name(value: &str) -> Result<String, String> {
+    let ok = value.is_empty()
+        || (value.len() <= 63
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && value.ends_with(|c: char| c.is_ascii_alphanumeric()));
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err("must be at most 63 letters, digits, '.', '_' or '-', starting and ending with a letter or digit".to_owned())
+    }
+}
+
 impl OperatorArgs {
     /// The controllers' configuration (the default key is read separately, see [`Self::default_key`]).
     #[must_use]
@@ -116,6 +146,7 @@ impl OperatorArgs {
                 invitation_poll: self.invitation_poll_interval,
                 transition_poll: self.transition_poll_interval,
                 max_reinvites: self.max_reinvites,
+                instance: Some(self.instance.clone()).filter(|i| !i.is_empty()),
                 ..Settings::default()
             },
             credentials: DefaultCredentials {
@@ -133,6 +164,8 @@ impl OperatorArgs {
             reporter: "blaxel-operator".to_owned(),
             namespace: self.watch_namespace.clone(),
             metrics: std::sync::Arc::default(),
+            removal_limit: self.removal_limit,
+            removal_window: self.removal_window,
         }
     }
 

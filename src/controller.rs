@@ -50,6 +50,10 @@ pub struct ControllerConfig {
     pub namespace: Option<String>,
     /// Where reconcile counts, durations and the objects-in-backoff gauge go.
     pub metrics: Arc<Metrics>,
+    /// Remote removals allowed per workspace within `removal_window` (0: no limit).
+    pub removal_limit: u32,
+    /// The window of `removal_limit`.
+    pub removal_window: Duration,
 }
 
 impl Default for ControllerConfig {
@@ -63,6 +67,8 @@ impl Default for ControllerConfig {
             reporter: "blaxel-operator".to_owned(),
             namespace: None,
             metrics: Arc::default(),
+            removal_limit: 10,
+            removal_window: Duration::from_secs(600),
         }
     }
 }
@@ -285,6 +291,43 @@ async fn unless_stopped_unsynced<K>(
     }
 }
 
+/// The reconcilers' shared [`Context`] over the watched stores and their claim indexes.
+fn context(
+    client: &kube::Client,
+    api: Arc<dyn BlaxelApi>,
+    config: &ControllerConfig,
+    (members, sandbox_objects): (Store<Cached<WorkspaceMember>>, Store<Cached<Sandbox>>),
+    member_claims: Arc<ClaimIndex<Cached<WorkspaceMember>>>,
+    sandbox_claims: Arc<ClaimIndex<Cached<Sandbox>>>,
+) -> Context {
+    let reporter = Reporter {
+        controller: config.reporter.clone(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    Context {
+        client: client.clone(),
+        api,
+        settings: config.settings.clone(),
+        credentials: config.credentials.clone(),
+        secret_keys: reconcile::credentials::SecretKeys::default(),
+        // A scope unread for three resync periods is no longer used by any object (its key rotated, or
+        // no object names its workspace any more).
+        users: reconcile::cache::ListCache::new(config.settings.resync * 3),
+        sandboxes: reconcile::cache::ListCache::new(config.settings.resync * 3),
+        recorder: EventPublisher::new(client.clone(), reporter),
+        backoff: Backoff::new(config.backoff_base, config.backoff_max),
+        removals: reconcile::removals::RemovalGuard::new(
+            config.removal_limit,
+            config.removal_window,
+            config.metrics.removals_held.clone(),
+        ),
+        members,
+        sandbox_objects,
+        member_claims,
+        sandbox_claims,
+    }
+}
+
 /// Runs both controllers until `shutdown` resolves; in-flight reconciles finish first.
 ///
 /// `ready` is set to true once both caches have synced (for `/readyz`).
@@ -313,27 +356,14 @@ pub async fn run(
         config.namespace.as_deref(),
         Arc::clone(&sandbox_claims),
     );
-    let reporter = Reporter {
-        controller: config.reporter.clone(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
-    let ctx = Arc::new(Context {
-        client: client.clone(),
+    let ctx = Arc::new(context(
+        &client,
         api,
-        settings: config.settings.clone(),
-        credentials: config.credentials.clone(),
-        secret_keys: reconcile::credentials::SecretKeys::default(),
-        // A scope unread for three resync periods is no longer used by any object (its key rotated, or
-        // no object names its workspace any more).
-        users: reconcile::cache::ListCache::new(config.settings.resync * 3),
-        sandboxes: reconcile::cache::ListCache::new(config.settings.resync * 3),
-        recorder: EventPublisher::new(client.clone(), reporter),
-        backoff: Backoff::new(config.backoff_base, config.backoff_max),
-        members: members.clone(),
-        sandbox_objects: sandboxes.clone(),
+        &config,
+        (members.clone(), sandboxes.clone()),
         member_claims,
         sandbox_claims,
-    });
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

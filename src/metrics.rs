@@ -94,6 +94,8 @@ pub struct Metrics {
     pub rate_limit_wait_seconds: Counter<f64, AtomicU64>,
     /// 1 while this replica is the leader (always 1 without leader election), else 0.
     pub leader: Gauge<i64, AtomicI64>,
+    /// Remote removals held back by the mass-removal guard.
+    pub removals_held: Counter,
     hooks: Mutex<Vec<ScrapeHook>>,
 }
 
@@ -169,8 +171,15 @@ impl Metrics {
             "1 while this replica holds the leader lease (always 1 without leader election)",
             leader.clone(),
         );
+        let removals_held = Counter::default();
+        registry.register(
+            "removals_held",
+            "Remote removals (members, invitations, sandboxes) held back by --removal-limit until a person confirms",
+            removals_held.clone(),
+        );
         Self {
             registry,
+            removals_held,
             reconciles,
             failures,
             reconcile_duration,

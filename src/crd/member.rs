@@ -43,10 +43,11 @@ pub struct WorkspaceMemberSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("workspace is immutable"))]
     #[schemars(length(min = 1, max = 253))]
     pub workspace: String,
-    /// E-mail address of the person to invite. Immutable.
+    /// E-mail address of the person to invite, in its one canonical form: lower-case printable ASCII, no
+    /// whitespace of any kind (the form lookups, claims and every remote call use). Immutable.
     #[x_kube(
         validation = Rule::new("self == oldSelf").message("email is immutable"),
-        validation = Rule::new(r"self.matches('^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$')").message("email must be an e-mail address such as alice@example.com")
+        validation = Rule::new(r"self.matches('^[!-?\\[-~]+@[!-?\\[-~]+\\.[!-?\\[-~]+$')").message("email must be a lower-case ASCII e-mail address without spaces, such as alice@example.com")
     )]
     #[schemars(length(min = 3, max = 254))]
     pub email: String,
@@ -98,6 +99,9 @@ pub enum MemberPhase {
     Expired,
     /// The member cannot be reconciled (see the conditions).
     Failed,
+    /// The invitation disappeared unaccepted (declined, or revoked by hand) more often than the
+    /// operator sends it again.
+    Declined,
     /// Being removed.
     Deleting,
 }
@@ -109,7 +113,7 @@ pub struct WorkspaceMemberStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Where the member stands: Pending, Invited, Active, Expired, Failed or Deleting.
+    /// Where the member stands: Pending, Invited, Active, Expired, Declined, Failed or Deleting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<MemberPhase>,
     /// Blaxel's user id, once known.
@@ -118,7 +122,7 @@ pub struct WorkspaceMemberStatus {
     /// True when the member or invitation existed before this object.
     #[serde(default)]
     pub adopted: bool,
-    /// How many times an expired invitation was sent again.
+    /// How many times an invitation was sent again after it expired or disappeared unaccepted.
     #[serde(default)]
     pub reinvites: u32,
     /// The last `blaxel.ai/reconcile-requested-at` value handled (a forced resync).

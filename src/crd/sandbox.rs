@@ -70,14 +70,14 @@ pub struct SandboxSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub region: Option<String>,
-    /// Ports the sandbox exposes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Ports the sandbox exposes. Absent: the remote sandbox's ports are left as they are; `[]`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
-    pub ports: Vec<SandboxPort>,
-    /// Environment variables.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Option<Vec<SandboxPort>>,
+    /// Environment variables. Absent: the remote sandbox's variables are left as they are; `[]`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128))]
-    pub envs: Vec<SandboxEnv>,
+    pub envs: Option<Vec<SandboxEnv>>,
     /// Maximum age after creation before Blaxel deletes the sandbox (`30m`, `24h`, `7d`), passed through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]+[smhdw]$"))]

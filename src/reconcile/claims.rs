@@ -1,7 +1,8 @@
 //! Duplicate claims: two objects naming the same remote identity must not fight over it.
 //!
-//! The oldest object (by creation time, then namespace and name) holds the claim; the others are Stalled and
-//! make no remote call. Deciding from the controller's own cache costs no API call.
+//! The oldest object (by creation time, then namespace and name) among those that may act for the
+//! workspace holds the claim; the others are Stalled and make no remote call. Deciding from the
+//! controller's own cache costs no API call.
 //!
 //! Every reconcile asks, so the common answer ("nobody else claims this") comes from a [`ClaimIndex`]
 //! kept from the watch events in O(1); only a contested claim scans the cache, comparing objects by
@@ -15,54 +16,58 @@ use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 
-/// The object holding the claim that `me` makes, when it is not `me`: `Some("namespace/name")`.
+/// The objects making the same claim as `me` that rank before it (older, then by namespace and name),
+/// best first. Which of them holds the claim is decided by the caller: only an object that may act
+/// for the workspace holds one, so that an object that can do nothing cannot squat an identity.
 ///
 /// `same_claim` tells whether two objects name the same remote identity (for example the same workspace
-/// and the same case-folded e-mail); it is called with `me` as its first argument.
-pub fn holder<'a, K, I>(me: &K, others: I, same_claim: impl Fn(&K, &K) -> bool) -> Option<String>
+/// and the same e-mail); it is called with `me` as its first argument.
+pub fn seniors<'a, K, I>(me: &K, others: I, same_claim: impl Fn(&K, &K) -> bool) -> Vec<&'a K>
 where
     K: kube::Resource + 'a,
     I: IntoIterator<Item = &'a K>,
 {
-    let mut rivals = others
-        .into_iter()
-        .filter(|other| other.meta().uid != me.meta().uid && same_claim(me, other))
-        .peekable();
-    rivals.peek()?;
     let rank = |k: &K| (k.creation_timestamp(), k.namespace(), k.name_any());
     let my_rank = rank(me);
-    rivals
+    let mut rivals: Vec<_> = others
+        .into_iter()
+        .filter(|other| other.meta().uid != me.meta().uid && same_claim(me, other))
         .map(|other| (rank(other), other))
         .filter(|(r, _)| *r < my_rank)
-        .min_by(|(a, _), (b, _)| a.cmp(b))
-        .map(|(_, other)| {
-            format!(
-                "{}/{}",
-                other.namespace().unwrap_or_default(),
-                other.name_any()
-            )
-        })
+        .collect();
+    rivals.sort_by(|(a, _), (b, _)| a.cmp(b));
+    rivals.into_iter().map(|(_, other)| other).collect()
 }
 
-/// [`holder`] over a reflector store: O(1) through `index` unless another object may make the same
+/// [`seniors`] over a reflector store: O(1) through `index` unless another object may make the same
 /// claim, and only then a scan of the store.
-pub fn holder_in<K>(
+pub fn seniors_in<K>(
     me: &K,
     store: &Store<K>,
     index: &ClaimIndex<K>,
     same_claim: impl Fn(&K, &K) -> bool,
-) -> Option<String>
+) -> Vec<std::sync::Arc<K>>
 where
     K: kube::Resource<DynamicType = ()> + Clone + 'static,
 {
     if !index.contested(me) {
-        return None;
+        return Vec::new();
     }
-    holder(me, store.state().iter().map(AsRef::as_ref), same_claim)
+    let state = store.state();
+    let found = seniors(me, state.iter().map(AsRef::as_ref), same_claim);
+    found
+        .into_iter()
+        .filter_map(|senior| {
+            state
+                .iter()
+                .find(|s| std::ptr::eq(s.as_ref(), senior))
+                .cloned()
+        })
+        .collect()
 }
 
 /// How many cached objects make each claim, kept from the watch events themselves (before they reach the
-/// store), so that [`holder_in`] can answer "nobody else claims this" in O(1) instead of scanning every
+/// store), so that [`seniors_in`] can answer "nobody else claims this" in O(1) instead of scanning every
 /// cached object on every reconcile (O(N²) over a resync at 10,000 objects).
 ///
 /// Claims and objects are kept as 64-bit hashes: a collision only sends a reconcile down the exact (full
@@ -193,14 +198,19 @@ mod tests {
         key(a) == key(b)
     }
 
-    /// The older object holds the claim; the newer one is told who holds it.
+    fn names(found: &[&ConfigMap]) -> Vec<String> {
+        found.iter().map(|c| c.name_any()).collect()
+    }
+
+    /// Older objects rank first; the oldest has no senior.
     #[test]
     fn older_wins() {
         let old = obj("a", "alice", 10, "k");
+        let mid = obj("c", "alice3", 15, "k");
         let new = obj("b", "alice2", 20, "k");
-        let all = [old.clone(), new.clone()];
-        assert_eq!(holder(&old, &all, same), None);
-        assert_eq!(holder(&new, &all, same).as_deref(), Some("a/alice"));
+        let all = [new.clone(), old.clone(), mid.clone()];
+        assert!(seniors(&old, &all, same).is_empty());
+        assert_eq!(names(&seniors(&new, &all, same)), ["alice", "alice3"]);
     }
 
     /// Same creation second: namespace then name decide, so exactly one object wins.
@@ -209,8 +219,8 @@ mod tests {
         let x = obj("a", "x", 10, "k");
         let y = obj("a", "y", 10, "k");
         let all = [x.clone(), y.clone()];
-        assert_eq!(holder(&x, &all, same), None);
-        assert_eq!(holder(&y, &all, same).as_deref(), Some("a/x"));
+        assert!(seniors(&x, &all, same).is_empty());
+        assert_eq!(names(&seniors(&y, &all, same)), ["x"]);
     }
 
     /// The index follows applies, deletes and relists, and says "contested" exactly when another
@@ -248,6 +258,6 @@ mod tests {
     fn other_keys_do_not_conflict() {
         let x = obj("a", "x", 10, "k1");
         let y = obj("a", "y", 5, "k2");
-        assert_eq!(holder(&x, &[x.clone(), y], same), None);
+        assert!(seniors(&x, &[x.clone(), y], same).is_empty());
     }
 }

@@ -15,9 +15,9 @@ use super::cached::Cached;
 use super::claims::{ClaimIndex, hash_of};
 use super::conditions::{Health, Why};
 use super::credentials::CredentialsError;
-use super::{Context, Error, claims, is_paused, jittered};
+use super::{Context, Error, claims, is_paused, jittered, publish};
 use crate::blaxel::Scope;
-use crate::crd::{CredentialsRef, DeletionPolicy, Sandbox, WorkspaceMember};
+use crate::crd::{CredentialsRef, DeletionPolicy, FINALIZER, Sandbox, WorkspaceMember};
 
 /// A custom resource that manages one remote Blaxel object.
 pub trait Managed:
@@ -31,6 +31,13 @@ pub trait Managed:
 {
     /// Condition reason when another object holds the claim.
     const DUPLICATE_REASON: &'static str;
+    /// Whether cleanup under `Orphan` still has a remote step: releasing what the object owned.
+    const RELEASES_ON_ORPHAN: bool;
+    /// Why the spec cannot be acted on although admission took it (it was stored before a stricter
+    /// rule), if so. Such an object makes no remote call and holds no claim.
+    fn spec_problem(&self) -> Option<Why> {
+        None
+    }
     /// The Blaxel workspace.
     fn workspace(&self) -> &str;
     /// The object's own credentials, if any.
@@ -52,6 +59,17 @@ pub trait Managed:
 
 impl Managed for Cached<WorkspaceMember> {
     const DUPLICATE_REASON: &'static str = "DuplicateMember";
+    const RELEASES_ON_ORPHAN: bool = false;
+    fn spec_problem(&self) -> Option<Why> {
+        (!is_canonical_email(&self.spec.email)).then(|| {
+            Why::new(
+                "EmailNotCanonical",
+                "spec.email is not in canonical form (lower-case ASCII, no whitespace); it was stored \
+                 before the operator refused such addresses. Delete this object and create it again \
+                 with the address in that form",
+            )
+        })
+    }
     fn workspace(&self) -> &str {
         &self.spec.workspace
     }
@@ -62,7 +80,7 @@ impl Managed for Cached<WorkspaceMember> {
         self.spec.deletion_policy
     }
     fn identity(&self) -> String {
-        self.spec.email.trim().to_owned()
+        self.spec.email.clone()
     }
     fn store(ctx: &Context) -> &Store<Self> {
         &ctx.members
@@ -81,6 +99,7 @@ impl Managed for Cached<WorkspaceMember> {
 
 impl Managed for Cached<Sandbox> {
     const DUPLICATE_REASON: &'static str = "DuplicateSandbox";
+    const RELEASES_ON_ORPHAN: bool = true;
     fn workspace(&self) -> &str {
         &self.spec.workspace
     }
@@ -107,6 +126,22 @@ impl Managed for Cached<Sandbox> {
     }
 }
 
+/// True for an e-mail in the one form the operator acts on, the form the CRD's rule admits: lower-case
+/// printable ASCII, no whitespace, one `@` with a dot after it.
+#[must_use]
+pub fn is_canonical_email(email: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_graphic() && !c.is_ascii_uppercase();
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    email.chars().all(allowed)
+        && !local.is_empty()
+        && !domain.contains('@')
+        && domain
+            .char_indices()
+            .any(|(i, c)| c == '.' && i > 0 && i + 1 < domain.len())
+}
+
 /// A sandbox's remote name: `spec.sandboxName`, else `metadata.name`.
 #[must_use]
 pub fn remote_name(s: &Cached<Sandbox>) -> &str {
@@ -125,9 +160,38 @@ pub enum Admission {
     Stop(Health, Action),
 }
 
-/// The older object holding the claim on `obj`'s remote identity, if it is not `obj`.
-pub fn duplicate_of<K: Managed>(obj: &K, ctx: &Context) -> Option<String> {
-    claims::holder_in(obj, K::store(ctx), K::claims(ctx), K::same_claim)
+/// Condition reason and Event reason of a removal held by the mass-removal guard.
+pub const REMOVAL_HELD: &str = "RemovalLimitReached";
+
+/// The object holding the claim `obj` makes, when it is not `obj`.
+pub struct Holder {
+    /// Its name, when it is in `obj`'s namespace; objects of other namespaces are never named.
+    pub name: Option<String>,
+}
+
+/// Whether `obj` may act for its workspace, decided without a remote call: its spec is usable and its
+/// credentials resolve in its namespace. Only such an object holds a claim.
+async fn may_act<K: Managed>(obj: &K, ctx: &Context) -> bool {
+    if obj.spec_problem().is_some() {
+        return false;
+    }
+    match scope(obj, ctx).await {
+        Ok(_) => true,
+        // Unsure (the Secret could not be read just now): count it, so that nobody else takes over.
+        Err(e) => e.is_transient(),
+    }
+}
+
+/// The older object, among those that may act for the workspace, holding the claim on `obj`'s remote
+/// identity, if it is not `obj`.
+pub async fn duplicate_of<K: Managed>(obj: &K, ctx: &Context) -> Option<Holder> {
+    for senior in claims::seniors_in(obj, K::store(ctx), K::claims(ctx), K::same_claim) {
+        if may_act(senior.as_ref(), ctx).await {
+            let name = (senior.namespace() == obj.namespace()).then(|| senior.name_any());
+            return Some(Holder { name });
+        }
+    }
+    None
 }
 
 /// The workspace and key `obj` may use.
@@ -151,14 +215,36 @@ pub async fn scope<K: Managed>(obj: &K, ctx: &Context) -> Result<Scope, Credenti
     })
 }
 
-/// Duplicate claims and credentials, checked before an object may call Blaxel.
+/// The spec, the credentials and duplicate claims, checked in that order before an object may call
+/// Blaxel: an object that may not act is told why, and holds no claim.
 ///
 /// # Errors
 /// A transient failure to read credentials.
 pub async fn admit<K: Managed>(obj: &K, ctx: &Context) -> Result<Admission, Error> {
-    if let Some(holder) = duplicate_of(obj, ctx) {
+    if let Some(why) = obj.spec_problem() {
+        return Ok(Admission::Stop(
+            Health::Stalled(why),
+            Action::await_change(),
+        ));
+    }
+    let scope = match scope(obj, ctx).await {
+        Ok(scope) => scope,
+        Err(e) if e.is_transient() => return Err(e.into()),
+        Err(e) => {
+            let stalled = Health::Stalled(Why::new(e.reason(), e.to_string()));
+            return Ok(Admission::Stop(
+                stalled,
+                Action::requeue(jittered(ctx.settings.resync)),
+            ));
+        }
+    };
+    if let Some(holder) = duplicate_of(obj, ctx).await {
+        let who = holder.name.map_or_else(
+            || "An object in another namespace".to_owned(),
+            |name| format!("{name} (in this namespace)"),
+        );
         let message = format!(
-            "{holder} already manages {} in workspace {}",
+            "{who} already manages {} in workspace {}",
             obj.identity(),
             obj.workspace()
         );
@@ -170,17 +256,23 @@ pub async fn admit<K: Managed>(obj: &K, ctx: &Context) -> Result<Admission, Erro
             again,
         ));
     }
-    match scope(obj, ctx).await {
-        Ok(scope) => Ok(Admission::Proceed(scope)),
-        Err(e) if e.is_transient() => Err(e.into()),
-        Err(e) => {
-            let stalled = Health::Stalled(Why::new(e.reason(), e.to_string()));
-            Ok(Admission::Stop(
-                stalled,
-                Action::requeue(jittered(ctx.settings.resync)),
-            ))
-        }
-    }
+    Ok(Admission::Proceed(scope))
+}
+
+/// Takes one remote removal in `workspace` from the mass-removal guard. When it is held, publishes
+/// the Warning Event and returns the verdict to report and when to look again.
+pub async fn removal_held<K: Managed>(
+    obj: &K,
+    ctx: &Context,
+    workspace: &str,
+) -> Option<(Health, Duration)> {
+    let held = ctx.removals.take(workspace, obj).err()?;
+    let message = ctx.removals.message(workspace, &held);
+    publish(&ctx.recorder, obj, true, REMOVAL_HELD, message.clone()).await;
+    Some((
+        Health::Stalled(Why::new(REMOVAL_HELD, message)),
+        held.retry_in.max(Duration::from_secs(1)),
+    ))
 }
 
 /// How cleanup of a deleted object starts.
@@ -193,15 +285,39 @@ pub enum CleanupStart {
     Proceed(Scope),
 }
 
-/// The checks before remote cleanup: policy, duplicates, pause and credentials.
+/// The checks before remote cleanup: spec, policy, duplicates, pause and credentials.
+///
+/// A cleanup that cannot go on for want of credentials keeps the finalizer (the remote member or
+/// sandbox would otherwise outlive its object unseen) and says so in a condition and a Warning Event.
 ///
 /// # Errors
 /// A transient failure to read credentials.
 pub async fn begin_cleanup<K: Managed>(obj: &K, ctx: &Context) -> Result<CleanupStart, Error> {
-    if obj.deletion_policy() == DeletionPolicy::Orphan || duplicate_of(obj, ctx).is_some() {
+    if let Some(why) = obj.spec_problem() {
+        // Such an object never acted under this operator; nothing is removed on its behalf.
+        publish(
+            &ctx.recorder,
+            obj,
+            true,
+            &why.reason,
+            format!(
+                "Deleted without any remote call: {}. Remove {} from workspace {} by hand if it exists",
+                why.message,
+                obj.identity(),
+                obj.workspace()
+            ),
+        )
+        .await;
+        return Ok(CleanupStart::Done);
+    }
+    let orphan = obj.deletion_policy() == DeletionPolicy::Orphan;
+    if (orphan && !K::RELEASES_ON_ORPHAN) || duplicate_of(obj, ctx).await.is_some() {
         return Ok(CleanupStart::Done);
     }
     if is_paused(obj) {
+        if orphan {
+            return Ok(CleanupStart::Done);
+        }
         return Ok(CleanupStart::Wait(
             Health::Paused { ready: false },
             ctx.settings.resync,
@@ -210,10 +326,21 @@ pub async fn begin_cleanup<K: Managed>(obj: &K, ctx: &Context) -> Result<Cleanup
     match scope(obj, ctx).await {
         Ok(scope) => Ok(CleanupStart::Proceed(scope)),
         Err(e) if e.is_transient() => Err(e.into()),
-        Err(e) => Ok(CleanupStart::Wait(
-            Health::Stalled(Why::new(e.reason(), e.to_string())),
-            ctx.settings.resync,
-        )),
+        // Releasing an orphan is a courtesy: without credentials it is skipped, not waited for.
+        Err(_) if orphan => Ok(CleanupStart::Done),
+        Err(e) => {
+            let message = format!(
+                "{e}; the finalizer {FINALIZER} stays until the credentials are back (or a person \
+                 removes it, leaving {} in workspace {})",
+                obj.identity(),
+                obj.workspace()
+            );
+            publish(&ctx.recorder, obj, true, e.reason(), message.clone()).await;
+            Ok(CleanupStart::Wait(
+                Health::Stalled(Why::new(e.reason(), message)),
+                ctx.settings.resync,
+            ))
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`credentials`]: which API key an object may use.
 //! - [`managed`]: what both kinds share before any remote call (claims, credentials, start of cleanup).
 //! - [`events`]: Kubernetes Events (Normal ones without kube's Recorder cache).
+//! - [`removals`]: the mass-removal guard (at most so many remote removals per workspace per window).
 //! - [`backoff`]: per-object retry delays.
 //!
 //! This module holds what both drivers share: the [`Context`], the [`Error`] type and status/Event helpers.
@@ -21,6 +22,7 @@ pub mod credentials;
 pub mod events;
 pub mod managed;
 pub mod member;
+pub mod removals;
 pub mod sandbox;
 
 use std::sync::Arc;
@@ -60,6 +62,8 @@ pub struct Settings {
     pub max_reinvites: u32,
     /// How often an object that lost a duplicate claim looks again (no remote call).
     pub claim_recheck: Duration,
+    /// This operator instance (`--instance`), part of a sandbox's ownership; `None` for the default.
+    pub instance: Option<String>,
 }
 
 impl Default for Settings {
@@ -70,6 +74,7 @@ impl Default for Settings {
             transition_poll: Duration::from_secs(5),
             max_reinvites: 3,
             claim_recheck: Duration::from_secs(30),
+            instance: None,
         }
     }
 }
@@ -94,6 +99,8 @@ pub struct Context {
     pub recorder: EventPublisher,
     /// Per-object retry delays.
     pub backoff: Backoff,
+    /// The mass-removal guard.
+    pub removals: removals::RemovalGuard,
     /// Every WorkspaceMember, for duplicate claims.
     pub members: Store<Cached<crate::crd::WorkspaceMember>>,
     /// Every Sandbox, for duplicate claims.

@@ -14,7 +14,7 @@ use tracing::{info, instrument};
 use super::cache::{Seen, email_key};
 use super::cached::Cached;
 use super::conditions::{Health, Why};
-use super::managed::{Admission, CleanupStart, admit, begin_cleanup, keep_finalizer};
+use super::managed::{Admission, CleanupStart, admit, begin_cleanup, keep_finalizer, removal_held};
 use super::{
     Context, Error, conditions_for, is_paused, pending_request, publish, remote_verdict,
     requeue_after, write_status,
@@ -75,12 +75,19 @@ async fn apply(obj: &Cached<WorkspaceMember>, ctx: &Context) -> Result<Action, E
             return Ok(again);
         }
     };
-    // A person's edit restarts the re-invitation budget of an expired invitation.
-    if status.phase == Some(MemberPhase::Expired)
-        && status.observed_generation != obj.metadata.generation
-    {
+    // A person's edit restarts the re-invitation budget of an invitation given up on.
+    let gave_up = matches!(
+        status.phase,
+        Some(MemberPhase::Expired | MemberPhase::Declined)
+    );
+    let edited = status.observed_generation != obj.metadata.generation;
+    if gave_up && edited {
         report.reinvites = 0;
     }
+    let mut was_pending = matches!(
+        status.phase,
+        Some(MemberPhase::Invited | MemberPhase::Declined)
+    ) && !(gave_up && edited);
     let max_age = if pending_request(obj, status.last_handled_reconcile_at.as_ref()).is_some() {
         Duration::ZERO
     } else if status.phase == Some(MemberPhase::Active) {
@@ -102,6 +109,7 @@ async fn apply(obj: &Cached<WorkspaceMember>, ctx: &Context) -> Result<Action, E
             observed: observed.as_ref(),
             reinvites: report.reinvites,
             max_reinvites: ctx.settings.max_reinvites,
+            was_pending,
         });
         report.phase = plan.phase;
         report.health = plan.health;
@@ -118,6 +126,7 @@ async fn apply(obj: &Cached<WorkspaceMember>, ctx: &Context) -> Result<Action, E
         if plan.reinvite {
             report.reinvites += 1;
         }
+        was_pending = observed.as_ref().is_some_and(WorkspaceUser::is_pending);
     }
     if paused {
         report.health = Health::Paused {
@@ -149,22 +158,15 @@ async fn cleanup(obj: &Cached<WorkspaceMember>, ctx: &Context) -> Result<Action,
         }
         CleanupStart::Proceed(scope) => scope,
     };
-    let observed = match observe(ctx, &scope, &obj.spec.email, ctx.settings.invitation_poll).await {
-        Ok(user) => user,
-        Err(e) => {
-            return fail(
-                obj,
-                ctx,
-                &scope,
-                report(Health::Progressing(Why::new("Removing", ""))),
-                e,
-            )
-            .await;
-        }
+    let Some(action) = plan::plan_cleanup(obj.spec.deletion_policy) else {
+        return Ok(Action::await_change());
     };
-    if let Some(action) = plan::plan_cleanup(obj.spec.deletion_policy, observed.as_ref())
-        && let Err(e) = act(obj, ctx, &scope, action, observed.as_ref()).await
-    {
+    if let Some((health, after)) = removal_held(obj, ctx, &scope.workspace).await {
+        let error = keep_finalizer(&health, after);
+        finish(obj, ctx, report(health)).await?;
+        return Err(error);
+    }
+    if let Err(e) = act(obj, ctx, &scope, action, None).await {
         return fail(
             obj,
             ctx,

@@ -23,8 +23,11 @@ pub struct MemberInput<'a> {
     pub role: Role,
     /// The remote user or invitation with this e-mail, if any.
     pub observed: Option<&'a WorkspaceUser>,
-    /// Expired invitations re-sent so far.
+    /// Invitations re-sent so far (after expiry, or after one disappeared unaccepted).
     pub reinvites: u32,
+    /// True when this object last saw its invitation pending (or already gave up on one that kept
+    /// disappearing): an invitation absent now went away unaccepted, declined or revoked by hand.
+    pub was_pending: bool,
     /// How many times an expired invitation may be re-sent.
     pub max_reinvites: u32,
 }
@@ -46,6 +49,9 @@ pub struct MemberPlan {
 #[must_use]
 pub fn plan(input: MemberInput<'_>) -> MemberPlan {
     let Some(user) = input.observed else {
+        if input.was_pending {
+            return plan_vanished(input);
+        }
         return MemberPlan {
             action: Some(MemberAction::Invite),
             reinvite: false,
@@ -119,16 +125,47 @@ pub fn plan(input: MemberInput<'_>) -> MemberPlan {
     }
 }
 
-/// Plans cleanup when the object is deleted: `Some(Remove)` while a remote member or invitation is left
-/// to remove under the `Delete` policy.
+/// A pending invitation went away unaccepted: sent again, counted like a re-sent expired one (each is
+/// an e-mail to the person), and given up on at the same cap until a person edits the object.
+fn plan_vanished(input: MemberInput<'_>) -> MemberPlan {
+    if input.reinvites < input.max_reinvites {
+        return MemberPlan {
+            action: Some(MemberAction::Invite),
+            reinvite: true,
+            phase: MemberPhase::Invited,
+            health: Health::Progressing(Why::new(
+                "InvitationPending",
+                format!(
+                    "The invitation went away unaccepted (declined, or revoked by hand); sending it \
+                     again ({} of {})",
+                    input.reinvites + 1,
+                    input.max_reinvites
+                ),
+            )),
+        };
+    }
+    MemberPlan {
+        action: None,
+        reinvite: false,
+        phase: MemberPhase::Declined,
+        health: Health::Stalled(Why::new(
+            "InvitationDeclined",
+            format!(
+                "The invitation went away unaccepted (declined, or revoked by hand) after being sent \
+                 again {} times; edit the object to invite again",
+                input.reinvites
+            ),
+        )),
+    }
+}
+
+/// Plans cleanup when the object is deleted: under `Delete`, remove the member or revoke the
+/// invitation whatever a list last said (a list may be older than a new invitation; 404 is done).
 #[must_use]
-pub fn plan_cleanup(
-    policy: DeletionPolicy,
-    observed: Option<&WorkspaceUser>,
-) -> Option<MemberAction> {
-    match (policy, observed) {
-        (DeletionPolicy::Delete, Some(_)) => Some(MemberAction::Remove),
-        _ => None,
+pub fn plan_cleanup(policy: DeletionPolicy) -> Option<MemberAction> {
+    match policy {
+        DeletionPolicy::Delete => Some(MemberAction::Remove),
+        DeletionPolicy::Orphan => None,
     }
 }
 
@@ -158,6 +195,7 @@ mod tests {
             observed,
             reinvites,
             max_reinvites: 3,
+            was_pending: false,
         }
     }
 
@@ -243,15 +281,35 @@ mod tests {
         );
     }
 
-    /// Delete removes what exists; Orphan and "already gone" remove nothing.
+    /// Delete removes (404 counts as done, so no list is trusted to say "gone"); Orphan removes nothing.
     #[test]
     fn cleanup_follows_policy() {
-        let u = user("member", Some(false), false);
         assert_eq!(
-            plan_cleanup(DeletionPolicy::Delete, Some(&u)),
+            plan_cleanup(DeletionPolicy::Delete),
             Some(MemberAction::Remove)
         );
-        assert_eq!(plan_cleanup(DeletionPolicy::Delete, None), None);
-        assert_eq!(plan_cleanup(DeletionPolicy::Orphan, Some(&u)), None);
+        assert_eq!(plan_cleanup(DeletionPolicy::Orphan), None);
+    }
+
+    /// An invitation that went away unaccepted is sent again, counted, and given up on at the cap:
+    /// Declined and Stalled, not one more e-mail.
+    #[test]
+    fn vanished_invitation_is_bounded() {
+        let mut i = input(None, Role::Member, 0);
+        i.was_pending = true;
+        let again = plan(i);
+        assert_eq!(again.action, Some(MemberAction::Invite));
+        assert!(again.reinvite, "counted against --max-reinvites");
+        assert_eq!(again.phase, MemberPhase::Invited);
+        i.reinvites = 3;
+        let stop = plan(i);
+        assert_eq!(stop.action, None);
+        assert_eq!(stop.phase, MemberPhase::Declined);
+        assert!(matches!(stop.health, Health::Stalled(ref w) if w.reason == "InvitationDeclined"));
+        i.was_pending = false;
+        assert!(
+            !plan(i).reinvite,
+            "a first invitation is not a re-invitation"
+        );
     }
 }

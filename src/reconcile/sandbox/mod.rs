@@ -14,7 +14,9 @@ use tracing::{info, instrument};
 use super::cache::Seen;
 use super::cached::Cached;
 use super::conditions::{self, Health, Why};
-use super::managed::{Admission, CleanupStart, admit, begin_cleanup, keep_finalizer, remote_name};
+use super::managed::{
+    Admission, CleanupStart, admit, begin_cleanup, keep_finalizer, remote_name, removal_held,
+};
 use super::{
     Context, Error, conditions_for, is_paused, pending_request, publish, remote_verdict,
     requeue_after, write_status,
@@ -22,7 +24,7 @@ use super::{
 use crate::blaxel::model::{Sandbox as RemoteSandbox, SandboxPhase};
 use crate::blaxel::{ApiError, PowerControl, Scope};
 use crate::crd::{FINALIZER, Sandbox, SandboxStatus};
-use plan::{CleanupStep, SandboxAction, SandboxInput, observed_power};
+use plan::{CleanupStep, EXPIRED_PHASE, Owner, SandboxAction, SandboxInput, observed_power};
 
 /// At most this many remote writes in one reconcile; more waits for the next pass.
 const MAX_STEPS: usize = 3;
@@ -50,10 +52,20 @@ struct Report {
     health: Health,
     observed: Option<RemoteSandbox>,
     adopted: bool,
+    /// Blaxel removed the sandbox at the end of its ttl: report it gone, phase `EXPIRED`.
+    expired: bool,
 }
 
-fn owner(obj: &Cached<Sandbox>) -> String {
+/// The object's ownership label value, `<namespace>.<name>`.
+fn owner_label(obj: &Cached<Sandbox>) -> String {
     format!("{}.{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+fn owner<'a>(label: &'a str, ctx: &'a Context) -> Owner<'a> {
+    Owner {
+        object: label,
+        instance: ctx.settings.instance.as_deref(),
+    }
 }
 
 async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
@@ -62,6 +74,7 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
         health: Health::Progressing(Why::new("Reconciling", "Reconciling")),
         observed: None,
         adopted: status.adopted,
+        expired: false,
     };
     let name = remote_name(obj).to_owned();
     let scope = match admit(obj, ctx).await? {
@@ -91,23 +104,32 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
         Ok(s) => s,
         Err(e) => return fail(obj, ctx, &scope, report, e).await,
     };
-    let owner = owner(obj);
+    let label = owner_label(obj);
     let paused = is_paused(obj);
+    let reported_phase = status
+        .phase
+        .as_deref()
+        .filter(|_| status.observed_generation == obj.metadata.generation);
     for _ in 0..MAX_STEPS {
         let plan = plan::plan(SandboxInput {
             spec: &obj.spec,
             name: &name,
-            owner: &owner,
+            owner: owner(&label, ctx),
             observed: observed.as_ref(),
             power_control: power_control(ctx, obj),
+            reported_phase,
         });
+        report.expired = matches!(&plan.health, Health::Stalled(why) if why.reason == "TtlExpired");
         report.health = plan.health;
         let Some(action) = plan.action.filter(|_| !paused) else {
             break;
         };
-        report.adopted |= plan.adopts;
         match act(obj, ctx, &scope, &name, action, observed.as_ref()).await {
-            Ok(Some(now)) => observed = Some(now),
+            Ok(Some(now)) => {
+                // Taken over only now that the write carrying our ownership succeeded.
+                report.adopted |= plan.adopts;
+                observed = Some(now);
+            }
             Ok(None) => {
                 // The create met a sandbox still on its way out: wait for it to go.
                 report.health = Health::Progressing(Why::new(
@@ -127,7 +149,7 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
             ready: matches!(report.health, Health::Ready(_)),
         };
     }
-    report.observed = observed;
+    report.observed = observed.filter(|_| !report.expired);
     let action = requeue_after(&report.health, &ctx.settings, ctx.settings.transition_poll);
     finish(obj, ctx, report).await?;
     ctx.backoff.reset(&super::object_key(obj));
@@ -140,6 +162,7 @@ async fn cleanup(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> 
         health,
         observed,
         adopted: status.adopted,
+        expired: false,
     };
     let scope = match begin_cleanup(obj, ctx).await? {
         CleanupStart::Done => return Ok(Action::await_change()),
@@ -152,14 +175,41 @@ async fn cleanup(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> 
     };
     let name = remote_name(obj).to_owned();
     let deleting = Health::Progressing(Why::new("Deleting", format!("Deleting sandbox {name}")));
-    let mut observed = match observe(ctx, &scope, &name, ctx.settings.transition_poll).await {
-        Ok(s) => s,
+    let listed = ctx
+        .sandboxes
+        .get(&scope, &name, ctx.settings.transition_poll, || {
+            ctx.api.list_sandboxes(&scope)
+        })
+        .await;
+    let observed = match listed {
+        Ok(Seen::Present(s)) => Some(s),
+        // A list says "absent" up to its age: ask for the sandbox itself before letting the finalizer go.
+        Ok(Seen::Absent | Seen::Unsure) => match refresh(ctx, &scope, &name).await {
+            Ok(now) => now,
+            Err(e) => return fail(obj, ctx, &scope, report(deleting, None), e).await,
+        },
         Err(e) => return fail(obj, ctx, &scope, report(deleting, None), e).await,
     };
-    match plan::plan_cleanup(obj.spec.deletion_policy, observed.as_ref(), &owner(obj)) {
+    let label = owner_label(obj);
+    let observed = match plan::plan_cleanup(
+        obj.spec.deletion_policy,
+        observed.as_ref(),
+        owner(&label, ctx),
+    ) {
         CleanupStep::Done => return Ok(Action::await_change()),
-        CleanupStep::Wait => {}
+        CleanupStep::Wait => observed,
+        CleanupStep::Release(body) => {
+            return match release(obj, ctx, &scope, &body).await {
+                Ok(()) => Ok(Action::await_change()),
+                Err(e) => fail(obj, ctx, &scope, report(deleting, observed), e).await,
+            };
+        }
         CleanupStep::Delete => {
+            if let Some((health, after)) = removal_held(obj, ctx, &scope.workspace).await {
+                let error = keep_finalizer(&health, after);
+                finish(obj, ctx, report(health, observed)).await?;
+                return Err(error);
+            }
             match ctx.api.delete_sandbox(&scope, &name).await {
                 Ok(()) => {
                     info!(workspace = %scope.workspace, sandbox = %name, "delete requested");
@@ -178,18 +228,48 @@ async fn cleanup(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> 
                 }
                 Err(e) => return fail(obj, ctx, &scope, report(deleting, observed), e).await,
             }
-            observed = match refresh(ctx, &scope, &name).await {
+            match refresh(ctx, &scope, &name).await {
                 Ok(None) => return Ok(Action::await_change()),
                 Ok(now) => now,
                 Err(e) => return fail(obj, ctx, &scope, report(deleting, None), e).await,
-            };
+            }
         }
-    }
+    };
     finish(obj, ctx, report(deleting, observed)).await?;
     Err(Error::Waiting(
         format!("sandbox {name} is being deleted"),
         ctx.settings.transition_poll,
     ))
+}
+
+/// Leaves an orphaned sandbox in place without this object's ownership labels (one `PUT`), so that a
+/// later object may take it over; already gone counts as done.
+async fn release(
+    obj: &Cached<Sandbox>,
+    ctx: &Context,
+    scope: &Scope,
+    body: &RemoteSandbox,
+) -> Result<(), ApiError> {
+    let name = body.metadata.name.as_str();
+    match ctx.api.update_sandbox(scope, body).await {
+        Ok(released) => {
+            info!(workspace = %scope.workspace, sandbox = %name, "released");
+            ctx.sandboxes
+                .write_through(scope, name, Some(released))
+                .await;
+            publish(
+                &ctx.recorder,
+                obj,
+                false,
+                "Released",
+                format!("Left sandbox {name} in place without this object's ownership"),
+            )
+            .await;
+            Ok(())
+        }
+        Err(ApiError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 fn power_control(ctx: &Context, obj: &Cached<Sandbox>) -> Option<PowerControl> {
@@ -325,17 +405,28 @@ async fn finish(obj: &Cached<Sandbox>, ctx: &Context, report: Report) -> Result<
     let current = obj.status.as_ref().map(|s| &s.fields);
     let generation = obj.metadata.generation;
     let observed = report.observed.as_ref();
+    let kept = |field: fn(&SandboxStatus) -> Option<String>| {
+        if report.expired {
+            None
+        } else {
+            current.and_then(field)
+        }
+    };
     let status = SandboxStatus {
         observed_generation: generation,
-        phase: observed
-            .and_then(|s| s.status.clone())
-            .or_else(|| current.and_then(|s| s.phase.clone())),
+        phase: if report.expired {
+            Some(EXPIRED_PHASE.to_owned())
+        } else {
+            observed
+                .and_then(|s| s.status.clone())
+                .or_else(|| current.and_then(|s| s.phase.clone()))
+        },
         state: observed
             .map(observed_power)
-            .or_else(|| current.and_then(|s| s.state)),
+            .or_else(|| current.and_then(|s| s.state).filter(|_| !report.expired)),
         url: observed
             .and_then(|s| s.metadata.url.clone())
-            .or_else(|| current.and_then(|s| s.url.clone())),
+            .or_else(|| kept(|s| s.url.clone())),
         power_control: power_control(ctx, obj).map(|p| p.as_str().to_owned()),
         adopted: report.adopted,
         last_handled_reconcile_at: pending_request(obj, None)

@@ -16,6 +16,20 @@ pub const MANAGED_BY_LABEL: &str = "managed-by";
 pub const MANAGED_BY: &str = "blaxel-operator";
 /// Remote label naming the owning object as `<namespace>.<name>`.
 pub const OWNER_LABEL: &str = "blaxel-operator-owner";
+/// Remote label naming the operator instance (`--instance`) that owns the sandbox. Absent for the
+/// default instance, so that every sandbox labelled before instances existed is still recognised.
+pub const INSTANCE_LABEL: &str = "blaxel-operator-instance";
+/// The phase a Sandbox reports once Blaxel removed its sandbox at the end of `spec.ttl`.
+pub const EXPIRED_PHASE: &str = "EXPIRED";
+
+/// Who this object is, as ownership labels say it: the object and the operator instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner<'a> {
+    /// `<namespace>.<name>`.
+    pub object: &'a str,
+    /// The operator instance, `None` for the default one.
+    pub instance: Option<&'a str>,
+}
 
 /// One remote write.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,12 +51,15 @@ pub struct SandboxInput<'a> {
     pub spec: &'a SandboxSpec,
     /// The remote name.
     pub name: &'a str,
-    /// This object's ownership label value, `<namespace>.<name>`.
-    pub owner: &'a str,
+    /// This object's ownership.
+    pub owner: Owner<'a>,
     /// The remote sandbox with that name, if any.
     pub observed: Option<&'a RemoteSandbox>,
     /// How power is controlled in the workspace, when known.
     pub power_control: Option<PowerControl>,
+    /// The remote phase this object last reported for its current generation, if any: a sandbox seen
+    /// at this generation and gone since, with `spec.ttl` set, reached the end of its life.
+    pub reported_phase: Option<&'a str>,
 }
 
 /// The planner's answer.
@@ -50,7 +67,8 @@ pub struct SandboxInput<'a> {
 pub struct SandboxPlan {
     /// The next remote write, if any.
     pub action: Option<SandboxAction>,
-    /// True when the remote sandbox existed without an owner and this object takes it over.
+    /// True when the remote sandbox existed without an owner and `action` takes it over: the driver
+    /// records the adoption only once that write succeeded.
     pub adopts: bool,
     /// The verdict to report.
     pub health: Health,
@@ -67,12 +85,18 @@ pub enum Ownership {
     Theirs,
 }
 
-/// Reads the ownership label.
+/// Reads the ownership labels: ours only when both the object and the instance match.
 #[must_use]
-pub fn ownership(sandbox: &RemoteSandbox, owner: &str) -> Ownership {
-    match sandbox.metadata.labels.get(OWNER_LABEL) {
+pub fn ownership(sandbox: &RemoteSandbox, owner: Owner<'_>) -> Ownership {
+    let labels = &sandbox.metadata.labels;
+    match labels.get(OWNER_LABEL) {
         None => Ownership::Unowned,
-        Some(o) if o == owner => Ownership::Ours,
+        Some(o)
+            if o == owner.object
+                && labels.get(INSTANCE_LABEL).map(String::as_str) == owner.instance =>
+        {
+            Ownership::Ours
+        }
         Some(_) => Ownership::Theirs,
     }
 }
@@ -100,6 +124,23 @@ pub fn plan(input: SandboxInput<'_>) -> SandboxPlan {
         adopts: false,
         health: Health::Progressing(Why::new(reason, message)),
     };
+    let gone = input
+        .observed
+        .is_none_or(|remote| remote.phase() == SandboxPhase::Terminated);
+    if gone && input.spec.ttl.is_some() && input.reported_phase.is_some() {
+        return SandboxPlan {
+            action: None,
+            adopts: false,
+            health: Health::Stalled(Why::new(
+                "TtlExpired",
+                format!(
+                    "Sandbox {} is gone after it existed with spec.ttl set: taken as expired, and not \
+                     created again until the spec changes",
+                    input.name
+                ),
+            )),
+        };
+    }
     let Some(remote) = input.observed else {
         return progressing(
             Some(SandboxAction::Create(desired(input, None))),
@@ -114,14 +155,11 @@ pub fn plan(input: SandboxInput<'_>) -> SandboxPlan {
             adopts: false,
             health: Health::Stalled(Why::new(
                 "OwnedByAnother",
+                // The owner is not named: it may be an object of another namespace.
                 format!(
-                    "Sandbox {} already exists and belongs to {}",
-                    input.name,
-                    remote
-                        .metadata
-                        .labels
-                        .get(OWNER_LABEL)
-                        .map_or("", String::as_str)
+                    "Sandbox {} already exists and belongs to another object or operator instance \
+                     (its {OWNER_LABEL} label)",
+                    input.name
                 ),
             )),
         };
@@ -208,34 +246,58 @@ fn plan_existing(input: SandboxInput<'_>, remote: &RemoteSandbox, adopts: bool) 
 }
 
 /// What cleanup does next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CleanupStep {
     /// `DELETE /sandboxes/{name}`.
     Delete,
+    /// `PUT /sandboxes/{name}` with this body: the sandbox without the operator's ownership labels.
+    Release(Box<RemoteSandbox>),
     /// The remote deletion is under way: look again soon.
     Wait,
     /// Nothing (left) to do: the finalizer may go.
     Done,
 }
 
-/// Plans cleanup when the object is deleted. Never deletes a sandbox another object owns.
+/// Plans cleanup when the object is deleted. Deletes only a sandbox that carries this object's
+/// ownership (created by it, or taken over by a write that succeeded); an orphaned sandbox of ours is
+/// released (its ownership labels removed) so that a later object may take it over.
 #[must_use]
 pub fn plan_cleanup(
     policy: DeletionPolicy,
     observed: Option<&RemoteSandbox>,
-    owner: &str,
+    owner: Owner<'_>,
 ) -> CleanupStep {
     let Some(remote) = observed else {
         return CleanupStep::Done;
     };
-    if policy == DeletionPolicy::Orphan || ownership(remote, owner) == Ownership::Theirs {
+    if ownership(remote, owner) != Ownership::Ours {
         return CleanupStep::Done;
+    }
+    if policy == DeletionPolicy::Orphan {
+        if matches!(
+            remote.phase(),
+            SandboxPhase::Deleting | SandboxPhase::Terminated
+        ) {
+            return CleanupStep::Done;
+        }
+        return CleanupStep::Release(Box::new(release(remote)));
     }
     match remote.phase() {
         SandboxPhase::Terminated => CleanupStep::Done,
         SandboxPhase::Deleting => CleanupStep::Wait,
         _ => CleanupStep::Delete,
     }
+}
+
+/// `remote` as it is, less the labels that make it the operator's.
+fn release(remote: &RemoteSandbox) -> RemoteSandbox {
+    let mut body = remote.clone();
+    body.status = None;
+    body.state = None;
+    for label in [OWNER_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL] {
+        body.metadata.labels.remove(label);
+    }
+    body
 }
 
 /// The body to send: `base` (the observed object, so unknown remote fields are kept) with the spec laid over.
@@ -254,15 +316,19 @@ fn desired(input: SandboxInput<'_>, base: Option<&RemoteSandbox>) -> RemoteSandb
     if spec.memory.is_some() {
         runtime.memory = spec.memory;
     }
-    runtime.ports = spec.ports.iter().map(to_remote_port).collect();
-    runtime.envs = spec
-        .envs
-        .iter()
-        .map(|e| EnvVar {
-            name: e.name.clone(),
-            value: Some(e.value.clone()),
-        })
-        .collect();
+    // Lists the spec leaves out stay as they are remotely (taking over never erases them).
+    if let Some(ports) = &spec.ports {
+        runtime.ports = ports.iter().map(to_remote_port).collect();
+    }
+    if let Some(envs) = &spec.envs {
+        runtime.envs = envs
+            .iter()
+            .map(|e| EnvVar {
+                name: e.name.clone(),
+                value: Some(e.value.clone()),
+            })
+            .collect();
+    }
     if spec.ttl.is_some() {
         runtime.ttl.clone_from(&spec.ttl);
     }
@@ -275,10 +341,13 @@ fn desired(input: SandboxInput<'_>, base: Option<&RemoteSandbox>) -> RemoteSandb
     body
 }
 
-fn desired_labels(spec: &SandboxSpec, owner: &str) -> BTreeMap<String, String> {
+fn desired_labels(spec: &SandboxSpec, owner: Owner<'_>) -> BTreeMap<String, String> {
     let mut labels = spec.labels.clone();
     labels.insert(MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned());
-    labels.insert(OWNER_LABEL.to_owned(), owner.to_owned());
+    labels.insert(OWNER_LABEL.to_owned(), owner.object.to_owned());
+    if let Some(instance) = owner.instance {
+        labels.insert(INSTANCE_LABEL.to_owned(), instance.to_owned());
+    }
     labels
 }
 
@@ -298,20 +367,21 @@ fn needs_update(input: SandboxInput<'_>, remote: &RemoteSandbox) -> bool {
     let labels_differ = desired_labels(spec, input.owner)
         .iter()
         .any(|(k, v)| remote.metadata.labels.get(k) != Some(v));
-    let ports_differ = spec.ports.len() != runtime.ports.len()
-        || spec.ports.iter().zip(&runtime.ports).any(|(want, have)| {
-            want.target != have.target
-                || (want.name.is_some() && want.name != have.name)
-                || want.protocol.is_some_and(|p| {
-                    !have
-                        .protocol
-                        .as_deref()
-                        .is_some_and(|h| h.eq_ignore_ascii_case(p.as_str()))
-                })
-        });
-    let envs_differ = {
-        let want: BTreeMap<&str, &str> = spec
-            .envs
+    let ports_differ = spec.ports.as_ref().is_some_and(|ports| {
+        ports.len() != runtime.ports.len()
+            || ports.iter().zip(&runtime.ports).any(|(want, have)| {
+                want.target != have.target
+                    || (want.name.is_some() && want.name != have.name)
+                    || want.protocol.is_some_and(|p| {
+                        !have
+                            .protocol
+                            .as_deref()
+                            .is_some_and(|h| h.eq_ignore_ascii_case(p.as_str()))
+                    })
+            })
+    });
+    let envs_differ = spec.envs.as_ref().is_some_and(|envs| {
+        let want: BTreeMap<&str, &str> = envs
             .iter()
             .map(|e| (e.name.as_str(), e.value.as_str()))
             .collect();
@@ -321,7 +391,7 @@ fn needs_update(input: SandboxInput<'_>, remote: &RemoteSandbox) -> bool {
             .map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or_default()))
             .collect();
         want != have
-    };
+    });
     let enabled_differs = input.power_control == Some(PowerControl::Enabled)
         && remote.spec.enabled.unwrap_or(true) != (spec.state == PowerState::Running);
     runtime.image.as_deref() != Some(spec.image.as_str())
@@ -340,7 +410,14 @@ mod tests {
     use super::*;
     use crate::crd::{PortProtocol, SandboxEnv, SandboxPort};
 
-    const OWNER: &str = "team-a.dev-box";
+    const OWNER: Owner<'static> = Owner {
+        object: "team-a.dev-box",
+        instance: None,
+    };
+    const OTHER: Owner<'static> = Owner {
+        object: "team-b.other",
+        instance: None,
+    };
 
     fn spec() -> SandboxSpec {
         serde_json::from_value(serde_json::json!({
@@ -358,6 +435,7 @@ mod tests {
             owner: OWNER,
             observed,
             power_control: None,
+            reported_phase: None,
         }
     }
 
@@ -387,7 +465,7 @@ mod tests {
         assert_eq!(body.metadata.name, "dev-box");
         assert_eq!(
             body.metadata.labels.get(OWNER_LABEL).map(String::as_str),
-            Some(OWNER)
+            Some(OWNER.object)
         );
         assert_eq!(
             body.metadata.labels.get("team").map(String::as_str),
@@ -422,11 +500,11 @@ mod tests {
         let mut s = spec();
         s.memory = None;
         s.region = None;
-        s.ports = vec![SandboxPort {
+        s.ports = Some(vec![SandboxPort {
             name: None,
             target: 3000,
             protocol: None,
-        }];
+        }]);
         let mut remote = remote_for(&spec(), "DEPLOYED");
         remote
             .metadata
@@ -443,12 +521,12 @@ mod tests {
             |s| s.image = "other:1".into(),
             |s| s.memory = Some(8192),
             |s| {
-                s.envs.push(SandboxEnv {
+                s.envs.get_or_insert_default().push(SandboxEnv {
                     name: "X".into(),
                     value: "1".into(),
                 });
             },
-            |s| s.ports[0].protocol = Some(PortProtocol::Tcp),
+            |s| s.ports.as_mut().unwrap()[0].protocol = Some(PortProtocol::Tcp),
             |s| {
                 s.labels.insert("new".into(), "1".into());
             },
@@ -566,7 +644,7 @@ mod tests {
         theirs
             .metadata
             .labels
-            .insert(OWNER_LABEL.into(), "team-b.other".into());
+            .insert(OWNER_LABEL.into(), OTHER.object.into());
         let plan_theirs = plan(input(&s, Some(&theirs)));
         assert_eq!(plan_theirs.action, None);
         assert!(
@@ -582,10 +660,6 @@ mod tests {
         assert_eq!(
             plan_cleanup(DeletionPolicy::Delete, Some(&ours), OWNER),
             CleanupStep::Delete
-        );
-        assert_eq!(
-            plan_cleanup(DeletionPolicy::Orphan, Some(&ours), OWNER),
-            CleanupStep::Done
         );
         assert_eq!(
             plan_cleanup(DeletionPolicy::Delete, None, OWNER),
@@ -608,8 +682,132 @@ mod tests {
             CleanupStep::Done
         );
         assert_eq!(
-            plan_cleanup(DeletionPolicy::Delete, Some(&ours), "team-b.other"),
+            plan_cleanup(DeletionPolicy::Delete, Some(&ours), OTHER),
             CleanupStep::Done
         );
+    }
+
+    /// Only a sandbox carrying this object's ownership is deleted: an unowned one (never taken over, or
+    /// whose takeover failed) and another instance's are left alone.
+    #[test]
+    fn cleanup_deletes_only_what_is_ours() {
+        let s = spec();
+        let mut unowned = remote_for(&s, "DEPLOYED");
+        unowned.metadata.labels.clear();
+        for policy in [DeletionPolicy::Delete, DeletionPolicy::Orphan] {
+            assert_eq!(
+                plan_cleanup(policy, Some(&unowned), OWNER),
+                CleanupStep::Done
+            );
+        }
+        let ours = remote_for(&s, "DEPLOYED");
+        let east = Owner {
+            instance: Some("east"),
+            ..OWNER
+        };
+        assert_eq!(
+            plan_cleanup(DeletionPolicy::Delete, Some(&ours), east),
+            CleanupStep::Done,
+            "the default instance's sandbox is not instance east's"
+        );
+    }
+
+    /// Orphaning releases our sandbox: the same body less the ownership labels, nothing else changed.
+    #[test]
+    fn orphan_releases_ownership() {
+        let s = spec();
+        let ours = remote_for(&s, "DEPLOYED");
+        let CleanupStep::Release(body) = plan_cleanup(DeletionPolicy::Orphan, Some(&ours), OWNER)
+        else {
+            panic!("expected a release")
+        };
+        for label in [OWNER_LABEL, MANAGED_BY_LABEL, INSTANCE_LABEL] {
+            assert!(!body.metadata.labels.contains_key(label), "{label}");
+        }
+        assert_eq!(
+            body.metadata.labels.get("team").map(String::as_str),
+            Some("a")
+        );
+        assert_eq!(body.spec, ours.spec);
+        assert_eq!(body.status, None);
+    }
+
+    /// With an instance, ownership takes both labels; without one, a sandbox labelled before instances
+    /// existed is still ours.
+    #[test]
+    fn instance_is_part_of_ownership() {
+        let s = spec();
+        let legacy = remote_for(&s, "DEPLOYED");
+        assert_eq!(ownership(&legacy, OWNER), Ownership::Ours);
+        let east = Owner {
+            instance: Some("east"),
+            ..OWNER
+        };
+        assert_eq!(ownership(&legacy, east), Ownership::Theirs);
+        let mut i = input(&s, None);
+        i.owner = east;
+        let Some(SandboxAction::Create(body)) = plan(i).action else {
+            panic!("expected create")
+        };
+        assert_eq!(
+            body.metadata.labels.get(INSTANCE_LABEL).map(String::as_str),
+            Some("east")
+        );
+        assert_eq!(ownership(&body, east), Ownership::Ours);
+        assert_eq!(ownership(&body, OWNER), Ownership::Theirs);
+    }
+
+    /// Taking over never erases what the spec leaves out: ports and envs absent from the spec are kept
+    /// and never compared; `[]` does clear them.
+    #[test]
+    fn adoption_keeps_lists_the_spec_leaves_out() {
+        let mut s = spec();
+        let mut unowned = remote_for(&s, "DEPLOYED");
+        unowned.metadata.labels.clear();
+        s.ports = None;
+        s.envs = None;
+        let Some(SandboxAction::Update(body)) = plan(input(&s, Some(&unowned))).action else {
+            panic!("expected the adopting update")
+        };
+        let runtime = body.spec.runtime.unwrap();
+        assert_eq!(runtime.ports.len(), 1);
+        assert_eq!(runtime.envs.len(), 1);
+        let mut owned = unowned.clone();
+        owned.metadata.labels = desired_labels(&s, OWNER);
+        assert_eq!(
+            plan(input(&s, Some(&owned))).action,
+            None,
+            "nothing to compare"
+        );
+        s.ports = Some(Vec::new());
+        let Some(SandboxAction::Update(body)) = plan(input(&s, Some(&owned))).action else {
+            panic!("an explicit empty list is a change")
+        };
+        assert!(body.spec.runtime.unwrap().ports.is_empty());
+    }
+
+    /// A sandbox with spec.ttl that was seen at this generation and is gone (absent or TERMINATED) is
+    /// expired, not recreated; without ttl, or never seen, it is created.
+    #[test]
+    fn expired_ttl_is_not_recreated() {
+        let mut s = spec();
+        s.ttl = Some("1h".into());
+        let terminated = remote_for(&s, "TERMINATED");
+        for observed in [None, Some(&terminated)] {
+            let mut i = input(&s, observed);
+            i.reported_phase = Some("DEPLOYED");
+            let plan = plan(i);
+            assert_eq!(plan.action, None);
+            assert!(matches!(plan.health, Health::Stalled(ref w) if w.reason == "TtlExpired"));
+            i.reported_phase = None;
+            assert!(matches!(
+                super::plan(i).action,
+                Some(SandboxAction::Create(_))
+            ));
+        }
+        s.ttl = None;
+        let mut i = input(&s, None);
+        i.reported_phase = Some("DEPLOYED");
+        assert!(matches!(plan(i).action, Some(SandboxAction::Create(_))));
     }
 }
