@@ -294,7 +294,7 @@ async fn duplicate_claim_older_wins() {
     world
         .apply_member(
             "second",
-            json!({"workspace": world.workspace, "email": "Frank@Example.com", "role": "admin"}),
+            json!({"workspace": world.workspace, "email": "frank@example.com", "role": "admin"}),
         )
         .await;
     eventually("second Stalled DuplicateMember", DEADLINE, || async {

@@ -118,7 +118,8 @@ async fn admission_rejects_bad_input_with_readable_messages() {
     .await
     .unwrap_err();
     assert!(
-        err.to_string().contains("email must be an e-mail address"),
+        err.to_string()
+            .contains("email must be a lower-case ASCII e-mail address"),
         "{err}"
     );
     let err = apply(

@@ -176,8 +176,9 @@ pub struct SandboxMetadata {
     /// The sandbox name, unique in its workspace.
     #[serde(default)]
     pub name: String,
-    /// Labels.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Labels. Always sent, even empty: a `PUT` replaces the labels it carries and keeps them when it
+    /// carries none, so releasing the last label takes an explicit `{}`.
+    #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// The sandbox URL, once it has one. Read-only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
