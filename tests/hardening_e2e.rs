@@ -486,7 +486,7 @@ async fn cleanup_without_credentials_says_why() {
         "a Warning Event about the credentials",
         DEADLINE,
         || async {
-            let list = events.list(&Default::default()).await.ok()?;
+            let list = events.list(&kube::api::ListParams::default()).await.ok()?;
             list.items
                 .iter()
                 .any(|e| {
@@ -603,7 +603,7 @@ async fn a_failing_list_is_fetched_once_per_window() {
     world
         .sim_control(
             "faults/script",
-            json!({"route": "GET /v0/users", "status": 503, "times": 100000}),
+            json!({"route": "GET /v0/users", "status": 503, "times": 100_000}),
         )
         .await;
     let _op = world.start_operator(&[]);
