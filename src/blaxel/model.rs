@@ -413,11 +413,12 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
-    /// Unknown fields and unknown status values deserialize and survive a round trip.
+    /// Unknown fields and unknown status values deserialize and survive a round trip (labels are always
+    /// sent, even empty: a `PUT` keeps the labels it does not carry).
     #[test]
     fn unknown_fields_and_values_are_kept() {
         let raw = serde_json::json!({
-            "metadata": {"name": "a", "plan": "x"},
+            "metadata": {"name": "a", "plan": "x", "labels": {}},
             "spec": {"runtime": {"image": "i", "cpu": 2}, "volumes": []},
             "status": "HIBERNATING",
             "brandNew": {"x": 1}
