@@ -169,6 +169,18 @@ pub struct Holder {
     pub name: Option<String>,
 }
 
+impl Holder {
+    /// The duplicate's condition message: the holder is named only when it shares the namespace.
+    #[must_use]
+    pub fn message(&self, identity: &str, workspace: &str) -> String {
+        let who = self.name.as_ref().map_or_else(
+            || "An object in another namespace".to_owned(),
+            |name| format!("{name} (in this namespace)"),
+        );
+        format!("{who} already manages {identity} in workspace {workspace}")
+    }
+}
+
 /// Whether `obj` may act for its workspace, decided without a remote call: its spec is usable and its
 /// credentials resolve in its namespace. Only such an object holds a claim.
 async fn may_act<K: Managed>(obj: &K, ctx: &Context) -> bool {
@@ -239,15 +251,7 @@ pub async fn admit<K: Managed>(obj: &K, ctx: &Context) -> Result<Admission, Erro
         }
     };
     if let Some(holder) = duplicate_of(obj, ctx).await {
-        let who = holder.name.map_or_else(
-            || "An object in another namespace".to_owned(),
-            |name| format!("{name} (in this namespace)"),
-        );
-        let message = format!(
-            "{who} already manages {} in workspace {}",
-            obj.identity(),
-            obj.workspace()
-        );
+        let message = holder.message(&obj.identity(), obj.workspace());
         // Re-checked often (it costs no remote call), so the newer object takes over soon after the
         // holder is gone.
         let again = Action::requeue(jittered(ctx.settings.claim_recheck));
@@ -355,4 +359,48 @@ pub fn keep_finalizer(health: &Health, after: Duration) -> Error {
         Health::Paused { .. } => "paused".to_owned(),
     };
     Error::Waiting(message, after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A duplicate is told the holder's name only when the holder is in its own namespace.
+    #[test]
+    fn holders_of_other_namespaces_are_not_named() {
+        let here = Holder {
+            name: Some("alice".into()),
+        };
+        let elsewhere = Holder { name: None };
+        assert_eq!(
+            here.message("alice@example.com", "acme"),
+            "alice (in this namespace) already manages alice@example.com in workspace acme"
+        );
+        let hidden = elsewhere.message("alice@example.com", "acme");
+        assert!(hidden.starts_with("An object in another namespace"), "{hidden}");
+    }
+
+    /// The canonical e-mail form is the one the CRD admits: lower-case printable ASCII, no whitespace.
+    #[test]
+    fn canonical_emails() {
+        for ok in ["alice@example.com", "a.b+c@x.y", "o'neil@ex-ample.co.uk", "a@b..c"] {
+            assert!(is_canonical_email(ok), "{ok}");
+        }
+        for bad in [
+            "Alice@example.com",
+            "alice@example.com\u{a0}",
+            " alice@example.com",
+            "alice@example.com\t",
+            "al ice@example.com",
+            "élodie@example.com",
+            "alice@example",
+            "alice@example.",
+            "alice@.com",
+            "@example.com",
+            "alice@@example.com",
+            "a@b@example.com",
+        ] {
+            assert!(!is_canonical_email(bad), "{bad:?}");
+        }
+    }
 }
