@@ -81,9 +81,10 @@ async fn hand_made_sandbox(world: &World, name: &str) {
     assert!(status.is_success(), "{status}");
 }
 
-/// Polls `check`, asking member "ivy" for a forced resync before each look.
-async fn nudged_until<F, Fut>(world: &World, what: &str, mut check: F)
+/// Polls `check`, asking object `name` for a forced resync (fresh remote reads) before each look.
+async fn nudged_until<K, F, Fut>(api: &Api<K>, name: &str, what: &str, mut check: F)
 where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<()>>,
 {
@@ -93,9 +94,8 @@ where
         let annotation = json!({"metadata": {"annotations": {"blaxel.ai/reconcile-requested-at": n.to_string()}}});
         let look = check();
         async move {
-            let _ = world
-                .members()
-                .patch("ivy", &PatchParams::default(), &Patch::Merge(annotation))
+            let _ = api
+                .patch(name, &PatchParams::default(), &Patch::Merge(annotation))
                 .await;
             look.await
         }
@@ -319,7 +319,18 @@ async fn an_expired_sandbox_is_not_recreated() {
         .blaxel(reqwest::Method::DELETE, "/sandboxes/brief", None)
         .await;
     assert!(status.is_success(), "{status}");
-    condition_is(&world.sandboxes(), "brief", "Stalled", "True", "TtlExpired").await;
+    // A settled object reads a list up to a resync old: ask for fresh reads until it sees the removal.
+    nudged_until(
+        &world.sandboxes(),
+        "brief",
+        "brief Stalled TtlExpired",
+        || async {
+            let status = world.sandboxes().get("brief").await.ok()?.status?;
+            (condition(&status.conditions, "Stalled")? == ("True".into(), "TtlExpired".into()))
+                .then_some(())
+        },
+    )
+    .await;
     let status = world
         .sandboxes()
         .get("brief")
@@ -461,11 +472,17 @@ async fn cleanup_without_credentials_says_why() {
         .unwrap();
     // Deleted only once the operator itself no longer has the key (it keeps a Secret's key for a
     // moment): ask for resyncs until it reports the key gone.
-    nudged_until(&world, "ivy Stalled CredentialsNotFound", || async {
-        let status = world.members().get("ivy").await.ok()?.status?;
-        (condition(&status.conditions, "Stalled")? == ("True".into(), "CredentialsNotFound".into()))
-            .then_some(())
-    })
+    nudged_until(
+        &world.members(),
+        "ivy",
+        "ivy Stalled CredentialsNotFound",
+        || async {
+            let status = world.members().get("ivy").await.ok()?.status?;
+            (condition(&status.conditions, "Stalled")?
+                == ("True".into(), "CredentialsNotFound".into()))
+                .then_some(())
+        },
+    )
     .await;
     world
         .members()
@@ -506,7 +523,7 @@ async fn cleanup_without_credentials_says_why() {
         .await
         .unwrap();
     // A Secret put back does not wake the object: a forced resync does (else the next periodic one).
-    nudged_until(&world, "ivy gone", || async {
+    nudged_until(&world.members(), "ivy", "ivy gone", || async {
         world
             .members()
             .get_opt("ivy")
