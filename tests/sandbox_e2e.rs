@@ -130,7 +130,8 @@ async fn lifecycle_create_stop_start_delete() {
 #[tokio::test]
 async fn update_and_failure_are_reported() {
     let mut world = World::new(fast()).await;
-    let _op = world.start_operator(&[]);
+    // A resync far beyond the deadline below: only the forced resync can surface FAILED in time.
+    let _op = world.start_operator(&["--resync-interval", "1h"]);
     world.apply_sandbox("box", spec(&world, "Running")).await;
     ready_in(&world, "box", "DEPLOYED", PowerState::Running).await;
     let mut changed = spec(&world, "Running");
@@ -166,7 +167,7 @@ async fn update_and_failure_are_reported() {
         .unwrap();
     eventually(
         "FAILED surfaced with the remote message",
-        DEADLINE,
+        Duration::from_secs(10),
         || async {
             let s = world.sandboxes().get("box").await.ok()?.status?;
             let ready = s.conditions.iter().find(|c| c.type_ == "Ready")?;
