@@ -137,7 +137,12 @@ pub struct LocalApiServer {
 
 /// The `scripts/kube-local` of this source tree, or the path in `BLAXEL_KUBE_LOCAL_SCRIPT`.
 pub fn script_path() -> PathBuf {
-    match std::env::var_os(SCRIPT_ENV) {
+    script_path_from(std::env::var_os(SCRIPT_ENV))
+}
+
+/// [`script_path`] for a given value of the override variable.
+fn script_path_from(value: Option<std::ffi::OsString>) -> PathBuf {
+    match value {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("scripts")
@@ -327,11 +332,13 @@ mod tests {
     /// The script is found relative to the crate, and the override variable wins.
     #[test]
     fn script_path_defaults_to_the_crate_script() {
-        let p = script_path();
-        if std::env::var_os(SCRIPT_ENV).is_none() {
+        for unset in [None, Some(std::ffi::OsString::new())] {
+            let p = script_path_from(unset);
             assert!(p.ends_with("scripts/kube-local"), "{}", p.display());
             assert!(p.is_file());
         }
+        let custom = script_path_from(Some("/opt/kube-local".into()));
+        assert_eq!(custom, PathBuf::from("/opt/kube-local"));
     }
 
     /// Error output keeps only the last lines, so a failing cold build stays readable.
