@@ -311,6 +311,66 @@ async fn duplicate_claim_older_wins() {
         0,
         "the duplicate never set its role"
     );
+
+    // Deleting a losing duplicate revokes nothing: the holder's invitation stays.
+    world
+        .apply_member(
+            "third",
+            json!({"workspace": world.workspace, "email": "frank@example.com", "role": "admin"}),
+        )
+        .await;
+    world
+        .members()
+        .delete("second", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("second gone", DEADLINE, || async {
+        world
+            .members()
+            .get_opt("second")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(world.calls("DELETE /v0/users/{subOrEmail}"), 0);
+    assert!(world.remote_user("frank@example.com").await.is_some());
+
+    // Deleting the holder removes its invitation, and the claim passes to the remaining object, which
+    // invites with its own role (a forced look spares the wait for the claim re-check).
+    world
+        .members()
+        .delete("first", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("first gone", DEADLINE, || async {
+        world
+            .members()
+            .get_opt("first")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(world.calls("DELETE /v0/users/{subOrEmail}"), 1);
+    world
+        .members()
+        .patch(
+            "third",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"blaxel.ai/reconcile-requested-at": "1"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    eventually("third invites frank as admin", DEADLINE, || async {
+        (world.remote_user("frank@example.com").await?["role"] == "admin").then_some(())
+    })
+    .await;
+    assert_eq!(world.calls("POST /v0/users"), 2);
 }
 
 /// A namespace not allowed the default key is Stalled CredentialsNotPermitted and nothing is called.
