@@ -437,3 +437,59 @@ async fn expired_invitations_are_resent_then_stall() {
     let status = world.members().get("kim").await.unwrap().status.unwrap();
     assert_eq!(status.reinvites, 2);
 }
+
+/// A key Blaxel refuses (401) from a Secret: Stalled `Unauthorized`, one attempt per resync, and the
+/// Secret-held key appears in no status, Event or log line.
+#[tokio::test]
+async fn a_refused_secret_key_is_stalled_unauthorized_and_never_shown() {
+    let mut world = World::new(SimConfig::default()).await;
+    let wrong_key = "bl_wrong_key_9f8e7d6c5b4a";
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(world.client.clone(), &world.ns);
+    let secret = serde_json::from_value(
+        json!({"metadata": {"name": "team-key"}, "stringData": {"apiKey": wrong_key}}),
+    )
+    .unwrap();
+    secrets
+        .create(&kube::api::PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let op = world.start_operator(&[]);
+    world
+        .apply_member(
+            "uma",
+            json!({"workspace": world.workspace, "email": "uma@example.com",
+                   "credentialsRef": {"name": "team-key"}}),
+        )
+        .await;
+    let status = eventually("uma Stalled Unauthorized", DEADLINE, || async {
+        let s = world.members().get("uma").await.ok()?.status?;
+        (condition(&s.conditions, "Stalled")? == ("True".into(), "Unauthorized".into()))
+            .then_some(s)
+    })
+    .await;
+    assert_eq!(world.calls("POST /v0/users"), 0, "nothing written");
+    let shown = serde_json::to_string(&status).unwrap();
+    assert!(!shown.contains(wrong_key), "{shown}");
+    let events: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(world.client.clone(), &world.ns);
+    let listed = events
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Unauthorized")),
+        "a Warning Event says why"
+    );
+    assert!(
+        !serde_json::to_string(&listed.items)
+            .unwrap()
+            .contains(wrong_key)
+    );
+    let log = op.output();
+    assert!(log.contains("uma"), "the log names the object: {log}");
+    assert!(!log.contains(wrong_key), "the key leaked into the log");
+}
