@@ -285,3 +285,87 @@ async fn adoption_and_foreign_owner() {
         "{remote}"
     );
 }
+
+/// A FAILED sandbox still takes a spec change, and the update carries the changed field (`ttl` here);
+/// a paused object's deletion waits, with no DELETE, until it is unpaused.
+#[tokio::test]
+async fn failed_takes_updates_and_paused_deletion_waits() {
+    let mut world = World::new(fast()).await;
+    let op = world.start_operator(&["--resync-interval", "1h"]);
+    world.apply_sandbox("box", spec(&world, "Running")).await;
+    ready_in(&world, "box", "DEPLOYED", PowerState::Running).await;
+    world
+        .sim_control(
+            &format!("workspaces/{}/sandboxes/box/fail", world.workspace),
+            json!({"message": "out of memory"}),
+        )
+        .await;
+    let mut changed = spec(&world, "Running");
+    changed["ttl"] = json!("2h");
+    world.apply_sandbox("box", changed.clone()).await;
+    eventually(
+        "the ttl reached Blaxel",
+        Duration::from_secs(10),
+        || async {
+            (world.remote_sandbox("box").await?["spec"]["runtime"]["ttl"] == "2h").then_some(())
+        },
+    )
+    .await;
+    assert_eq!(world.calls("PUT /v0/sandboxes/{name}"), 1);
+
+    world
+        .sandboxes()
+        .patch(
+            "box",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"annotations": {"blaxel.ai/paused": "true"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    eventually("Synced False Paused", DEADLINE, || async {
+        let s = world.sandboxes().get("box").await.ok()?.status?;
+        (condition(&s.conditions, "Synced")? == ("False".into(), "Paused".into())).then_some(())
+    })
+    .await;
+    world
+        .sandboxes()
+        .delete("box", &DeleteParams::default())
+        .await
+        .unwrap();
+    // The cleanup ran and chose to wait (it keeps the finalizer by failing with CleanupPending).
+    eventually("cleanup waits while paused", DEADLINE, || async {
+        let text = op.scrape().await?;
+        let waited = support::operator::sample(
+            &text,
+            "blaxel_operator_reconcile_failures_total{kind=\"Sandbox\",category=\"CleanupPending\"}",
+        )?;
+        (waited >= 1.0).then_some(())
+    })
+    .await;
+    assert!(world.sandboxes().get_opt("box").await.unwrap().is_some());
+    assert_eq!(world.calls("DELETE /v0/sandboxes/{name}"), 0);
+    world
+        .sandboxes()
+        .patch(
+            "box",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"annotations": {"blaxel.ai/paused": null}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    eventually("deleted once unpaused", DEADLINE, || async {
+        world
+            .sandboxes()
+            .get_opt("box")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(world.calls("DELETE /v0/sandboxes/{name}"), 1);
+}
