@@ -248,6 +248,48 @@ async fn key_and_tokens_never_reach_errors_or_logs() {
     assert!(!format!("{tokens:?}").contains("tok_preview_secret_77"));
 }
 
+/// A key echoed right at the message length cut is scrubbed before the cut: no prefix of it survives.
+#[tokio::test]
+async fn key_at_the_length_cut_leaves_no_prefix() {
+    // 295 characters of message, then the credential: a cut at 300 before scrubbing would keep 5 of its.
+    let echo = |status: StatusCode| {
+        move |headers: HeaderMap| async move {
+            let auth = headers["authorization"].to_str().unwrap();
+            let key = auth.trim_start_matches("Bearer ");
+            error_body(status, &format!("{}{key} was refused", "x".repeat(295)))
+        }
+    };
+    let router = Router::new()
+        .route("/users", get(echo(StatusCode::UNAUTHORIZED)))
+        .route("/users/{id}", put(echo(StatusCode::BAD_REQUEST)))
+        .route(
+            "/sandboxes/{name}",
+            get(echo(StatusCode::NOT_FOUND)).delete(echo(StatusCode::CONFLICT)),
+        );
+    let (base, _log) = serve(router).await;
+    let client = client(&base);
+    let scope = scope();
+    let errors = [
+        client.list_users(&scope).await.unwrap_err(),
+        client
+            .set_user_role(&scope, "a@b.c", "admin")
+            .await
+            .unwrap_err(),
+        client.get_sandbox(&scope, "s").await.unwrap_err(),
+        client.delete_sandbox(&scope, "s").await.unwrap_err(),
+    ];
+    for error in errors {
+        let shown = error.to_string();
+        assert!(shown.contains("xxxxx"), "the message is kept: {shown}");
+        for len in 5..=KEY.len() {
+            assert!(
+                !shown.contains(&KEY[..len]),
+                "{len} characters of the key leaked: {shown}"
+            );
+        }
+    }
+}
+
 /// A 429 is retried after at least its Retry-After, and the request then succeeds.
 #[tokio::test]
 async fn rate_limited_get_waits_retry_after_then_succeeds() {

@@ -248,7 +248,8 @@ impl HttpClient {
                 .await
             {
                 Ok(body) => return Ok(body),
-                Err(error) => error_map::scrub_error(error, &scope.api_key),
+                // Only the category is logged below; messages are sanitized once, on the way out (`seal`).
+                Err(error) => error,
             };
             let policy = self.inner.retry;
             if let ApiError::RateLimited {
@@ -434,6 +435,57 @@ impl HttpClient {
         })
     }
 
+    /// Starts or stops a sandbox (see [`BlaxelApi::set_sandbox_power`]), errors not yet sealed.
+    async fn power(
+        &self,
+        scope: &Scope,
+        current: &Sandbox,
+        running: bool,
+    ) -> Result<PowerControl, ApiError> {
+        let power = &self.inner.power;
+        let workspace = scope.workspace.as_str();
+        let name = current.metadata.name.as_str();
+        if power.get(workspace) == Some(PowerControl::Enabled) {
+            self.set_enabled(scope, name, None, running).await?;
+            return Ok(PowerControl::Enabled);
+        }
+        // While the mode is unknown, one caller per workspace probes; the others wait for its verdict.
+        let _detecting = match power.get(workspace) {
+            None => Some(power.detection_guard(workspace).await),
+            Some(_) => None,
+        };
+        if power.get(workspace) == Some(PowerControl::Enabled) {
+            self.set_enabled(scope, name, None, running).await?;
+            return Ok(PowerControl::Enabled);
+        }
+        match self.start_stop(scope, name, running).await {
+            Ok(()) => {
+                power.set(workspace, PowerControl::StartStop);
+                Ok(PowerControl::StartStop)
+            }
+            Err(ApiError::NotFound { message }) => {
+                // 404 means "no such sandbox" or "no such route" (today's API). The caller just observed
+                // the sandbox, but it may have been deleted since: one GET tells the two apart, so a race
+                // with a deletion can never switch a 2025 workspace to `spec.enabled` for good. The GET
+                // is not wasted: it is the read of the read-modify-write below.
+                let fresh = match self.get_raw_sandbox(scope, name).await {
+                    Ok(fresh) => fresh,
+                    Err(ApiError::NotFound { .. }) => return Err(ApiError::NotFound { message }),
+                    Err(error) => return Err(error),
+                };
+                if power.set(workspace, PowerControl::Enabled) {
+                    tracing::info!(
+                        workspace,
+                        "sandbox start/stop routes are gone; using spec.enabled for power control"
+                    );
+                }
+                self.set_enabled(scope, name, Some(fresh), running).await?;
+                Ok(PowerControl::Enabled)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// `PUT /sandboxes/{name}/start|stop`; "already in that state" (409) counts as success.
     async fn start_stop(&self, scope: &Scope, name: &str, running: bool) -> Result<(), ApiError> {
         let (action, route) = if running {
@@ -617,18 +669,30 @@ fn decode_listing<T: DeserializeOwned>(
     result.map_err(|e| error_map::decode_error(what, &e))
 }
 
+/// Every error leaving the client through [`BlaxelApi`]: scrubbed of the key, then cut
+/// ([`error_map::outgoing`]). Errors are built with the remote text whole inside the client; this is the one
+/// place they are made fit to be shown (status, Events, logs).
+fn seal<T>(scope: &Scope, result: Result<T, ApiError>) -> Result<T, ApiError> {
+    result.map_err(|error| error_map::outgoing(error, &scope.api_key))
+}
+
 #[async_trait]
 impl BlaxelApi for HttpClient {
     async fn list_users(&self, scope: &Scope) -> Result<Listing<WorkspaceUser>, ApiError> {
-        self.list_all(scope, "/users", &["users"], false, "list of users")
+        let listing = self
+            .list_all(scope, "/users", &["users"], false, "list of users")
             .await
-            .map(Listing::complete)
+            .map(Listing::complete);
+        seal(scope, listing)
     }
 
     async fn invite_user(&self, scope: &Scope, email: &str) -> Result<PendingInvitation, ApiError> {
-        let call =
-            Call::new(Method::POST, "/users", &["users"]).json(&json!({ "email": email }))?;
-        self.fetch(scope, &call, "invitation").await
+        let invite = async {
+            let call =
+                Call::new(Method::POST, "/users", &["users"]).json(&json!({ "email": email }))?;
+            self.fetch(scope, &call, "invitation").await
+        };
+        seal(scope, invite.await)
     }
 
     async fn set_user_role(
@@ -637,51 +701,62 @@ impl BlaxelApi for HttpClient {
         sub_or_email: &str,
         role: &str,
     ) -> Result<WorkspaceUser, ApiError> {
-        let segments = ["users", sub_or_email];
-        let call = Call::new(Method::PUT, "/users/{subOrEmail}", &segments)
-            .json(&json!({ "role": role }))?;
-        self.fetch(scope, &call, "workspace user").await
+        let set = async {
+            let segments = ["users", sub_or_email];
+            let call = Call::new(Method::PUT, "/users/{subOrEmail}", &segments)
+                .json(&json!({ "role": role }))?;
+            self.fetch(scope, &call, "workspace user").await
+        };
+        seal(scope, set.await)
     }
 
     async fn remove_user(&self, scope: &Scope, sub_or_email: &str) -> Result<(), ApiError> {
         let segments = ["users", sub_or_email];
         let call = Call::new(Method::DELETE, "/users/{subOrEmail}", &segments);
-        self.execute(scope, &call).await.map(|_| ())
+        seal(scope, self.execute(scope, &call).await.map(|_| ()))
     }
 
     async fn list_sandboxes(&self, scope: &Scope) -> Result<Listing<Sandbox>, ApiError> {
-        self.list_all(
-            scope,
-            "/sandboxes",
-            &["sandboxes"],
-            true,
-            "list of sandboxes",
-        )
-        .await
-        .map(Listing::complete)
+        let listing = self
+            .list_all(
+                scope,
+                "/sandboxes",
+                &["sandboxes"],
+                true,
+                "list of sandboxes",
+            )
+            .await
+            .map(Listing::complete);
+        seal(scope, listing)
     }
 
     async fn get_sandbox(&self, scope: &Scope, name: &str) -> Result<Sandbox, ApiError> {
         let segments = ["sandboxes", name];
         let call = Call::new(Method::GET, "/sandboxes/{name}", &segments);
-        self.fetch(scope, &call, "sandbox").await
+        seal(scope, self.fetch(scope, &call, "sandbox").await)
     }
 
     async fn create_sandbox(&self, scope: &Scope, sandbox: &Sandbox) -> Result<Sandbox, ApiError> {
-        let call = Call::new(Method::POST, "/sandboxes", &["sandboxes"]).json(sandbox)?;
-        self.fetch(scope, &call, "sandbox").await
+        let create = async {
+            let call = Call::new(Method::POST, "/sandboxes", &["sandboxes"]).json(sandbox)?;
+            self.fetch(scope, &call, "sandbox").await
+        };
+        seal(scope, create.await)
     }
 
     async fn update_sandbox(&self, scope: &Scope, sandbox: &Sandbox) -> Result<Sandbox, ApiError> {
-        let segments = ["sandboxes", sandbox.metadata.name.as_str()];
-        let call = Call::new(Method::PUT, "/sandboxes/{name}", &segments).json(sandbox)?;
-        self.fetch(scope, &call, "sandbox").await
+        let update = async {
+            let segments = ["sandboxes", sandbox.metadata.name.as_str()];
+            let call = Call::new(Method::PUT, "/sandboxes/{name}", &segments).json(sandbox)?;
+            self.fetch(scope, &call, "sandbox").await
+        };
+        seal(scope, update.await)
     }
 
     async fn delete_sandbox(&self, scope: &Scope, name: &str) -> Result<(), ApiError> {
         let segments = ["sandboxes", name];
         let call = Call::new(Method::DELETE, "/sandboxes/{name}", &segments);
-        self.execute(scope, &call).await.map(|_| ())
+        seal(scope, self.execute(scope, &call).await.map(|_| ()))
     }
 
     async fn set_sandbox_power(
@@ -690,48 +765,7 @@ impl BlaxelApi for HttpClient {
         current: &Sandbox,
         running: bool,
     ) -> Result<PowerControl, ApiError> {
-        let power = &self.inner.power;
-        let workspace = scope.workspace.as_str();
-        let name = current.metadata.name.as_str();
-        if power.get(workspace) == Some(PowerControl::Enabled) {
-            self.set_enabled(scope, name, None, running).await?;
-            return Ok(PowerControl::Enabled);
-        }
-        // While the mode is unknown, one caller per workspace probes; the others wait for its verdict.
-        let _detecting = match power.get(workspace) {
-            None => Some(power.detection_guard(workspace).await),
-            Some(_) => None,
-        };
-        if power.get(workspace) == Some(PowerControl::Enabled) {
-            self.set_enabled(scope, name, None, running).await?;
-            return Ok(PowerControl::Enabled);
-        }
-        match self.start_stop(scope, name, running).await {
-            Ok(()) => {
-                power.set(workspace, PowerControl::StartStop);
-                Ok(PowerControl::StartStop)
-            }
-            Err(ApiError::NotFound { message }) => {
-                // 404 means "no such sandbox" or "no such route" (today's API). The caller just observed
-                // the sandbox, but it may have been deleted since: one GET tells the two apart, so a race
-                // with a deletion can never switch a 2025 workspace to `spec.enabled` for good. The GET
-                // is not wasted: it is the read of the read-modify-write below.
-                let fresh = match self.get_raw_sandbox(scope, name).await {
-                    Ok(fresh) => fresh,
-                    Err(ApiError::NotFound { .. }) => return Err(ApiError::NotFound { message }),
-                    Err(error) => return Err(error),
-                };
-                if power.set(workspace, PowerControl::Enabled) {
-                    tracing::info!(
-                        workspace,
-                        "sandbox start/stop routes are gone; using spec.enabled for power control"
-                    );
-                }
-                self.set_enabled(scope, name, Some(fresh), running).await?;
-                Ok(PowerControl::Enabled)
-            }
-            Err(error) => Err(error),
-        }
+        seal(scope, self.power(scope, current, running).await)
     }
 
     fn power_control(&self, workspace: &str) -> Option<PowerControl> {
@@ -740,14 +774,16 @@ impl BlaxelApi for HttpClient {
 
     async fn list_previews(&self, scope: &Scope, sandbox: &str) -> Result<Vec<Preview>, ApiError> {
         let segments = ["sandboxes", sandbox, "previews"];
-        self.list_all(
-            scope,
-            "/sandboxes/{name}/previews",
-            &segments,
-            false,
-            "list of previews",
-        )
-        .await
+        let previews = self
+            .list_all(
+                scope,
+                "/sandboxes/{name}/previews",
+                &segments,
+                false,
+                "list of previews",
+            )
+            .await;
+        seal(scope, previews)
     }
 
     async fn create_preview(
@@ -756,10 +792,13 @@ impl BlaxelApi for HttpClient {
         sandbox: &str,
         preview: &Preview,
     ) -> Result<Preview, ApiError> {
-        let segments = ["sandboxes", sandbox, "previews"];
-        let call =
-            Call::new(Method::POST, "/sandboxes/{name}/previews", &segments).json(preview)?;
-        self.fetch(scope, &call, "preview").await
+        let create = async {
+            let segments = ["sandboxes", sandbox, "previews"];
+            let call =
+                Call::new(Method::POST, "/sandboxes/{name}/previews", &segments).json(preview)?;
+            self.fetch(scope, &call, "preview").await
+        };
+        seal(scope, create.await)
     }
 
     async fn delete_preview(
@@ -774,7 +813,7 @@ impl BlaxelApi for HttpClient {
             "/sandboxes/{name}/previews/{preview}",
             &segments,
         );
-        self.execute(scope, &call).await.map(|_| ())
+        seal(scope, self.execute(scope, &call).await.map(|_| ()))
     }
 
     async fn list_preview_tokens(
@@ -784,14 +823,16 @@ impl BlaxelApi for HttpClient {
         preview: &str,
     ) -> Result<Vec<PreviewToken>, ApiError> {
         let segments = ["sandboxes", sandbox, "previews", preview, "tokens"];
-        self.list_all(
-            scope,
-            "/sandboxes/{name}/previews/{preview}/tokens",
-            &segments,
-            false,
-            "list of preview tokens",
-        )
-        .await
+        let tokens = self
+            .list_all(
+                scope,
+                "/sandboxes/{name}/previews/{preview}/tokens",
+                &segments,
+                false,
+                "list of preview tokens",
+            )
+            .await;
+        seal(scope, tokens)
     }
 
     async fn create_preview_token(
@@ -801,17 +842,20 @@ impl BlaxelApi for HttpClient {
         preview: &str,
         expires_at: &str,
     ) -> Result<PreviewToken, ApiError> {
-        let segments = ["sandboxes", sandbox, "previews", preview, "tokens"];
-        let call = Call::new(
-            Method::POST,
-            "/sandboxes/{name}/previews/{preview}/tokens",
-            &segments,
-        )
-        .json(&json!({
-            "metadata": { "name": token_name(jiff::Timestamp::now(), rand::random::<u16>()) },
-            "spec": { "expiresAt": expires_at },
-        }))?;
-        self.fetch(scope, &call, "preview token").await
+        let create = async {
+            let segments = ["sandboxes", sandbox, "previews", preview, "tokens"];
+            let call = Call::new(
+                Method::POST,
+                "/sandboxes/{name}/previews/{preview}/tokens",
+                &segments,
+            )
+            .json(&json!({
+                "metadata": { "name": token_name(jiff::Timestamp::now(), rand::random::<u16>()) },
+                "spec": { "expiresAt": expires_at },
+            }))?;
+            self.fetch(scope, &call, "preview token").await
+        };
+        seal(scope, create.await)
     }
 
     async fn delete_preview_token(
@@ -827,7 +871,7 @@ impl BlaxelApi for HttpClient {
             "/sandboxes/{name}/previews/{preview}/tokens/{token}",
             &segments,
         );
-        self.execute(scope, &call).await.map(|_| ())
+        seal(scope, self.execute(scope, &call).await.map(|_| ()))
     }
 }
 
