@@ -584,6 +584,125 @@ async fn broken_pagination_is_an_error_not_a_partial_list() {
     assert_eq!(log.all().len(), 2);
 }
 
+/// Malformed records are skipped and reported by identity; every other record of the list is kept, and
+/// neither the errors nor the logs quote the records' content.
+#[tokio::test]
+async fn malformed_records_do_not_hide_the_rest_of_a_list() {
+    let captured = global_capture();
+    let router = Router::new()
+        .route(
+            "/users",
+            get(|| async {
+                Json(json!([
+                    {"email": "ok@example.com", "role": "admin"},
+                    {"email": null, "role": "member", "note": "secret-note-1"},
+                    {"email": "odd@example.com", "role": 5, "note": "secret-note-2"},
+                    {"role": "member"},
+                    {"email": "", "role": "member"},
+                    {"email": "last@example.com"}
+                ]))
+            }),
+        )
+        .route(
+            "/sandboxes",
+            get(|axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>| async move {
+                let huge = json!({"metadata": {"name": "huge-box"}, "spec": {"runtime": {"memory": 9_223_372_036_854_775_808_u64, "image": "secret-image-3"}}});
+                match query.get("cursor").map(String::as_str) {
+                    None => Json(json!({"data": [sandbox("a"), huge], "meta": {"hasMore": true, "nextCursor": "c1"}})),
+                    _ => Json(json!({"data": [{"metadata": {"name": 7}}, sandbox("b")], "meta": {"hasMore": false}})),
+                }
+            }),
+        );
+    let (base, _log) = serve(router).await;
+    let client = client(&base);
+
+    let users = client.list_users(&scope()).await.unwrap();
+    let emails: Vec<_> = users.items.iter().map(|u| u.email.as_str()).collect();
+    assert_eq!(emails, ["ok@example.com", "last@example.com"]);
+    let identities: Vec<_> = users
+        .unreadable
+        .iter()
+        .map(|u| u.identity.as_deref())
+        .collect();
+    assert_eq!(identities, [None, Some("odd@example.com"), None, None]);
+
+    let sandboxes = client.list_sandboxes(&scope()).await.unwrap();
+    let names: Vec<_> = sandboxes
+        .items
+        .iter()
+        .map(|s| s.metadata.name.as_str())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    let identities: Vec<_> = sandboxes
+        .unreadable
+        .iter()
+        .map(|u| u.identity.as_deref())
+        .collect();
+    assert_eq!(identities, [Some("huge-box"), None]);
+
+    let errors: Vec<_> = users
+        .unreadable
+        .iter()
+        .chain(&sandboxes.unreadable)
+        .map(|u| u.error.as_str())
+        .collect();
+    for error in &errors {
+        assert!(error.contains("record "), "{error}");
+        for content in ["secret-note", "secret-image", "9223372036854775808"] {
+            assert!(!error.contains(content), "{error}");
+        }
+    }
+    let logs = captured.text();
+    let skipped: Vec<_> = logs
+        .lines()
+        .filter(|l| l.contains("skipping a listed record"))
+        .collect();
+    assert_eq!(
+        skipped.iter().filter(|l| l.contains("huge-box")).count(),
+        1,
+        "{logs}"
+    );
+    assert_eq!(
+        skipped
+            .iter()
+            .filter(|l| l.contains("odd@example.com"))
+            .count(),
+        1,
+        "{logs}"
+    );
+    for content in ["secret-note", "secret-image", "9223372036854775808"] {
+        assert!(!logs.contains(content), "record content logged: {logs}");
+    }
+}
+
+/// An answer that is neither a list nor a `{data, meta}` page fails the whole list (never an empty list).
+#[tokio::test]
+async fn a_list_answer_of_another_shape_is_an_error() {
+    let router = Router::new()
+        .route(
+            "/users",
+            get(|| async { Json(json!({"error": "maintenance"})) }),
+        )
+        .route(
+            "/sandboxes",
+            get(|| async { Json(json!({"data": {"a": 1}})) }),
+        );
+    let (base, _log) = serve(router).await;
+    let client = client(&base);
+    assert_eq!(
+        client.list_users(&scope()).await.unwrap_err().category(),
+        "Decode"
+    );
+    assert_eq!(
+        client
+            .list_sandboxes(&scope())
+            .await
+            .unwrap_err()
+            .category(),
+        "Decode"
+    );
+}
+
 /// E-mails travel percent-encoded as one path segment and decode back exactly on the server.
 #[tokio::test]
 async fn path_segments_are_percent_encoded() {

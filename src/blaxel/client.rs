@@ -8,6 +8,11 @@
 //! token or request body is ever logged.
 //!
 //! Power control detects once per workspace whether the 2025 start/stop routes exist ([`super::power`]).
+//!
+//! Lists are read record by record: the page's array is split into raw JSON records, each decoded on its
+//! own. In the member and sandbox lists a record that does not decode is reported in
+//! [`Listing::unreadable`] (with its e-mail or name where that can still be read) and logged once at warn,
+//! instead of hiding every other record; the preview and token lists stay all-or-nothing.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -19,13 +24,16 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::api::{BlaxelApi, PowerControl, Scope};
 use super::error::ApiError;
 use super::error_map;
-use super::model::{Listing, PendingInvitation, Preview, PreviewToken, Sandbox, WorkspaceUser};
+use super::model::{
+    Listing, PendingInvitation, Preview, PreviewToken, Sandbox, Unreadable, WorkspaceUser,
+};
 use super::power::PowerModes;
 use super::ratelimit::{RateLimitStats, RateLimiter};
 use super::retry::RetryPolicy;
@@ -387,15 +395,18 @@ impl HttpClient {
     }
 
     /// GETs a list, accepting a bare array or a `{data, meta}` page and following cursors to the end.
-    async fn list_all<T: DeserializeOwned>(
+    ///
+    /// Records are decoded one by one ([`Record`]); where `T` skips unreadable records they are reported in
+    /// the listing (and logged once each), otherwise the first one fails the whole list.
+    async fn list_all<T: Record>(
         &self,
         scope: &Scope,
         route: &'static str,
         segments: &[&str],
         paginate: bool,
         what: &str,
-    ) -> Result<Vec<T>, ApiError> {
-        let mut items = Vec::new();
+    ) -> Result<Listing<T>, ApiError> {
+        let mut listing = Listing::complete(Vec::new());
         let mut cursor: Option<String> = None;
         let mut seen = HashSet::new();
         for _ in 0..MAX_PAGES {
@@ -411,10 +422,34 @@ impl HttpClient {
                 ..Call::new(Method::GET, route, segments)
             };
             let body = self.execute(scope, &call).await?;
-            let (page, meta) = decode_listing::<T>(&body, what)?;
-            items.extend(page);
+            let (records, meta) = decode_listing(&body, what)?;
+            for record in records {
+                let index = listing.items.len() + listing.unreadable.len();
+                match decode_record::<T>(record, index, what) {
+                    Ok(item) => listing.items.push(item),
+                    Err(unreadable) if T::SKIP_UNREADABLE => {
+                        let error = error_map::outgoing_text(&unreadable.error, &scope.api_key);
+                        tracing::warn!(
+                            route,
+                            workspace = %scope.workspace,
+                            identity = unreadable.identity.as_deref().unwrap_or("<unknown>"),
+                            error = %error,
+                            "skipping a listed record that cannot be read"
+                        );
+                        listing.unreadable.push(Unreadable {
+                            error,
+                            ..unreadable
+                        });
+                    }
+                    Err(unreadable) => {
+                        return Err(ApiError::Decode {
+                            message: unreadable.error,
+                        });
+                    }
+                }
+            }
             let Some(meta) = meta.filter(|m| m.has_more) else {
-                return Ok(items);
+                return Ok(listing);
             };
             // A partial list would make present objects look missing: refuse rather than truncate.
             let next =
@@ -646,27 +681,102 @@ struct PageMeta {
     next_cursor: Option<String>,
 }
 
-/// A `{data, meta}` page.
+/// A `{data, meta}` page, its records still raw. `data` is required: an object without it (an error body
+/// sent with 200, say) is not an empty list, which would make every object look absent.
 #[derive(Debug, Deserialize)]
-struct Page<T> {
-    #[serde(default = "Vec::new")]
-    data: Vec<T>,
+struct Page<'a> {
+    #[serde(borrow)]
+    data: Vec<&'a RawValue>,
     #[serde(default)]
     meta: Option<PageMeta>,
 }
 
-/// Reads a list answer: a bare array (2025, `/users`) or a `{data, meta}` page (today's `/sandboxes`).
-fn decode_listing<T: DeserializeOwned>(
-    body: &[u8],
+/// Reads a list answer's envelope: a bare array (2025, `/users`) or a `{data, meta}` page (today's
+/// `/sandboxes`). The records stay raw JSON text borrowed from `body`; an envelope of any other shape fails.
+fn decode_listing<'a>(
+    body: &'a [u8],
     what: &str,
-) -> Result<(Vec<T>, Option<PageMeta>), ApiError> {
+) -> Result<(Vec<&'a RawValue>, Option<PageMeta>), ApiError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     let result = if first == Some(&b'{') {
-        serde_json::from_slice::<Page<T>>(body).map(|page| (page.data, page.meta))
+        serde_json::from_slice::<Page<'a>>(body).map(|page| (page.data, page.meta))
     } else {
-        serde_json::from_slice::<Vec<T>>(body).map(|items| (items, None))
+        serde_json::from_slice::<Vec<&'a RawValue>>(body).map(|records| (records, None))
     };
     result.map_err(|e| error_map::decode_error(what, &e))
+}
+
+/// A kind of record read from a list, one record at a time.
+trait Record: DeserializeOwned {
+    /// Whether an unreadable record is skipped and reported ([`Listing::unreadable`]) rather than failing
+    /// the whole list.
+    const SKIP_UNREADABLE: bool;
+
+    /// The identity of a record that could not be used, where it can still be read from the raw JSON.
+    fn identity(_raw: &RawValue) -> Option<String> {
+        None
+    }
+
+    /// Why a record that decoded still cannot be used, if it cannot.
+    fn unusable(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+impl Record for WorkspaceUser {
+    const SKIP_UNREADABLE: bool = true;
+
+    fn identity(raw: &RawValue) -> Option<String> {
+        string_at(raw, "/email")
+    }
+
+    fn unusable(&self) -> Option<&'static str> {
+        // Users are matched by e-mail: a record without one cannot be told apart from any other.
+        self.email.trim().is_empty().then_some("no e-mail")
+    }
+}
+
+impl Record for Sandbox {
+    const SKIP_UNREADABLE: bool = true;
+
+    fn identity(raw: &RawValue) -> Option<String> {
+        string_at(raw, "/metadata/name")
+    }
+}
+
+impl Record for Preview {
+    const SKIP_UNREADABLE: bool = false;
+}
+
+impl Record for PreviewToken {
+    const SKIP_UNREADABLE: bool = false;
+}
+
+/// The non-blank string at `pointer` in a raw record, if there is one.
+fn string_at(raw: &RawValue, pointer: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(raw.get()).ok()?;
+    value
+        .pointer(pointer)?
+        .as_str()
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_owned)
+}
+
+/// Decodes the `index`-th (0-based) record of a list into `T`; the error names the record by position and
+/// never quotes it.
+fn decode_record<T: Record>(raw: &RawValue, index: usize, what: &str) -> Result<T, Unreadable> {
+    let which = format!("record {} of the {what}", index + 1);
+    let error = match serde_json::from_str::<T>(raw.get()) {
+        Ok(item) => match item.unusable() {
+            None => return Ok(item),
+            Some(why) => format!("{which}: {why}"),
+        },
+        Err(e) => error_map::decode_message(&which, &e),
+    };
+    Err(Unreadable {
+        identity: T::identity(raw),
+        error,
+    })
 }
 
 /// Every error leaving the client through [`BlaxelApi`]: scrubbed of the key, then cut
@@ -681,8 +791,7 @@ impl BlaxelApi for HttpClient {
     async fn list_users(&self, scope: &Scope) -> Result<Listing<WorkspaceUser>, ApiError> {
         let listing = self
             .list_all(scope, "/users", &["users"], false, "list of users")
-            .await
-            .map(Listing::complete);
+            .await;
         seal(scope, listing)
     }
 
@@ -725,8 +834,7 @@ impl BlaxelApi for HttpClient {
                 true,
                 "list of sandboxes",
             )
-            .await
-            .map(Listing::complete);
+            .await;
         seal(scope, listing)
     }
 
@@ -782,7 +890,8 @@ impl BlaxelApi for HttpClient {
                 false,
                 "list of previews",
             )
-            .await;
+            .await
+            .map(|listing| listing.items);
         seal(scope, previews)
     }
 
@@ -831,7 +940,8 @@ impl BlaxelApi for HttpClient {
                 false,
                 "list of preview tokens",
             )
-            .await;
+            .await
+            .map(|listing| listing.items);
         seal(scope, tokens)
     }
 
@@ -911,20 +1021,84 @@ mod tests {
         assert_eq!(headers(&bad).unwrap_err().category(), "Invalid");
     }
 
-    /// Both list shapes decode; a page reports whether more follow.
+    impl Record for u32 {
+        const SKIP_UNREADABLE: bool = false;
+    }
+
+    fn numbers(records: &[&RawValue]) -> Vec<u32> {
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| decode_record::<u32>(r, i, "numbers").unwrap())
+            .collect()
+    }
+
+    /// Both list shapes decode; a page reports whether more follow; any other envelope is an error.
     #[test]
     fn listings_in_both_shapes() {
-        let (items, meta) = decode_listing::<u32>(b" [1,2]", "numbers").unwrap();
-        assert_eq!(items, [1, 2]);
+        let (records, meta) = decode_listing(b" [1,2]", "numbers").unwrap();
+        assert_eq!(numbers(&records), [1, 2]);
         assert!(meta.is_none());
         let page = br#"{"data":[3],"meta":{"hasMore":true,"nextCursor":"c1","total":9}}"#;
-        let (items, meta) = decode_listing::<u32>(page, "numbers").unwrap();
-        assert_eq!(items, [3]);
+        let (records, meta) = decode_listing(page, "numbers").unwrap();
+        assert_eq!(numbers(&records), [3]);
         let meta = meta.unwrap();
         assert!(meta.has_more);
         assert_eq!(meta.next_cursor.as_deref(), Some("c1"));
-        let err = decode_listing::<u32>(b"null", "numbers").unwrap_err();
-        assert_eq!(err.category(), "Decode");
+        let not_lists = [
+            &b"null"[..],
+            b"7",
+            br#"{"data":{"a":1}}"#,
+            br#"{"error":"oops"}"#,
+            b"[1,",
+        ];
+        for envelope in not_lists {
+            let err = decode_listing(envelope, "numbers").unwrap_err();
+            assert_eq!(err.category(), "Decode");
+        }
+    }
+
+    /// A record that does not decode is reported by position and identity, never by its content.
+    #[test]
+    fn unreadable_records_keep_identity_not_content() {
+        let (records, _) = decode_listing(
+            br#"[{"metadata":{"name":"big"},"spec":{"runtime":{"memory":99999999999999999999,"image":"secret-img"}}},
+                {"metadata":{"name":""},"spec":7}]"#,
+            "list of sandboxes",
+        )
+        .unwrap();
+        let big = decode_record::<Sandbox>(records[0], 0, "list of sandboxes").unwrap_err();
+        assert_eq!(big.identity.as_deref(), Some("big"));
+        assert!(
+            big.error.contains("record 1 of the list of sandboxes"),
+            "{}",
+            big.error
+        );
+        assert!(
+            !big.error.contains("99999") && !big.error.contains("secret-img"),
+            "{}",
+            big.error
+        );
+        let nameless = decode_record::<Sandbox>(records[1], 1, "list of sandboxes").unwrap_err();
+        assert_eq!(nameless.identity, None);
+
+        let (records, _) = decode_listing(
+            br#"[{"email":null,"role":"admin"},{"email":"a@b.c","role":5},{"role":"member"},{"email":" "}]"#,
+            "list of users",
+        )
+        .unwrap();
+        let failed: Vec<_> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| decode_record::<WorkspaceUser>(r, i, "list of users").unwrap_err())
+            .collect();
+        let identities: Vec<_> = failed.iter().map(|u| u.identity.as_deref()).collect();
+        assert_eq!(identities, [None, Some("a@b.c"), None, None]);
+        assert!(
+            failed[2].error.ends_with("no e-mail"),
+            "{}",
+            failed[2].error
+        );
     }
 
     /// Setting `spec.enabled` keeps every other field, including ones the typed models do not name.
