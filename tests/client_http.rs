@@ -703,6 +703,66 @@ async fn a_list_answer_of_another_shape_is_an_error() {
     );
 }
 
+/// Answers longer than the configured cap are refused (Decode, not retried) without reading them whole,
+/// whether their length is announced or they stream without end; an oversized error body keeps its status.
+#[tokio::test]
+async fn answers_over_the_size_cap_are_refused_once() {
+    let big: Vec<Value> = (0..200)
+        .map(|i| json!({"email": format!("user{i}@example.com")}))
+        .collect();
+    let router = Router::new()
+        .route("/users", get(move || async move { Json(json!(big)) }))
+        .route(
+            "/sandboxes",
+            get(|| async {
+                // Chunked, never ending: only a reader that stops at the cap ever returns.
+                let chunk = Bytes::from_static(b"[{\"metadata\":{\"name\":\"a\"}},");
+                let endless =
+                    futures::stream::repeat_with(move || Ok::<_, io::Error>(chunk.clone()));
+                axum::body::Body::from_stream(endless)
+            }),
+        )
+        .route(
+            "/sandboxes/{name}",
+            get(|| async { error_body(StatusCode::NOT_FOUND, &"n".repeat(4096)) }),
+        )
+        .route(
+            "/sandboxes/{name}/previews",
+            get(|| async { Json(json!([])) }),
+        );
+    let (base, log) = serve(router).await;
+    let client = HttpClient::new(ClientConfig {
+        max_body_bytes: 2048,
+        ..config(&base)
+    })
+    .unwrap();
+    let scope = scope();
+
+    let error = client.list_users(&scope).await.unwrap_err();
+    assert_eq!(error.category(), "Decode", "{error}");
+    assert!(
+        error.to_string().contains("larger than 2048 bytes"),
+        "{error}"
+    );
+    let error = tokio::time::timeout(Duration::from_secs(10), client.list_sandboxes(&scope))
+        .await
+        .expect("the endless answer is cut at the cap")
+        .unwrap_err();
+    assert_eq!(error.category(), "Decode", "{error}");
+    assert_eq!(
+        client.get_sandbox(&scope, "x").await.unwrap_err(),
+        ApiError::NotFound {
+            message: "404 Not Found".into()
+        }
+    );
+    assert!(
+        client.list_previews(&scope, "x").await.unwrap().is_empty(),
+        "small answers pass"
+    );
+    assert_eq!(log.count("GET", "/users"), 1, "not retried");
+    assert_eq!(log.count("GET", "/sandboxes"), 1, "not retried");
+}
+
 /// E-mails travel percent-encoded as one path segment and decode back exactly on the server.
 #[tokio::test]
 async fn path_segments_are_percent_encoded() {

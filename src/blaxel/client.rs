@@ -63,6 +63,11 @@ pub struct ClientConfig {
     pub burst: u32,
     /// Retries of idempotent requests. Default 3 attempts, 200 ms base, 10 s cap.
     pub retry: RetryPolicy,
+    /// Largest answer body read, in bytes; a longer one is refused (`Decode`, not retried in-process) without
+    /// being read further. Default 32 MiB: the largest legitimate answer is the unpaginated member list, at
+    /// ~250 bytes per member over 100,000 members, and a 200-item sandbox page (~2 KB each) is ~0.4 MB. The
+    /// cap is there so a broken or hostile server cannot grow the operator's memory without bound.
+    pub max_body_bytes: usize,
 }
 
 impl Default for ClientConfig {
@@ -74,6 +79,7 @@ impl Default for ClientConfig {
             rate_limit: 10.0,
             burst: 20,
             retry: RetryPolicy::default(),
+            max_body_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -95,6 +101,9 @@ pub enum ConfigError {
     /// The retry policy allows no attempt at all.
     #[error("invalid retry policy: at least one attempt is needed")]
     Retry,
+    /// The answer size limit is 0.
+    #[error("invalid answer size limit: at least 1 byte")]
+    BodyLimit,
     /// The HTTP stack could not be set up (TLS roots, ...).
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
@@ -111,6 +120,7 @@ struct Inner {
     http: reqwest::Client,
     base: Url,
     retry: RetryPolicy,
+    max_body_bytes: usize,
     limiter: RateLimiter,
     power: PowerModes,
     observer: OnceLock<AttemptObserver>,
@@ -197,6 +207,9 @@ impl HttpClient {
         if config.retry.max_attempts == 0 {
             return Err(ConfigError::Retry);
         }
+        if config.max_body_bytes == 0 {
+            return Err(ConfigError::BodyLimit);
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
@@ -217,6 +230,7 @@ impl HttpClient {
                 http,
                 base,
                 retry: config.retry,
+                max_body_bytes: config.max_body_bytes,
                 limiter: RateLimiter::new(config.rate_limit, config.burst),
                 power: PowerModes::default(),
                 observer: OnceLock::new(),
@@ -317,11 +331,24 @@ impl HttpClient {
             let response = request.send().await.map_err(transport_error)?;
             let status = response.status();
             let retry_after = retry_after(response.headers());
-            let body = response.bytes().await.map_err(transport_error)?;
-            let answer = if status.is_success() {
-                Ok(Vec::from(body))
-            } else {
-                Err(error_map::from_status(status.as_u16(), &body, retry_after))
+            let cap = self.inner.max_body_bytes;
+            let body = read_capped(response, cap).await?;
+            let answer = match body {
+                Some(body) if status.is_success() => Ok(body),
+                // Refused, not retried (`Decode`): the same request would get the same answer. Reconcilers
+                // requeue a `Decode` with their per-object backoff, so it is not asked again at once either.
+                None if status.is_success() => Err(ApiError::Decode {
+                    message: format!(
+                        "the answer to {} {} is larger than {cap} bytes",
+                        call.method, call.route
+                    ),
+                }),
+                // An error status keeps its meaning; an oversized error body just yields no message.
+                body => Err(error_map::from_status(
+                    status.as_u16(),
+                    body.as_deref().unwrap_or_default(),
+                    retry_after,
+                )),
             };
             Ok::<_, ApiError>((status.as_u16(), answer))
         }
@@ -632,6 +659,28 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         text("retry-after"),
         jiff::Timestamp::now(),
     )
+}
+
+/// Reads an answer's body in chunks: `None`, without reading on, once it is known to be longer than `cap`
+/// bytes (announced by `Content-Length`, or actually sent).
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    let announced = response.content_length();
+    if announced.is_some_and(|n| n > u64::try_from(cap).unwrap_or(u64::MAX)) {
+        return Ok(None);
+    }
+    // The announced length (now known to be within the cap) sizes the buffer; it is only a hint.
+    let hint = announced.and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+    let mut body = Vec::with_capacity(hint);
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        if chunk.len() > cap - body.len() {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// A failure below HTTP (connect, timeout, broken answer): transient. The URL is left out of the message
@@ -1162,6 +1211,14 @@ mod tests {
             assert_eq!(HttpClient::new(config).unwrap_err(), ConfigError::RateLimit);
         }
         let client = HttpClient::new(ClientConfig::default()).unwrap();
+        let no_body = ClientConfig {
+            max_body_bytes: 0,
+            ..ClientConfig::default()
+        };
+        assert_eq!(
+            HttpClient::new(no_body).unwrap_err(),
+            ConfigError::BodyLimit
+        );
         assert_eq!(client.base_url(), "https://api.blaxel.ai/v0");
         assert_eq!(client.rate_limit_stats(), RateLimitStats::default());
     }
