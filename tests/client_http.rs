@@ -763,6 +763,130 @@ async fn answers_over_the_size_cap_are_refused_once() {
     assert_eq!(log.count("GET", "/sandboxes"), 1, "not retried");
 }
 
+/// A server that never stops announcing more pages (always a fresh cursor) fails the walk at its time bound,
+/// after a bounded number of requests, instead of being walked for thousands of pages.
+#[tokio::test]
+async fn endless_pagination_fails_at_the_time_bound() {
+    let pages = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&pages);
+    let router = Router::new().route(
+        "/sandboxes",
+        get(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                Json(json!({"data": [sandbox(&format!("s{n}"))], "meta": {"hasMore": true, "nextCursor": format!("c{n}")}}))
+            }
+        }),
+    );
+    let (base, _log) = serve(router).await;
+    let (bound, rate, burst) = (Duration::from_millis(300), 100.0, 5);
+    let client = HttpClient::new(ClientConfig {
+        rate_limit: rate,
+        burst,
+        list_deadline: bound,
+        ..config(&base)
+    })
+    .unwrap();
+    let started = Instant::now();
+    let error = tokio::time::timeout(Duration::from_secs(5), client.list_sandboxes(&scope()))
+        .await
+        .expect("the walk ends at its time bound")
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert_eq!(error.category(), "Unavailable", "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("not read to the end within 300ms"),
+        "{error}"
+    );
+    assert!(
+        elapsed >= bound && elapsed < bound + Duration::from_secs(2),
+        "{elapsed:?}"
+    );
+    // The rate limiter allows `burst` at once, then `rate` per second: that bounds the requests sent.
+    let most = f64::from(burst) + rate * elapsed.as_secs_f64() + 1.0;
+    let sent = u32::try_from(pages.load(Ordering::SeqCst)).unwrap();
+    assert!(
+        sent >= 2 && f64::from(sent) <= most,
+        "{sent} requests, at most {most}"
+    );
+}
+
+/// An HTTP/1.1 server whose list pages always announce more, and which leaves the `stall_at`-th request
+/// unanswered. Events: `"stalled"` when that request arrives, `"closed"` when the client then closes its
+/// connection. Returns the base URL, the request count and the events.
+async fn stalling_page_server(
+    stall_at: usize,
+) -> (
+    String,
+    Arc<AtomicUsize>,
+    tokio::sync::mpsc::UnboundedReceiver<&'static str>,
+) {
+    use tokio::io::AsyncWriteExt;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (events, received) = tokio::sync::mpsc::unbounded_channel();
+    let counter = Arc::clone(&requests);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (counter, events) = (Arc::clone(&counter), events.clone());
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                    while let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        request.drain(..end + 4);
+                        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                        if n == stall_at {
+                            events.send("stalled").unwrap();
+                            // Never answer; only the client closing the connection ends this.
+                            while !matches!(socket.read(&mut buf).await, Ok(0) | Err(_)) {}
+                            events.send("closed").unwrap();
+                            return;
+                        }
+                        let body = format!(
+                            r#"{{"data":[],"meta":{{"hasMore":true,"nextCursor":"c{n}"}}}}"#
+                        );
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}/v0"), requests, received)
+}
+
+/// Dropping a list walk's future stops the walk at once, its in-flight request included: nothing of it
+/// runs on detached.
+#[tokio::test]
+async fn dropping_a_list_walk_cancels_it() {
+    let (base, requests, mut events) = stalling_page_server(3).await;
+    let (client, scope) = (client(&base), scope());
+    tokio::select! {
+        result = client.list_sandboxes(&scope) => panic!("the endless walk ended: {result:?}"),
+        event = events.recv() => assert_eq!(event, Some("stalled")),
+    }
+    // The walk's future is gone: its request must be cancelled, which closes the connection.
+    let event = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("the in-flight request of the dropped walk was cancelled");
+    assert_eq!(event, Some("closed"));
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+}
+
 /// E-mails travel percent-encoded as one path segment and decode back exactly on the server.
 #[tokio::test]
 async fn path_segments_are_percent_encoded() {

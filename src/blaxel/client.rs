@@ -43,8 +43,11 @@ use super::route::{self, DEFAULT_BASE_URL};
 pub const BLAXEL_VERSION: &str = "2026-04-28";
 /// Page size asked for when listing sandboxes (the API's maximum).
 const PAGE_LIMIT: &str = "200";
-/// Safety stop for a server that keeps announcing more pages.
-const MAX_PAGES: usize = 10_000;
+/// Safety stop for a server that keeps announcing more pages: 1,000 pages of 200 are 200,000 sandboxes in
+/// one workspace, far beyond what one operator keeps in its shared list cache (~0.4 KB each, BENCHMARKS.md).
+/// At the default 10 requests/s the walk's time bound ([`ClientConfig::list_deadline`]) ends a walk first
+/// (~600 pages); this stop still holds when the rate limit is raised. It was 10,000: hours of requests.
+const MAX_PAGES: usize = 1_000;
 /// Idle connections kept per host once a burst is over (see `pool_max_idle_per_host` below).
 const IDLE_CONNECTIONS: usize = 4;
 
@@ -68,6 +71,11 @@ pub struct ClientConfig {
     /// ~250 bytes per member over 100,000 members, and a 200-item sandbox page (~2 KB each) is ~0.4 MB. The
     /// cap is there so a broken or hostile server cannot grow the operator's memory without bound.
     pub max_body_bytes: usize,
+    /// Longest time one list walk (every page of `GET /users` or `GET /sandboxes`, rate-limiter waits and
+    /// retries included) may take; past it the walk fails (`Unavailable`) rather than return part of the
+    /// list. Default 60 s: a workspace of 10,000 sandboxes is 50 pages, a few seconds even rate-limited, so
+    /// only a server that never stops announcing more pages (or crawls) gets near it.
+    pub list_deadline: Duration,
 }
 
 impl Default for ClientConfig {
@@ -80,6 +88,7 @@ impl Default for ClientConfig {
             burst: 20,
             retry: RetryPolicy::default(),
             max_body_bytes: 32 * 1024 * 1024,
+            list_deadline: Duration::from_secs(60),
         }
     }
 }
@@ -104,6 +113,9 @@ pub enum ConfigError {
     /// The answer size limit is 0.
     #[error("invalid answer size limit: at least 1 byte")]
     BodyLimit,
+    /// The list time bound is 0.
+    #[error("invalid list time bound: it must be positive")]
+    ListDeadline,
     /// The HTTP stack could not be set up (TLS roots, ...).
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
@@ -121,6 +133,7 @@ struct Inner {
     base: Url,
     retry: RetryPolicy,
     max_body_bytes: usize,
+    list_deadline: Duration,
     limiter: RateLimiter,
     power: PowerModes,
     observer: OnceLock<AttemptObserver>,
@@ -210,6 +223,9 @@ impl HttpClient {
         if config.max_body_bytes == 0 {
             return Err(ConfigError::BodyLimit);
         }
+        if config.list_deadline.is_zero() {
+            return Err(ConfigError::ListDeadline);
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
@@ -231,6 +247,7 @@ impl HttpClient {
                 base,
                 retry: config.retry,
                 max_body_bytes: config.max_body_bytes,
+                list_deadline: config.list_deadline,
                 limiter: RateLimiter::new(config.rate_limit, config.burst),
                 power: PowerModes::default(),
                 observer: OnceLock::new(),
@@ -425,6 +442,9 @@ impl HttpClient {
     ///
     /// Records are decoded one by one ([`Record`]); where `T` skips unreadable records they are reported in
     /// the listing (and logged once each), otherwise the first one fails the whole list.
+    ///
+    /// The walk is bounded in pages ([`MAX_PAGES`]) and in time (`list_deadline`). It runs entirely in the
+    /// caller's future (nothing is spawned), so dropping that future stops it, in-flight request included.
     async fn list_all<T: Record>(
         &self,
         scope: &Scope,
@@ -436,7 +456,9 @@ impl HttpClient {
         let mut listing = Listing::complete(Vec::new());
         let mut cursor: Option<String> = None;
         let mut seen = HashSet::new();
-        for _ in 0..MAX_PAGES {
+        let bound = self.inner.list_deadline;
+        let deadline = Instant::now() + bound;
+        for pages in 0..MAX_PAGES {
             let mut query = Vec::new();
             if paginate {
                 query.push(("limit", PAGE_LIMIT));
@@ -448,7 +470,17 @@ impl HttpClient {
                 query: &query,
                 ..Call::new(Method::GET, route, segments)
             };
-            let body = self.execute(scope, &call).await?;
+            let Ok(answer) = tokio::time::timeout_at(deadline, self.execute(scope, &call)).await
+            else {
+                return Err(ApiError::Unavailable {
+                    message: format!(
+                        "{what}: not read to the end within {} ({pages} pages read); a partial list is not used",
+                        humantime::format_duration(bound)
+                    ),
+                    retry_after: None,
+                });
+            };
+            let body = answer?;
             let (records, meta) = decode_listing(&body, what)?;
             for record in records {
                 let index = listing.items.len() + listing.unreadable.len();
