@@ -4,8 +4,10 @@
 //! 2026-04-28` (so today's API paginates `GET /sandboxes`; the 2025 API ignores the header and answers a
 //! bare array; both are read). Each HTTP attempt first waits for a token of its credential's bucket
 //! ([`super::ratelimit`]); idempotent requests are retried per [`super::retry`], `POST`s never. Answers
-//! become typed [`ApiError`]s in [`super::error_map`]; no reqwest type leaves this module, and no key,
-//! token or request body is ever logged.
+//! become typed [`ApiError`]s in [`super::error_map`], and every error leaves through one gate (`seal`:
+//! key scrubbed, then message cut); no reqwest type leaves this module, and no key, token or request body
+//! is ever logged. Answer bodies are read in chunks up to [`ClientConfig::max_body_bytes`], and one list
+//! walk is bounded in pages and in time ([`ClientConfig::list_deadline`]).
 //!
 //! Power control detects once per workspace whether the 2025 start/stop routes exist ([`super::power`]).
 //!
@@ -67,9 +69,9 @@ pub struct ClientConfig {
     /// Retries of idempotent requests. Default 3 attempts, 200 ms base, 10 s cap.
     pub retry: RetryPolicy,
     /// Largest answer body read, in bytes; a longer one is refused (`Decode`, not retried in-process) without
-    /// being read further. Default 32 MiB: the largest legitimate answer is the unpaginated member list, at
-    /// ~250 bytes per member over 100,000 members, and a 200-item sandbox page (~2 KB each) is ~0.4 MB. The
-    /// cap is there so a broken or hostile server cannot grow the operator's memory without bound.
+    /// being read further. Default 32 MiB: the largest legitimate answer is the unpaginated member list, and
+    /// at ~250 bytes per member 32 MiB holds over 100,000 of them; a 200-item sandbox page (~2 KB each) is
+    /// ~0.4 MB. The cap is there so a broken or hostile server cannot grow memory without bound.
     pub max_body_bytes: usize,
     /// Longest time one list walk (every page of `GET /users` or `GET /sandboxes`, rate-limiter waits and
     /// retries included) may take; past it the walk fails (`Unavailable`) rather than return part of the
