@@ -248,6 +248,48 @@ async fn key_and_tokens_never_reach_errors_or_logs() {
     assert!(!format!("{tokens:?}").contains("tok_preview_secret_77"));
 }
 
+/// A key echoed right at the message length cut is scrubbed before the cut: no prefix of it survives.
+#[tokio::test]
+async fn key_at_the_length_cut_leaves_no_prefix() {
+    // 295 characters of message, then the credential: a cut at 300 before scrubbing would keep 5 of its.
+    let echo = |status: StatusCode| {
+        move |headers: HeaderMap| async move {
+            let auth = headers["authorization"].to_str().unwrap();
+            let key = auth.trim_start_matches("Bearer ");
+            error_body(status, &format!("{}{key} was refused", "x".repeat(295)))
+        }
+    };
+    let router = Router::new()
+        .route("/users", get(echo(StatusCode::UNAUTHORIZED)))
+        .route("/users/{id}", put(echo(StatusCode::BAD_REQUEST)))
+        .route(
+            "/sandboxes/{name}",
+            get(echo(StatusCode::NOT_FOUND)).delete(echo(StatusCode::CONFLICT)),
+        );
+    let (base, _log) = serve(router).await;
+    let client = client(&base);
+    let scope = scope();
+    let errors = [
+        client.list_users(&scope).await.unwrap_err(),
+        client
+            .set_user_role(&scope, "a@b.c", "admin")
+            .await
+            .unwrap_err(),
+        client.get_sandbox(&scope, "s").await.unwrap_err(),
+        client.delete_sandbox(&scope, "s").await.unwrap_err(),
+    ];
+    for error in errors {
+        let shown = error.to_string();
+        assert!(shown.contains("xxxxx"), "the message is kept: {shown}");
+        for len in 5..=KEY.len() {
+            assert!(
+                !shown.contains(&KEY[..len]),
+                "{len} characters of the key leaked: {shown}"
+            );
+        }
+    }
+}
+
 /// A 429 is retried after at least its Retry-After, and the request then succeeds.
 #[tokio::test]
 async fn rate_limited_get_waits_retry_after_then_succeeds() {
@@ -540,6 +582,309 @@ async fn broken_pagination_is_an_error_not_a_partial_list() {
     let error = client(&base).list_sandboxes(&scope()).await.unwrap_err();
     assert_eq!(error.category(), "Decode");
     assert_eq!(log.all().len(), 2);
+}
+
+/// Malformed records are skipped and reported by identity; every other record of the list is kept, and
+/// neither the errors nor the logs quote the records' content.
+#[tokio::test]
+async fn malformed_records_do_not_hide_the_rest_of_a_list() {
+    let captured = global_capture();
+    let router = Router::new()
+        .route(
+            "/users",
+            get(|| async {
+                Json(json!([
+                    {"email": "ok@example.com", "role": "admin"},
+                    {"email": null, "role": "member", "note": "secret-note-1"},
+                    {"email": "odd@example.com", "role": 5, "note": "secret-note-2"},
+                    {"role": "member"},
+                    {"email": "", "role": "member"},
+                    {"email": "last@example.com"}
+                ]))
+            }),
+        )
+        .route(
+            "/sandboxes",
+            get(|axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>| async move {
+                let huge = json!({"metadata": {"name": "huge-box"}, "spec": {"runtime": {"memory": 9_223_372_036_854_775_808_u64, "image": "secret-image-3"}}});
+                match query.get("cursor").map(String::as_str) {
+                    None => Json(json!({"data": [sandbox("a"), huge], "meta": {"hasMore": true, "nextCursor": "c1"}})),
+                    _ => Json(json!({"data": [{"metadata": {"name": 7}}, sandbox("b")], "meta": {"hasMore": false}})),
+                }
+            }),
+        );
+    let (base, _log) = serve(router).await;
+    let client = client(&base);
+
+    let users = client.list_users(&scope()).await.unwrap();
+    let emails: Vec<_> = users.items.iter().map(|u| u.email.as_str()).collect();
+    assert_eq!(emails, ["ok@example.com", "last@example.com"]);
+    let identities: Vec<_> = users
+        .unreadable
+        .iter()
+        .map(|u| u.identity.as_deref())
+        .collect();
+    assert_eq!(identities, [None, Some("odd@example.com"), None, None]);
+
+    let sandboxes = client.list_sandboxes(&scope()).await.unwrap();
+    let names: Vec<_> = sandboxes
+        .items
+        .iter()
+        .map(|s| s.metadata.name.as_str())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    let identities: Vec<_> = sandboxes
+        .unreadable
+        .iter()
+        .map(|u| u.identity.as_deref())
+        .collect();
+    assert_eq!(identities, [Some("huge-box"), None]);
+
+    let errors: Vec<_> = users
+        .unreadable
+        .iter()
+        .chain(&sandboxes.unreadable)
+        .map(|u| u.error.as_str())
+        .collect();
+    for error in &errors {
+        assert!(error.contains("record "), "{error}");
+        for content in ["secret-note", "secret-image", "9223372036854775808"] {
+            assert!(!error.contains(content), "{error}");
+        }
+    }
+    let logs = captured.text();
+    let skipped: Vec<_> = logs
+        .lines()
+        .filter(|l| l.contains("skipping a listed record"))
+        .collect();
+    assert_eq!(
+        skipped.iter().filter(|l| l.contains("huge-box")).count(),
+        1,
+        "{logs}"
+    );
+    assert_eq!(
+        skipped
+            .iter()
+            .filter(|l| l.contains("odd@example.com"))
+            .count(),
+        1,
+        "{logs}"
+    );
+    for content in ["secret-note", "secret-image", "9223372036854775808"] {
+        assert!(!logs.contains(content), "record content logged: {logs}");
+    }
+}
+
+/// An answer that is neither a list nor a `{data, meta}` page fails the whole list (never an empty list).
+#[tokio::test]
+async fn a_list_answer_of_another_shape_is_an_error() {
+    let router = Router::new()
+        .route(
+            "/users",
+            get(|| async { Json(json!({"error": "maintenance"})) }),
+        )
+        .route(
+            "/sandboxes",
+            get(|| async { Json(json!({"data": {"a": 1}})) }),
+        );
+    let (base, _log) = serve(router).await;
+    let client = client(&base);
+    assert_eq!(
+        client.list_users(&scope()).await.unwrap_err().category(),
+        "Decode"
+    );
+    assert_eq!(
+        client
+            .list_sandboxes(&scope())
+            .await
+            .unwrap_err()
+            .category(),
+        "Decode"
+    );
+}
+
+/// Answers longer than the configured cap are refused (Decode, not retried) without reading them whole,
+/// whether their length is announced or they stream without end; an oversized error body keeps its status.
+#[tokio::test]
+async fn answers_over_the_size_cap_are_refused_once() {
+    let big: Vec<Value> = (0..200)
+        .map(|i| json!({"email": format!("user{i}@example.com")}))
+        .collect();
+    let router = Router::new()
+        .route("/users", get(move || async move { Json(json!(big)) }))
+        .route(
+            "/sandboxes",
+            get(|| async {
+                // Chunked, never ending: only a reader that stops at the cap ever returns.
+                let chunk = Bytes::from_static(b"[{\"metadata\":{\"name\":\"a\"}},");
+                let endless =
+                    futures::stream::repeat_with(move || Ok::<_, io::Error>(chunk.clone()));
+                axum::body::Body::from_stream(endless)
+            }),
+        )
+        .route(
+            "/sandboxes/{name}",
+            get(|| async { error_body(StatusCode::NOT_FOUND, &"n".repeat(4096)) }),
+        )
+        .route(
+            "/sandboxes/{name}/previews",
+            get(|| async { Json(json!([])) }),
+        );
+    let (base, log) = serve(router).await;
+    let client = HttpClient::new(ClientConfig {
+        max_body_bytes: 2048,
+        ..config(&base)
+    })
+    .unwrap();
+    let scope = scope();
+
+    let error = client.list_users(&scope).await.unwrap_err();
+    assert_eq!(error.category(), "Decode", "{error}");
+    assert!(
+        error.to_string().contains("larger than 2048 bytes"),
+        "{error}"
+    );
+    let error = tokio::time::timeout(Duration::from_secs(10), client.list_sandboxes(&scope))
+        .await
+        .expect("the endless answer is cut at the cap")
+        .unwrap_err();
+    assert_eq!(error.category(), "Decode", "{error}");
+    assert_eq!(
+        client.get_sandbox(&scope, "x").await.unwrap_err(),
+        ApiError::NotFound {
+            message: "404 Not Found".into()
+        }
+    );
+    assert!(
+        client.list_previews(&scope, "x").await.unwrap().is_empty(),
+        "small answers pass"
+    );
+    assert_eq!(log.count("GET", "/users"), 1, "not retried");
+    assert_eq!(log.count("GET", "/sandboxes"), 1, "not retried");
+}
+
+/// A server that never stops announcing more pages (always a fresh cursor) fails the walk at its time bound,
+/// after a bounded number of requests, instead of being walked for thousands of pages.
+#[tokio::test]
+async fn endless_pagination_fails_at_the_time_bound() {
+    let pages = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&pages);
+    let router = Router::new().route(
+        "/sandboxes",
+        get(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                Json(json!({"data": [sandbox(&format!("s{n}"))], "meta": {"hasMore": true, "nextCursor": format!("c{n}")}}))
+            }
+        }),
+    );
+    let (base, _log) = serve(router).await;
+    let (bound, rate, burst) = (Duration::from_millis(300), 100.0, 5);
+    let client = HttpClient::new(ClientConfig {
+        rate_limit: rate,
+        burst,
+        list_deadline: bound,
+        ..config(&base)
+    })
+    .unwrap();
+    let started = Instant::now();
+    let error = tokio::time::timeout(Duration::from_secs(5), client.list_sandboxes(&scope()))
+        .await
+        .expect("the walk ends at its time bound")
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert_eq!(error.category(), "Unavailable", "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("not read to the end within 300ms"),
+        "{error}"
+    );
+    assert!(
+        elapsed >= bound && elapsed < bound + Duration::from_secs(2),
+        "{elapsed:?}"
+    );
+    // The rate limiter allows `burst` at once, then `rate` per second: that bounds the requests sent.
+    let most = f64::from(burst) + rate * elapsed.as_secs_f64() + 1.0;
+    let sent = u32::try_from(pages.load(Ordering::SeqCst)).unwrap();
+    assert!(
+        sent >= 2 && f64::from(sent) <= most,
+        "{sent} requests, at most {most}"
+    );
+}
+
+/// An HTTP/1.1 server whose list pages always announce more, and which leaves the `stall_at`-th request
+/// unanswered. Events: `"stalled"` when that request arrives, `"closed"` when the client then closes its
+/// connection. Returns the base URL, the request count and the events.
+async fn stalling_page_server(
+    stall_at: usize,
+) -> (
+    String,
+    Arc<AtomicUsize>,
+    tokio::sync::mpsc::UnboundedReceiver<&'static str>,
+) {
+    use tokio::io::AsyncWriteExt;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (events, received) = tokio::sync::mpsc::unbounded_channel();
+    let counter = Arc::clone(&requests);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (counter, events) = (Arc::clone(&counter), events.clone());
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                    while let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        request.drain(..end + 4);
+                        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                        if n == stall_at {
+                            events.send("stalled").unwrap();
+                            // Never answer; only the client closing the connection ends this.
+                            while !matches!(socket.read(&mut buf).await, Ok(0) | Err(_)) {}
+                            events.send("closed").unwrap();
+                            return;
+                        }
+                        let body = format!(
+                            r#"{{"data":[],"meta":{{"hasMore":true,"nextCursor":"c{n}"}}}}"#
+                        );
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}/v0"), requests, received)
+}
+
+/// Dropping a list walk's future stops the walk at once, its in-flight request included: nothing of it
+/// runs on detached.
+#[tokio::test]
+async fn dropping_a_list_walk_cancels_it() {
+    let (base, requests, mut events) = stalling_page_server(3).await;
+    let (client, scope) = (client(&base), scope());
+    tokio::select! {
+        result = client.list_sandboxes(&scope) => panic!("the endless walk ended: {result:?}"),
+        event = events.recv() => assert_eq!(event, Some("stalled")),
+    }
+    // The walk's future is gone: its request must be cancelled, which closes the connection.
+    let event = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("the in-flight request of the dropped walk was cancelled");
+    assert_eq!(event, Some("closed"));
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
 }
 
 /// E-mails travel percent-encoded as one path segment and decode back exactly on the server.

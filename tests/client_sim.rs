@@ -154,6 +154,85 @@ async fn listing_is_complete_in_both_generations() {
     }
 }
 
+/// Adds a raw record to a workspace's `users` or `sandboxes` list answers (`/_sim/.../malformed`).
+async fn add_malformed(sim: &SimHandle, collection: &str, record: Value) {
+    let url = format!(
+        "{}/_sim/workspaces/{}/malformed",
+        sim.root_url(),
+        sim.api_key().workspace
+    );
+    let answer = reqwest::Client::new()
+        .post(url)
+        .json(&json!({ "collection": collection, "record": record }))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+}
+
+/// Malformed records in the simulator's lists (a null e-mail, a memory beyond i64, on the last of two
+/// pages today) are reported by identity while every real record is still listed, in both generations;
+/// reading the malformed sandbox alone is a Decode error that does not quote it.
+#[tokio::test]
+async fn malformed_records_are_reported_not_fatal() {
+    for generation in [ApiGeneration::V2026, ApiGeneration::V2025] {
+        let sim = start(generation, Faults::default()).await;
+        let (client, scope) = (client_for(&sim), scope_for(&sim));
+        // 201 sandboxes: two pages of 200 today, the raw records on the second.
+        for n in 0..201 {
+            client
+                .create_sandbox(&scope, &sandbox(&format!("s-{n:03}")))
+                .await
+                .unwrap();
+        }
+        client
+            .invite_user(&scope, "real@example.com")
+            .await
+            .unwrap();
+        let huge = json!({"metadata": {"name": "huge"}, "spec": {"runtime": {"memory": 9_223_372_036_854_775_808_u64}}});
+        add_malformed(&sim, "sandboxes", huge).await;
+        add_malformed(&sim, "sandboxes", json!({"spec": 1})).await;
+        add_malformed(&sim, "users", json!({"email": null, "role": "admin"})).await;
+        add_malformed(
+            &sim,
+            "users",
+            json!({"email": "odd@example.com", "role": 5}),
+        )
+        .await;
+        add_malformed(&sim, "users", json!({"role": "member"})).await;
+
+        let users = client.list_users(&scope).await.unwrap();
+        let emails: Vec<_> = users.items.iter().map(|u| u.email.as_str()).collect();
+        assert_eq!(emails, ["real@example.com"], "{generation:?}");
+        let identities: Vec<_> = users
+            .unreadable
+            .iter()
+            .map(|u| u.identity.as_deref())
+            .collect();
+        assert_eq!(
+            identities,
+            [None, Some("odd@example.com"), None],
+            "{generation:?}"
+        );
+
+        let sandboxes = client.list_sandboxes(&scope).await.unwrap();
+        assert_eq!(sandboxes.items.len(), 201, "{generation:?}");
+        let identities: Vec<_> = sandboxes
+            .unreadable
+            .iter()
+            .map(|u| u.identity.as_deref())
+            .collect();
+        assert_eq!(identities, [Some("huge"), None], "{generation:?}");
+
+        let error = client.get_sandbox(&scope, "huge").await.unwrap_err();
+        assert_eq!(error.category(), "Decode", "{generation:?}: {error}");
+        assert!(
+            !error.to_string().contains("9223372036854775808"),
+            "{error}"
+        );
+    }
+}
+
 /// 2025: start/stop routes, "already in that state" is success; 2026: one probe, then spec.enabled.
 #[tokio::test]
 async fn power_control_in_both_generations() {

@@ -4,10 +4,17 @@
 //! 2026-04-28` (so today's API paginates `GET /sandboxes`; the 2025 API ignores the header and answers a
 //! bare array; both are read). Each HTTP attempt first waits for a token of its credential's bucket
 //! ([`super::ratelimit`]); idempotent requests are retried per [`super::retry`], `POST`s never. Answers
-//! become typed [`ApiError`]s in [`super::error_map`]; no reqwest type leaves this module, and no key,
-//! token or request body is ever logged.
+//! become typed [`ApiError`]s in [`super::error_map`], and every error leaves through one gate (`seal`:
+//! key scrubbed, then message cut); no reqwest type leaves this module, and no key, token or request body
+//! is ever logged. Answer bodies are read in chunks up to [`ClientConfig::max_body_bytes`], and one list
+//! walk is bounded in pages and in time ([`ClientConfig::list_deadline`]).
 //!
 //! Power control detects once per workspace whether the 2025 start/stop routes exist ([`super::power`]).
+//!
+//! Lists are read record by record: the page's array is split into raw JSON records, each decoded on its
+//! own. In the member and sandbox lists a record that does not decode is reported in
+//! [`Listing::unreadable`] (with its e-mail or name where that can still be read) and logged once at warn,
+//! instead of hiding every other record; the preview and token lists stay all-or-nothing.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -19,13 +26,16 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::api::{BlaxelApi, PowerControl, Scope};
 use super::error::ApiError;
 use super::error_map;
-use super::model::{Listing, PendingInvitation, Preview, PreviewToken, Sandbox, WorkspaceUser};
+use super::model::{
+    Listing, PendingInvitation, Preview, PreviewToken, Sandbox, Unreadable, WorkspaceUser,
+};
 use super::power::PowerModes;
 use super::ratelimit::{RateLimitStats, RateLimiter};
 use super::retry::RetryPolicy;
@@ -35,8 +45,11 @@ use super::route::{self, DEFAULT_BASE_URL};
 pub const BLAXEL_VERSION: &str = "2026-04-28";
 /// Page size asked for when listing sandboxes (the API's maximum).
 const PAGE_LIMIT: &str = "200";
-/// Safety stop for a server that keeps announcing more pages.
-const MAX_PAGES: usize = 10_000;
+/// Safety stop for a server that keeps announcing more pages: 1,000 pages of 200 are 200,000 sandboxes in
+/// one workspace, far beyond what one operator keeps in its shared list cache (~0.4 KB each, BENCHMARKS.md).
+/// At the default 10 requests/s the walk's time bound ([`ClientConfig::list_deadline`]) ends a walk first
+/// (~600 pages); this stop still holds when the rate limit is raised. It was 10,000: hours of requests.
+const MAX_PAGES: usize = 1_000;
 /// Idle connections kept per host once a burst is over (see `pool_max_idle_per_host` below).
 const IDLE_CONNECTIONS: usize = 4;
 
@@ -55,6 +68,16 @@ pub struct ClientConfig {
     pub burst: u32,
     /// Retries of idempotent requests. Default 3 attempts, 200 ms base, 10 s cap.
     pub retry: RetryPolicy,
+    /// Largest answer body read, in bytes; a longer one is refused (`Decode`, not retried in-process) without
+    /// being read further. Default 32 MiB: the largest legitimate answer is the unpaginated member list, and
+    /// at ~250 bytes per member 32 MiB holds over 100,000 of them; a 200-item sandbox page (~2 KB each) is
+    /// ~0.4 MB. The cap is there so a broken or hostile server cannot grow memory without bound.
+    pub max_body_bytes: usize,
+    /// Longest time one list walk (every page of `GET /users` or `GET /sandboxes`, rate-limiter waits and
+    /// retries included) may take; past it the walk fails (`Unavailable`) rather than return part of the
+    /// list. Default 60 s: a workspace of 10,000 sandboxes is 50 pages, a few seconds even rate-limited, so
+    /// only a server that never stops announcing more pages (or crawls) gets near it.
+    pub list_deadline: Duration,
 }
 
 impl Default for ClientConfig {
@@ -66,6 +89,8 @@ impl Default for ClientConfig {
             rate_limit: 10.0,
             burst: 20,
             retry: RetryPolicy::default(),
+            max_body_bytes: 32 * 1024 * 1024,
+            list_deadline: Duration::from_secs(60),
         }
     }
 }
@@ -87,6 +112,12 @@ pub enum ConfigError {
     /// The retry policy allows no attempt at all.
     #[error("invalid retry policy: at least one attempt is needed")]
     Retry,
+    /// The answer size limit is 0.
+    #[error("invalid answer size limit: at least 1 byte")]
+    BodyLimit,
+    /// The list time bound is 0.
+    #[error("invalid list time bound: it must be positive")]
+    ListDeadline,
     /// The HTTP stack could not be set up (TLS roots, ...).
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
@@ -103,6 +134,8 @@ struct Inner {
     http: reqwest::Client,
     base: Url,
     retry: RetryPolicy,
+    max_body_bytes: usize,
+    list_deadline: Duration,
     limiter: RateLimiter,
     power: PowerModes,
     observer: OnceLock<AttemptObserver>,
@@ -189,6 +222,12 @@ impl HttpClient {
         if config.retry.max_attempts == 0 {
             return Err(ConfigError::Retry);
         }
+        if config.max_body_bytes == 0 {
+            return Err(ConfigError::BodyLimit);
+        }
+        if config.list_deadline.is_zero() {
+            return Err(ConfigError::ListDeadline);
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
@@ -209,6 +248,8 @@ impl HttpClient {
                 http,
                 base,
                 retry: config.retry,
+                max_body_bytes: config.max_body_bytes,
+                list_deadline: config.list_deadline,
                 limiter: RateLimiter::new(config.rate_limit, config.burst),
                 power: PowerModes::default(),
                 observer: OnceLock::new(),
@@ -248,7 +289,8 @@ impl HttpClient {
                 .await
             {
                 Ok(body) => return Ok(body),
-                Err(error) => error_map::scrub_error(error, &scope.api_key),
+                // Only the category is logged below; messages are sanitized once, on the way out (`seal`).
+                Err(error) => error,
             };
             let policy = self.inner.retry;
             if let ApiError::RateLimited {
@@ -308,11 +350,24 @@ impl HttpClient {
             let response = request.send().await.map_err(transport_error)?;
             let status = response.status();
             let retry_after = retry_after(response.headers());
-            let body = response.bytes().await.map_err(transport_error)?;
-            let answer = if status.is_success() {
-                Ok(Vec::from(body))
-            } else {
-                Err(error_map::from_status(status.as_u16(), &body, retry_after))
+            let cap = self.inner.max_body_bytes;
+            let body = read_capped(response, cap).await?;
+            let answer = match body {
+                Some(body) if status.is_success() => Ok(body),
+                // Refused, not retried (`Decode`): the same request would get the same answer. Reconcilers
+                // requeue a `Decode` with their per-object backoff, so it is not asked again at once either.
+                None if status.is_success() => Err(ApiError::Decode {
+                    message: format!(
+                        "the answer to {} {} is larger than {cap} bytes",
+                        call.method, call.route
+                    ),
+                }),
+                // An error status keeps its meaning; an oversized error body just yields no message.
+                body => Err(error_map::from_status(
+                    status.as_u16(),
+                    body.as_deref().unwrap_or_default(),
+                    retry_after,
+                )),
             };
             Ok::<_, ApiError>((status.as_u16(), answer))
         }
@@ -386,18 +441,26 @@ impl HttpClient {
     }
 
     /// GETs a list, accepting a bare array or a `{data, meta}` page and following cursors to the end.
-    async fn list_all<T: DeserializeOwned>(
+    ///
+    /// Records are decoded one by one ([`Record`]); where `T` skips unreadable records they are reported in
+    /// the listing (and logged once each), otherwise the first one fails the whole list.
+    ///
+    /// The walk is bounded in pages ([`MAX_PAGES`]) and in time (`list_deadline`). It runs entirely in the
+    /// caller's future (nothing is spawned), so dropping that future stops it, in-flight request included.
+    async fn list_all<T: Record>(
         &self,
         scope: &Scope,
         route: &'static str,
         segments: &[&str],
         paginate: bool,
         what: &str,
-    ) -> Result<Vec<T>, ApiError> {
-        let mut items = Vec::new();
+    ) -> Result<Listing<T>, ApiError> {
+        let mut listing = Listing::complete(Vec::new());
         let mut cursor: Option<String> = None;
         let mut seen = HashSet::new();
-        for _ in 0..MAX_PAGES {
+        let bound = self.inner.list_deadline;
+        let deadline = Instant::now() + bound;
+        for pages in 0..MAX_PAGES {
             let mut query = Vec::new();
             if paginate {
                 query.push(("limit", PAGE_LIMIT));
@@ -409,11 +472,45 @@ impl HttpClient {
                 query: &query,
                 ..Call::new(Method::GET, route, segments)
             };
-            let body = self.execute(scope, &call).await?;
-            let (page, meta) = decode_listing::<T>(&body, what)?;
-            items.extend(page);
+            let Ok(answer) = tokio::time::timeout_at(deadline, self.execute(scope, &call)).await
+            else {
+                return Err(ApiError::Unavailable {
+                    message: format!(
+                        "{what}: not read to the end within {} ({pages} pages read); a partial list is not used",
+                        humantime::format_duration(bound)
+                    ),
+                    retry_after: None,
+                });
+            };
+            let body = answer?;
+            let (records, meta) = decode_listing(&body, what)?;
+            for record in records {
+                let index = listing.items.len() + listing.unreadable.len();
+                match decode_record::<T>(record, index, what) {
+                    Ok(item) => listing.items.push(item),
+                    Err(unreadable) if T::SKIP_UNREADABLE => {
+                        let error = error_map::outgoing_text(&unreadable.error, &scope.api_key);
+                        tracing::warn!(
+                            route,
+                            workspace = %scope.workspace,
+                            identity = unreadable.identity.as_deref().unwrap_or("<unknown>"),
+                            error = %error,
+                            "skipping a listed record that cannot be read"
+                        );
+                        listing.unreadable.push(Unreadable {
+                            error,
+                            ..unreadable
+                        });
+                    }
+                    Err(unreadable) => {
+                        return Err(ApiError::Decode {
+                            message: unreadable.error,
+                        });
+                    }
+                }
+            }
             let Some(meta) = meta.filter(|m| m.has_more) else {
-                return Ok(items);
+                return Ok(listing);
             };
             // A partial list would make present objects look missing: refuse rather than truncate.
             let next =
@@ -432,6 +529,57 @@ impl HttpClient {
         Err(ApiError::Decode {
             message: format!("{what}: more than {MAX_PAGES} pages"),
         })
+    }
+
+    /// Starts or stops a sandbox (see [`BlaxelApi::set_sandbox_power`]), errors not yet sealed.
+    async fn power(
+        &self,
+        scope: &Scope,
+        current: &Sandbox,
+        running: bool,
+    ) -> Result<PowerControl, ApiError> {
+        let power = &self.inner.power;
+        let workspace = scope.workspace.as_str();
+        let name = current.metadata.name.as_str();
+        if power.get(workspace) == Some(PowerControl::Enabled) {
+            self.set_enabled(scope, name, None, running).await?;
+            return Ok(PowerControl::Enabled);
+        }
+        // While the mode is unknown, one caller per workspace probes; the others wait for its verdict.
+        let _detecting = match power.get(workspace) {
+            None => Some(power.detection_guard(workspace).await),
+            Some(_) => None,
+        };
+        if power.get(workspace) == Some(PowerControl::Enabled) {
+            self.set_enabled(scope, name, None, running).await?;
+            return Ok(PowerControl::Enabled);
+        }
+        match self.start_stop(scope, name, running).await {
+            Ok(()) => {
+                power.set(workspace, PowerControl::StartStop);
+                Ok(PowerControl::StartStop)
+            }
+            Err(ApiError::NotFound { message }) => {
+                // 404 means "no such sandbox" or "no such route" (today's API). The caller just observed
+                // the sandbox, but it may have been deleted since: one GET tells the two apart, so a race
+                // with a deletion can never switch a 2025 workspace to `spec.enabled` for good. The GET
+                // is not wasted: it is the read of the read-modify-write below.
+                let fresh = match self.get_raw_sandbox(scope, name).await {
+                    Ok(fresh) => fresh,
+                    Err(ApiError::NotFound { .. }) => return Err(ApiError::NotFound { message }),
+                    Err(error) => return Err(error),
+                };
+                if power.set(workspace, PowerControl::Enabled) {
+                    tracing::info!(
+                        workspace,
+                        "sandbox start/stop routes are gone; using spec.enabled for power control"
+                    );
+                }
+                self.set_enabled(scope, name, Some(fresh), running).await?;
+                Ok(PowerControl::Enabled)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// `PUT /sandboxes/{name}/start|stop`; "already in that state" (409) counts as success.
@@ -547,6 +695,28 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     )
 }
 
+/// Reads an answer's body in chunks: `None`, without reading on, once it is known to be longer than `cap`
+/// bytes (announced by `Content-Length`, or actually sent).
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    let announced = response.content_length();
+    if announced.is_some_and(|n| n > u64::try_from(cap).unwrap_or(u64::MAX)) {
+        return Ok(None);
+    }
+    // The announced length (now known to be within the cap) sizes the buffer; it is only a hint.
+    let hint = announced.and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+    let mut body = Vec::with_capacity(hint);
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        if chunk.len() > cap - body.len() {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
 /// A failure below HTTP (connect, timeout, broken answer): transient. The URL is left out of the message
 /// (it may hold an e-mail); the cause chain is kept.
 fn transport_error(error: reqwest::Error) -> ApiError {
@@ -594,41 +764,127 @@ struct PageMeta {
     next_cursor: Option<String>,
 }
 
-/// A `{data, meta}` page.
+/// A `{data, meta}` page, its records still raw. `data` is required: an object without it (an error body
+/// sent with 200, say) is not an empty list, which would make every object look absent.
 #[derive(Debug, Deserialize)]
-struct Page<T> {
-    #[serde(default = "Vec::new")]
-    data: Vec<T>,
+struct Page<'a> {
+    #[serde(borrow)]
+    data: Vec<&'a RawValue>,
     #[serde(default)]
     meta: Option<PageMeta>,
 }
 
-/// Reads a list answer: a bare array (2025, `/users`) or a `{data, meta}` page (today's `/sandboxes`).
-fn decode_listing<T: DeserializeOwned>(
-    body: &[u8],
+/// Reads a list answer's envelope: a bare array (2025, `/users`) or a `{data, meta}` page (today's
+/// `/sandboxes`). The records stay raw JSON text borrowed from `body`; an envelope of any other shape fails.
+fn decode_listing<'a>(
+    body: &'a [u8],
     what: &str,
-) -> Result<(Vec<T>, Option<PageMeta>), ApiError> {
+) -> Result<(Vec<&'a RawValue>, Option<PageMeta>), ApiError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     let result = if first == Some(&b'{') {
-        serde_json::from_slice::<Page<T>>(body).map(|page| (page.data, page.meta))
+        serde_json::from_slice::<Page<'a>>(body).map(|page| (page.data, page.meta))
     } else {
-        serde_json::from_slice::<Vec<T>>(body).map(|items| (items, None))
+        serde_json::from_slice::<Vec<&'a RawValue>>(body).map(|records| (records, None))
     };
     result.map_err(|e| error_map::decode_error(what, &e))
+}
+
+/// A kind of record read from a list, one record at a time.
+trait Record: DeserializeOwned {
+    /// Whether an unreadable record is skipped and reported ([`Listing::unreadable`]) rather than failing
+    /// the whole list.
+    const SKIP_UNREADABLE: bool;
+
+    /// The identity of a record that could not be used, where it can still be read from the raw JSON.
+    fn identity(_raw: &RawValue) -> Option<String> {
+        None
+    }
+
+    /// Why a record that decoded still cannot be used, if it cannot.
+    fn unusable(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+impl Record for WorkspaceUser {
+    const SKIP_UNREADABLE: bool = true;
+
+    fn identity(raw: &RawValue) -> Option<String> {
+        string_at(raw, "/email")
+    }
+
+    fn unusable(&self) -> Option<&'static str> {
+        // Users are matched by e-mail: a record without one cannot be told apart from any other.
+        self.email.trim().is_empty().then_some("no e-mail")
+    }
+}
+
+impl Record for Sandbox {
+    const SKIP_UNREADABLE: bool = true;
+
+    fn identity(raw: &RawValue) -> Option<String> {
+        string_at(raw, "/metadata/name")
+    }
+}
+
+impl Record for Preview {
+    const SKIP_UNREADABLE: bool = false;
+}
+
+impl Record for PreviewToken {
+    const SKIP_UNREADABLE: bool = false;
+}
+
+/// The non-blank string at `pointer` in a raw record, if there is one.
+fn string_at(raw: &RawValue, pointer: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(raw.get()).ok()?;
+    value
+        .pointer(pointer)?
+        .as_str()
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_owned)
+}
+
+/// Decodes the `index`-th (0-based) record of a list into `T`; the error names the record by position and
+/// never quotes it.
+fn decode_record<T: Record>(raw: &RawValue, index: usize, what: &str) -> Result<T, Unreadable> {
+    let which = format!("record {} of the {what}", index + 1);
+    let error = match serde_json::from_str::<T>(raw.get()) {
+        Ok(item) => match item.unusable() {
+            None => return Ok(item),
+            Some(why) => format!("{which}: {why}"),
+        },
+        Err(e) => error_map::decode_message(&which, &e),
+    };
+    Err(Unreadable {
+        identity: T::identity(raw),
+        error,
+    })
+}
+
+/// Every error leaving the client through [`BlaxelApi`]: scrubbed of the key, then cut
+/// ([`error_map::outgoing`]). Errors are built with the remote text whole inside the client; this is the one
+/// place they are made fit to be shown (status, Events, logs).
+fn seal<T>(scope: &Scope, result: Result<T, ApiError>) -> Result<T, ApiError> {
+    result.map_err(|error| error_map::outgoing(error, &scope.api_key))
 }
 
 #[async_trait]
 impl BlaxelApi for HttpClient {
     async fn list_users(&self, scope: &Scope) -> Result<Listing<WorkspaceUser>, ApiError> {
-        self.list_all(scope, "/users", &["users"], false, "list of users")
-            .await
-            .map(Listing::complete)
+        let listing = self
+            .list_all(scope, "/users", &["users"], false, "list of users")
+            .await;
+        seal(scope, listing)
     }
 
     async fn invite_user(&self, scope: &Scope, email: &str) -> Result<PendingInvitation, ApiError> {
-        let call =
-            Call::new(Method::POST, "/users", &["users"]).json(&json!({ "email": email }))?;
-        self.fetch(scope, &call, "invitation").await
+        let invite = async {
+            let call =
+                Call::new(Method::POST, "/users", &["users"]).json(&json!({ "email": email }))?;
+            self.fetch(scope, &call, "invitation").await
+        };
+        seal(scope, invite.await)
     }
 
     async fn set_user_role(
@@ -637,51 +893,61 @@ impl BlaxelApi for HttpClient {
         sub_or_email: &str,
         role: &str,
     ) -> Result<WorkspaceUser, ApiError> {
-        let segments = ["users", sub_or_email];
-        let call = Call::new(Method::PUT, "/users/{subOrEmail}", &segments)
-            .json(&json!({ "role": role }))?;
-        self.fetch(scope, &call, "workspace user").await
+        let set = async {
+            let segments = ["users", sub_or_email];
+            let call = Call::new(Method::PUT, "/users/{subOrEmail}", &segments)
+                .json(&json!({ "role": role }))?;
+            self.fetch(scope, &call, "workspace user").await
+        };
+        seal(scope, set.await)
     }
 
     async fn remove_user(&self, scope: &Scope, sub_or_email: &str) -> Result<(), ApiError> {
         let segments = ["users", sub_or_email];
         let call = Call::new(Method::DELETE, "/users/{subOrEmail}", &segments);
-        self.execute(scope, &call).await.map(|_| ())
+        seal(scope, self.execute(scope, &call).await.map(|_| ()))
     }
 
     async fn list_sandboxes(&self, scope: &Scope) -> Result<Listing<Sandbox>, ApiError> {
-        self.list_all(
-            scope,
-            "/sandboxes",
-            &["sandboxes"],
-            true,
-            "list of sandboxes",
-        )
-        .await
-        .map(Listing::complete)
+        let listing = self
+            .list_all(
+                scope,
+                "/sandboxes",
+                &["sandboxes"],
+                true,
+                "list of sandboxes",
+            )
+            .await;
+        seal(scope, listing)
     }
 
     async fn get_sandbox(&self, scope: &Scope, name: &str) -> Result<Sandbox, ApiError> {
         let segments = ["sandboxes", name];
         let call = Call::new(Method::GET, "/sandboxes/{name}", &segments);
-        self.fetch(scope, &call, "sandbox").await
+        seal(scope, self.fetch(scope, &call, "sandbox").await)
     }
 
     async fn create_sandbox(&self, scope: &Scope, sandbox: &Sandbox) -> Result<Sandbox, ApiError> {
-        let call = Call::new(Method::POST, "/sandboxes", &["sandboxes"]).json(sandbox)?;
-        self.fetch(scope, &call, "sandbox").await
+        let create = async {
+            let call = Call::new(Method::POST, "/sandboxes", &["sandboxes"]).json(sandbox)?;
+            self.fetch(scope, &call, "sandbox").await
+        };
+        seal(scope, create.await)
     }
 
     async fn update_sandbox(&self, scope: &Scope, sandbox: &Sandbox) -> Result<Sandbox, ApiError> {
-        let segments = ["sandboxes", sandbox.metadata.name.as_str()];
-        let call = Call::new(Method::PUT, "/sandboxes/{name}", &segments).json(sandbox)?;
-        self.fetch(scope, &call, "sandbox").await
+        let update = async {
+            let segments = ["sandboxes", sandbox.metadata.name.as_str()];
+            let call = Call::new(Method::PUT, "/sandboxes/{name}", &segments).json(sandbox)?;
+            self.fetch(scope, &call, "sandbox").await
+        };
+        seal(scope, update.await)
     }
 
     async fn delete_sandbox(&self, scope: &Scope, name: &str) -> Result<(), ApiError> {
         let segments = ["sandboxes", name];
         let call = Call::new(Method::DELETE, "/sandboxes/{name}", &segments);
-        self.execute(scope, &call).await.map(|_| ())
+        seal(scope, self.execute(scope, &call).await.map(|_| ()))
     }
 
     async fn set_sandbox_power(
@@ -690,48 +956,7 @@ impl BlaxelApi for HttpClient {
         current: &Sandbox,
         running: bool,
     ) -> Result<PowerControl, ApiError> {
-        let power = &self.inner.power;
-        let workspace = scope.workspace.as_str();
-        let name = current.metadata.name.as_str();
-        if power.get(workspace) == Some(PowerControl::Enabled) {
-            self.set_enabled(scope, name, None, running).await?;
-            return Ok(PowerControl::Enabled);
-        }
-        // While the mode is unknown, one caller per workspace probes; the others wait for its verdict.
-        let _detecting = match power.get(workspace) {
-            None => Some(power.detection_guard(workspace).await),
-            Some(_) => None,
-        };
-        if power.get(workspace) == Some(PowerControl::Enabled) {
-            self.set_enabled(scope, name, None, running).await?;
-            return Ok(PowerControl::Enabled);
-        }
-        match self.start_stop(scope, name, running).await {
-            Ok(()) => {
-                power.set(workspace, PowerControl::StartStop);
-                Ok(PowerControl::StartStop)
-            }
-            Err(ApiError::NotFound { message }) => {
-                // 404 means "no such sandbox" or "no such route" (today's API). The caller just observed
-                // the sandbox, but it may have been deleted since: one GET tells the two apart, so a race
-                // with a deletion can never switch a 2025 workspace to `spec.enabled` for good. The GET
-                // is not wasted: it is the read of the read-modify-write below.
-                let fresh = match self.get_raw_sandbox(scope, name).await {
-                    Ok(fresh) => fresh,
-                    Err(ApiError::NotFound { .. }) => return Err(ApiError::NotFound { message }),
-                    Err(error) => return Err(error),
-                };
-                if power.set(workspace, PowerControl::Enabled) {
-                    tracing::info!(
-                        workspace,
-                        "sandbox start/stop routes are gone; using spec.enabled for power control"
-                    );
-                }
-                self.set_enabled(scope, name, Some(fresh), running).await?;
-                Ok(PowerControl::Enabled)
-            }
-            Err(error) => Err(error),
-        }
+        seal(scope, self.power(scope, current, running).await)
     }
 
     fn power_control(&self, workspace: &str) -> Option<PowerControl> {
@@ -740,14 +965,17 @@ impl BlaxelApi for HttpClient {
 
     async fn list_previews(&self, scope: &Scope, sandbox: &str) -> Result<Vec<Preview>, ApiError> {
         let segments = ["sandboxes", sandbox, "previews"];
-        self.list_all(
-            scope,
-            "/sandboxes/{name}/previews",
-            &segments,
-            false,
-            "list of previews",
-        )
-        .await
+        let previews = self
+            .list_all(
+                scope,
+                "/sandboxes/{name}/previews",
+                &segments,
+                false,
+                "list of previews",
+            )
+            .await
+            .map(|listing| listing.items);
+        seal(scope, previews)
     }
 
     async fn create_preview(
@@ -756,10 +984,13 @@ impl BlaxelApi for HttpClient {
         sandbox: &str,
         preview: &Preview,
     ) -> Result<Preview, ApiError> {
-        let segments = ["sandboxes", sandbox, "previews"];
-        let call =
-            Call::new(Method::POST, "/sandboxes/{name}/previews", &segments).json(preview)?;
-        self.fetch(scope, &call, "preview").await
+        let create = async {
+            let segments = ["sandboxes", sandbox, "previews"];
+            let call =
+                Call::new(Method::POST, "/sandboxes/{name}/previews", &segments).json(preview)?;
+            self.fetch(scope, &call, "preview").await
+        };
+        seal(scope, create.await)
     }
 
     async fn delete_preview(
@@ -774,7 +1005,7 @@ impl BlaxelApi for HttpClient {
             "/sandboxes/{name}/previews/{preview}",
             &segments,
         );
-        self.execute(scope, &call).await.map(|_| ())
+        seal(scope, self.execute(scope, &call).await.map(|_| ()))
     }
 
     async fn list_preview_tokens(
@@ -784,14 +1015,17 @@ impl BlaxelApi for HttpClient {
         preview: &str,
     ) -> Result<Vec<PreviewToken>, ApiError> {
         let segments = ["sandboxes", sandbox, "previews", preview, "tokens"];
-        self.list_all(
-            scope,
-            "/sandboxes/{name}/previews/{preview}/tokens",
-            &segments,
-            false,
-            "list of preview tokens",
-        )
-        .await
+        let tokens = self
+            .list_all(
+                scope,
+                "/sandboxes/{name}/previews/{preview}/tokens",
+                &segments,
+                false,
+                "list of preview tokens",
+            )
+            .await
+            .map(|listing| listing.items);
+        seal(scope, tokens)
     }
 
     async fn create_preview_token(
@@ -801,17 +1035,20 @@ impl BlaxelApi for HttpClient {
         preview: &str,
         expires_at: &str,
     ) -> Result<PreviewToken, ApiError> {
-        let segments = ["sandboxes", sandbox, "previews", preview, "tokens"];
-        let call = Call::new(
-            Method::POST,
-            "/sandboxes/{name}/previews/{preview}/tokens",
-            &segments,
-        )
-        .json(&json!({
-            "metadata": { "name": token_name(jiff::Timestamp::now(), rand::random::<u16>()) },
-            "spec": { "expiresAt": expires_at },
-        }))?;
-        self.fetch(scope, &call, "preview token").await
+        let create = async {
+            let segments = ["sandboxes", sandbox, "previews", preview, "tokens"];
+            let call = Call::new(
+                Method::POST,
+                "/sandboxes/{name}/previews/{preview}/tokens",
+                &segments,
+            )
+            .json(&json!({
+                "metadata": { "name": token_name(jiff::Timestamp::now(), rand::random::<u16>()) },
+                "spec": { "expiresAt": expires_at },
+            }))?;
+            self.fetch(scope, &call, "preview token").await
+        };
+        seal(scope, create.await)
     }
 
     async fn delete_preview_token(
@@ -827,7 +1064,7 @@ impl BlaxelApi for HttpClient {
             "/sandboxes/{name}/previews/{preview}/tokens/{token}",
             &segments,
         );
-        self.execute(scope, &call).await.map(|_| ())
+        seal(scope, self.execute(scope, &call).await.map(|_| ()))
     }
 }
 
@@ -867,20 +1104,84 @@ mod tests {
         assert_eq!(headers(&bad).unwrap_err().category(), "Invalid");
     }
 
-    /// Both list shapes decode; a page reports whether more follow.
+    impl Record for u32 {
+        const SKIP_UNREADABLE: bool = false;
+    }
+
+    fn numbers(records: &[&RawValue]) -> Vec<u32> {
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| decode_record::<u32>(r, i, "numbers").unwrap())
+            .collect()
+    }
+
+    /// Both list shapes decode; a page reports whether more follow; any other envelope is an error.
     #[test]
     fn listings_in_both_shapes() {
-        let (items, meta) = decode_listing::<u32>(b" [1,2]", "numbers").unwrap();
-        assert_eq!(items, [1, 2]);
+        let (records, meta) = decode_listing(b" [1,2]", "numbers").unwrap();
+        assert_eq!(numbers(&records), [1, 2]);
         assert!(meta.is_none());
         let page = br#"{"data":[3],"meta":{"hasMore":true,"nextCursor":"c1","total":9}}"#;
-        let (items, meta) = decode_listing::<u32>(page, "numbers").unwrap();
-        assert_eq!(items, [3]);
+        let (records, meta) = decode_listing(page, "numbers").unwrap();
+        assert_eq!(numbers(&records), [3]);
         let meta = meta.unwrap();
         assert!(meta.has_more);
         assert_eq!(meta.next_cursor.as_deref(), Some("c1"));
-        let err = decode_listing::<u32>(b"null", "numbers").unwrap_err();
-        assert_eq!(err.category(), "Decode");
+        let not_lists = [
+            &b"null"[..],
+            b"7",
+            br#"{"data":{"a":1}}"#,
+            br#"{"error":"oops"}"#,
+            b"[1,",
+        ];
+        for envelope in not_lists {
+            let err = decode_listing(envelope, "numbers").unwrap_err();
+            assert_eq!(err.category(), "Decode");
+        }
+    }
+
+    /// A record that does not decode is reported by position and identity, never by its content.
+    #[test]
+    fn unreadable_records_keep_identity_not_content() {
+        let (records, _) = decode_listing(
+            br#"[{"metadata":{"name":"big"},"spec":{"runtime":{"memory":99999999999999999999,"image":"secret-img"}}},
+                {"metadata":{"name":""},"spec":7}]"#,
+            "list of sandboxes",
+        )
+        .unwrap();
+        let big = decode_record::<Sandbox>(records[0], 0, "list of sandboxes").unwrap_err();
+        assert_eq!(big.identity.as_deref(), Some("big"));
+        assert!(
+            big.error.contains("record 1 of the list of sandboxes"),
+            "{}",
+            big.error
+        );
+        assert!(
+            !big.error.contains("99999") && !big.error.contains("secret-img"),
+            "{}",
+            big.error
+        );
+        let nameless = decode_record::<Sandbox>(records[1], 1, "list of sandboxes").unwrap_err();
+        assert_eq!(nameless.identity, None);
+
+        let (records, _) = decode_listing(
+            br#"[{"email":null,"role":"admin"},{"email":"a@b.c","role":5},{"role":"member"},{"email":" "}]"#,
+            "list of users",
+        )
+        .unwrap();
+        let failed: Vec<_> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| decode_record::<WorkspaceUser>(r, i, "list of users").unwrap_err())
+            .collect();
+        let identities: Vec<_> = failed.iter().map(|u| u.identity.as_deref()).collect();
+        assert_eq!(identities, [None, Some("a@b.c"), None, None]);
+        assert!(
+            failed[2].error.ends_with("no e-mail"),
+            "{}",
+            failed[2].error
+        );
     }
 
     /// Setting `spec.enabled` keeps every other field, including ones the typed models do not name.
@@ -944,6 +1245,14 @@ mod tests {
             assert_eq!(HttpClient::new(config).unwrap_err(), ConfigError::RateLimit);
         }
         let client = HttpClient::new(ClientConfig::default()).unwrap();
+        let no_body = ClientConfig {
+            max_body_bytes: 0,
+            ..ClientConfig::default()
+        };
+        assert_eq!(
+            HttpClient::new(no_body).unwrap_err(),
+            ConfigError::BodyLimit
+        );
         assert_eq!(client.base_url(), "https://api.blaxel.ai/v0");
         assert_eq!(client.rate_limit_stats(), RateLimitStats::default());
     }

@@ -2,8 +2,12 @@
 //!
 //! Pure functions, so every mapping is unit-tested without a server. Error bodies come in two shapes
 //! (`{error, code, message}` and, from sandbox create, `{code, message, details, status_code, ...}`); both
-//! are read tolerantly, and anything else falls back to the status text. Messages are trimmed to a bounded
-//! length and scrubbed of the caller's API key, in case a server ever echoes it back.
+//! are read tolerantly, and anything else falls back to the status text.
+//!
+//! Every error leaving the HTTP client passes through [`outgoing`] (and every other message, such as an
+//! unreadable record's, through [`outgoing_text`]): the caller's API key is scrubbed first, in case a server
+//! ever echoes it back, and only then is the message cut to a bounded length. Cutting first could split the
+//! key and leave its first characters, which scrubbing no longer recognises, in status and Events.
 
 use std::time::Duration;
 
@@ -55,7 +59,8 @@ pub fn remote_message(status: u16, body: &[u8]) -> String {
         (Some(code), None, None) => code.to_owned(),
         (None, None, None) => status_text(status),
     };
-    truncate(&text)
+    // Not cut here: the key must be scrubbed from the whole text first (see [`outgoing`]).
+    text
 }
 
 /// `404 Not Found`, or just the number for unregistered codes.
@@ -66,6 +71,7 @@ fn status_text(status: u16) -> String {
         .map_or_else(|| status.to_string(), |reason| format!("{status} {reason}"))
 }
 
+/// `text` cut to [`MAX_MESSAGE_CHARS`] characters, with `…` when something was cut.
 fn truncate(text: &str) -> String {
     match text.char_indices().nth(MAX_MESSAGE_CHARS) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
@@ -116,34 +122,42 @@ pub fn scrub(message: &str, key: &ApiKey) -> String {
     }
 }
 
-/// Scrubs every message an error carries.
+/// What an error may say once it leaves the client: `message` scrubbed of the key, then cut to a bounded
+/// length (in that order, so a key straddling the cut cannot leave a prefix behind).
 #[must_use]
-pub fn scrub_error(error: ApiError, key: &ApiKey) -> ApiError {
+pub fn outgoing_text(message: &str, key: &ApiKey) -> String {
+    truncate(&scrub(message, key))
+}
+
+/// Every error leaving the client: each message it carries goes through [`outgoing_text`].
+#[must_use]
+pub fn outgoing(error: ApiError, key: &ApiKey) -> ApiError {
+    let text = |message: String| outgoing_text(&message, key);
     match error {
         ApiError::NotFound { message } => ApiError::NotFound {
-            message: scrub(&message, key),
+            message: text(message),
         },
         ApiError::Conflict { message } => ApiError::Conflict {
-            message: scrub(&message, key),
+            message: text(message),
         },
         ApiError::Unauthorized { message } => ApiError::Unauthorized {
-            message: scrub(&message, key),
+            message: text(message),
         },
         ApiError::Forbidden { message } => ApiError::Forbidden {
-            message: scrub(&message, key),
+            message: text(message),
         },
         ApiError::Invalid { message } => ApiError::Invalid {
-            message: scrub(&message, key),
+            message: text(message),
         },
         ApiError::Unavailable {
             message,
             retry_after,
         } => ApiError::Unavailable {
-            message: scrub(&message, key),
+            message: text(message),
             retry_after,
         },
         ApiError::Decode { message } => ApiError::Decode {
-            message: scrub(&message, key),
+            message: text(message),
         },
         limited @ ApiError::RateLimited { .. } => limited,
     }
@@ -153,13 +167,21 @@ pub fn scrub_error(error: ApiError, key: &ApiKey) -> ApiError {
 /// preview tokens).
 #[must_use]
 pub fn decode_error(what: &str, error: &serde_json::Error) -> ApiError {
+    ApiError::Decode {
+        message: decode_message(what, error),
+    }
+}
+
+/// The text of [`decode_error`]: the kind of failure, what was read and where, never the input.
+#[must_use]
+pub fn decode_message(what: &str, error: &serde_json::Error) -> String {
     let kind = match error.classify() {
         serde_json::error::Category::Io => "I/O error",
         serde_json::error::Category::Syntax => "invalid JSON",
         serde_json::error::Category::Data => "unexpected data",
         serde_json::error::Category::Eof => "truncated JSON",
     };
-    let message = if error.line() == 0 {
+    if error.line() == 0 {
         format!("{kind} in {what}")
     } else {
         format!(
@@ -167,8 +189,7 @@ pub fn decode_error(what: &str, error: &serde_json::Error) -> ApiError {
             error.line(),
             error.column()
         )
-    };
-    ApiError::Decode { message }
+    }
 }
 
 #[cfg(test)]
@@ -233,8 +254,44 @@ mod tests {
             "400 Bad Request"
         );
         assert_eq!(remote_message(499, b"[]"), "499");
+    }
+
+    /// Long remote messages are cut to a bounded length (on a character boundary) on the way out.
+    #[test]
+    fn long_messages_are_cut_on_the_way_out() {
         let long = format!(r#"{{"message":"{}"}}"#, "é".repeat(1000));
-        assert_eq!(remote_message(400, long.as_bytes()).chars().count(), 301);
+        let error = outgoing(
+            from_status(400, long.as_bytes(), None),
+            &ApiKey::new("bl_k3y"),
+        );
+        let ApiError::Invalid { message } = error else {
+            unreachable!("400 is Invalid");
+        };
+        assert_eq!(message.chars().count(), 301);
+        assert!(message.ends_with('…'));
+    }
+
+    /// A key straddling the length cut is scrubbed before the cut: no prefix of it survives.
+    #[test]
+    fn key_straddling_the_cut_leaves_no_prefix() {
+        let secret = "bl_Zq8wX3vR7tY2uK9pL4mN";
+        let key = ApiKey::new(secret);
+        let body = format!(r#"{{"message":"{}{secret} trailing"}}"#, "x".repeat(295));
+        for error in [
+            from_status(401, body.as_bytes(), None),
+            from_status(503, body.as_bytes(), None),
+            ApiError::Decode {
+                message: format!("{}{secret}", "y".repeat(295)),
+            },
+        ] {
+            let shown = outgoing(error, &key).to_string();
+            for len in 5..=secret.len() {
+                assert!(
+                    !shown.contains(&secret[..len]),
+                    "prefix {len} leaked: {shown}"
+                );
+            }
+        }
     }
 
     /// 429 and 503 carry the server's Retry-After.
@@ -285,7 +342,7 @@ mod tests {
     fn key_is_scrubbed() {
         let key = ApiKey::new("bl_secret_key_123");
         let body = br#"{"message":"bad token bl_secret_key_123"}"#;
-        let error = scrub_error(from_status(401, body, None), &key);
+        let error = outgoing(from_status(401, body, None), &key);
         for shown in [error.to_string(), format!("{error:?}")] {
             assert!(!shown.contains("bl_secret_key_123"), "{shown}");
             assert!(shown.contains("<redacted>"), "{shown}");

@@ -6,7 +6,7 @@
 //! | `GET /_sim/health` | `{"ok": true}` |
 //! | `GET /_sim/stats` | request counters (see [`super::stats::Stats::snapshot`]) |
 //! | `POST /_sim/stats/reset` | zeroes the counters |
-//! | `GET /_sim/state` | the whole world as JSON (workspaces, users, sandboxes, previews, tokens) |
+//! | `GET /_sim/state` | the whole world as JSON (workspaces, users, sandboxes, previews, tokens, malformed records) |
 //! | `POST /_sim/reset` | forgets all objects, counters and runtime fault changes (the clock keeps its time) |
 //! | `GET /_sim/faults`, `PUT /_sim/faults` | reads / changes faults at run time (partial updates) |
 //! | `GET/POST/DELETE /_sim/faults/script` | lists / appends / clears scripted faults: `{"route"?, "status" \| "drop": true, "times"?, "retryAfterMs"?}` |
@@ -16,6 +16,8 @@
 //! | `POST /_sim/invitations/{email}/decline` | the invitee declines |
 //! | `POST /_sim/workspaces/{ws}/members` | `{"email", "role"}`: adds an accepted member directly (out-of-band drift) |
 //! | `POST /_sim/workspaces/{ws}/sandboxes/{name}/fail` | `{"message"}`: the sandbox turns `FAILED` now |
+//! | `POST /_sim/workspaces/{ws}/malformed` | `{"collection": "users" \| "sandboxes", "record": <any JSON>}`: that raw record is appended to the workspace's `GET /users` or `GET /sandboxes` answers (on the last page when paginated); a sandbox record whose `metadata.name` is a string also answers `GET /sandboxes/{that name}` while no live sandbox has it |
+//! | `DELETE /_sim/workspaces/{ws}/malformed` | removes the workspace's raw records |
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,7 +33,7 @@ use super::body::{JsonObject, SimPath, SimQuery, field, parse_object};
 use super::config::{Faults, RateLimit, default_burst, validate_faults};
 use super::error::ApiError;
 use super::faults::ScriptedFault;
-use super::state::{Sim, lock};
+use super::state::{Malformed, Sim, Workspace, World, lock};
 use super::users::{Role, Standing, UserRecord, render_invitation, render_user};
 use super::util::validate_email;
 use super::{previews, sandboxes, users};
@@ -55,6 +57,10 @@ pub fn router() -> Router<Arc<Sim>> {
         .route("/invitations/{email}/decline", post(decline))
         .route("/workspaces/{ws}/members", post(add_member))
         .route("/workspaces/{ws}/sandboxes/{name}/fail", post(fail_sandbox))
+        .route(
+            "/workspaces/{ws}/malformed",
+            post(add_malformed).delete(clear_malformed),
+        )
 }
 
 async fn stats(State(sim): State<Arc<Sim>>) -> Json<Value> {
@@ -248,7 +254,7 @@ async fn state(State(sim): State<Arc<Sim>>) -> Json<Value> {
             .collect();
         workspaces.insert(
             name.clone(),
-            json!({ "users": users, "sandboxes": sandboxes }),
+            json!({ "users": users, "sandboxes": sandboxes, "malformed": ws.malformed.to_json() }),
         );
     }
     Json(json!({
@@ -376,4 +382,58 @@ async fn fail_sandbox(
         .unwrap_or("simulated failure")
         .to_owned();
     sandboxes::force_fail(&sim, &ws, &name, message).map(Json)
+}
+
+/// The workspace `ws`, or 404.
+fn workspace<'a>(world: &'a mut World, ws: &str) -> Result<&'a mut Workspace, ApiError> {
+    world
+        .workspaces
+        .get_mut(ws)
+        .ok_or_else(|| ApiError::not_found(format!("workspace {ws:?} not found")))
+}
+
+/// Appends a raw record to a workspace's `users` or `sandboxes` list answers; answers all of them.
+async fn add_malformed(
+    State(sim): State<Arc<Sim>>,
+    SimPath(ws): SimPath<String>,
+    JsonObject(mut body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(k) = body
+        .keys()
+        .find(|k| !["collection", "record"].contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "unknown key {k:?}; expected collection and record"
+        )));
+    }
+    let collection = field::opt_str(&body, "collection", "collection")?
+        .ok_or_else(|| ApiError::bad_request("collection is required (users or sandboxes)"))?
+        .to_owned();
+    // Any JSON at all, null included: only a missing record is refused.
+    let record = body
+        .remove("record")
+        .ok_or_else(|| ApiError::bad_request("record is required (any JSON value)"))?;
+    let mut world = sim.world();
+    let malformed = &mut workspace(&mut world, &ws)?.malformed;
+    match collection.as_str() {
+        "users" => malformed.users.push(record),
+        "sandboxes" => malformed.sandboxes.push(record),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown collection {other:?}: expected users or sandboxes"
+            )));
+        }
+    }
+    Ok(Json(malformed.to_json()))
+}
+
+/// Removes every raw record of a workspace.
+async fn clear_malformed(
+    State(sim): State<Arc<Sim>>,
+    SimPath(ws): SimPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut world = sim.world();
+    let malformed = &mut workspace(&mut world, &ws)?.malformed;
+    *malformed = Malformed::default();
+    Ok(Json(malformed.to_json()))
 }

@@ -750,9 +750,27 @@ pub async fn get(
     caller: Caller,
     SimPath(name): SimPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    with_sandbox(&sim, &caller.workspace, &name, |r, now| {
+    let found = with_sandbox(&sim, &caller.workspace, &name, |r, now| {
         Ok(Json(render(r, &caller.workspace, now, &sim)))
-    })
+    });
+    if found.is_err() {
+        // No live sandbox of that name: a raw record a test added under it answers instead.
+        let world = sim.world();
+        let raw = world.workspaces.get(&caller.workspace);
+        if let Some(raw) = raw.and_then(|w| w.malformed.sandbox(&name)) {
+            return Ok(Json(raw.clone()));
+        }
+    }
+    found
+}
+
+/// The raw sandbox records a test added to a workspace's listings (`/_sim/workspaces/{ws}/malformed`).
+fn malformed_sandboxes(world: &World, ws: &str) -> Vec<Value> {
+    world
+        .workspaces
+        .get(ws)
+        .map(|w| w.malformed.sandboxes.clone())
+        .unwrap_or_default()
 }
 
 /// `PUT /sandboxes/{name}`.
@@ -1156,11 +1174,12 @@ pub async fn list(
     if cfg.generation == ApiGeneration::V2025 {
         let mut world = sim.world();
         let b = book(&mut world, &caller.workspace, now, cfg)?;
-        let items = b
+        let mut items: Vec<Value> = b
             .iter()
             .filter(|r| r.phase(now, cfg) != Phase::Gone)
             .map(|r| render(r, &caller.workspace, now, &sim))
             .collect();
+        items.extend(malformed_sandboxes(&world, &caller.workspace));
         return Ok(Json(Value::Array(items)));
     }
     let paginated = wants_pagination(&headers)?;
@@ -1168,11 +1187,12 @@ pub async fn list(
     if !paginated {
         let mut world = sim.world();
         let b = book(&mut world, &caller.workspace, now, cfg)?;
-        let items = b
+        let mut items: Vec<Value> = b
             .iter()
             .filter(|r| filter.accepts(r, r.phase(now, cfg)))
             .map(|r| render_with(r, &caller.workspace, now, &sim, false))
             .collect();
+        items.extend(malformed_sandboxes(&world, &caller.workspace));
         return Ok(Json(Value::Array(items)));
     }
     let sort = Sort::parse(q.get("sort").map(String::as_str))?;
@@ -1233,13 +1253,21 @@ pub async fn list(
         (true, Some(last)) => encode_cursor(&fp, last),
         _ => String::new(),
     };
-    let data: Vec<Value> = page
+    let mut data: Vec<Value> = page
         .iter()
         .map(|r| render_with(r, &caller.workspace, now, &sim, false))
         .collect();
+    let total = b.len();
+    // Raw records a test added ride on the last page, whatever the filters: they cannot be sorted or
+    // filtered, and a cursor cannot point at them.
+    let malformed = malformed_sandboxes(&world, &caller.workspace);
+    let total = total + malformed.len();
+    if !has_more {
+        data.extend(malformed);
+    }
     Ok(Json(json!({
         "data": data,
-        "meta": { "hasMore": has_more, "nextCursor": next_cursor, "total": b.len() },
+        "meta": { "hasMore": has_more, "nextCursor": next_cursor, "total": total },
     })))
 }
 

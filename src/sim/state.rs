@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use serde_json::{Value, json};
 
 use super::clock::SimClock;
 use super::config::SimConfig;
@@ -42,6 +43,35 @@ pub struct Workspace {
     pub users: UserBook,
     /// Sandboxes (with their previews and tokens).
     pub sandboxes: SandboxBook,
+    /// Raw records added to the list answers on request (`/_sim/workspaces/{ws}/malformed`).
+    pub malformed: Malformed,
+}
+
+/// Records served exactly as a test gave them, however malformed, to exercise clients' handling of records
+/// they cannot read. They are not objects of the world: nothing else sees or changes them.
+#[derive(Debug, Default)]
+pub struct Malformed {
+    /// Appended to every `GET /users` answer.
+    pub users: Vec<Value>,
+    /// Appended to every `GET /sandboxes` answer (on the last page when paginated); one whose
+    /// `metadata.name` is a string also answers `GET /sandboxes/{that name}` while no live sandbox has it.
+    pub sandboxes: Vec<Value>,
+}
+
+impl Malformed {
+    /// The first raw sandbox record whose `metadata.name` is `name`.
+    #[must_use]
+    pub fn sandbox(&self, name: &str) -> Option<&Value> {
+        self.sandboxes
+            .iter()
+            .find(|r| r.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
+    }
+
+    /// `{"users": [...], "sandboxes": [...]}`, as `/_sim/` shows them.
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        json!({ "users": self.users, "sandboxes": self.sandboxes })
+    }
 }
 
 /// All workspaces plus the world's own random stream and sequence counter.
