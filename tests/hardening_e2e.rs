@@ -647,3 +647,109 @@ async fn a_failing_list_is_fetched_once_per_window() {
         "{attempts} GET /users attempts in 5 s for 10 waiting members"
     );
 }
+
+/// One malformed remote record (a sandbox whose memory does not fit an i64, a user with a null e-mail)
+/// stops nothing else: the workspace's other objects converge and clean up, and the object whose record
+/// it is fails with a decode error instead of creating it again.
+#[tokio::test]
+async fn a_malformed_remote_record_does_not_stop_the_workspace() {
+    let mut world = World::new(SimConfig {
+        auto_accept_after: Some(Duration::ZERO),
+        ..fast()
+    })
+    .await;
+    let malformed = format!("workspaces/{}/malformed", world.workspace);
+    world
+        .sim_control(
+            &malformed,
+            json!({"collection": "sandboxes", "record": {"metadata": {"name": "broken"},
+                   "spec": {"runtime": {"memory": 9_223_372_036_854_775_808_u64}}}}),
+        )
+        .await;
+    world
+        .sim_control(
+            &malformed,
+            json!({"collection": "users", "record": {"email": null, "role": "member"}}),
+        )
+        .await;
+    let _op = world.start_operator(&[]);
+    world.apply_sandbox("good", sandbox_spec(&world)).await;
+    world.apply_sandbox("broken", sandbox_spec(&world)).await;
+    world
+        .apply_member(
+            "kim",
+            json!({"workspace": world.workspace, "email": "kim@example.com"}),
+        )
+        .await;
+    condition_is(&world.sandboxes(), "good", "Ready", "True", "Running").await;
+    condition_is(&world.sandboxes(), "broken", "Synced", "False", "Decode").await;
+    eventually("kim Active", DEADLINE, || async {
+        (member_phase(&world, "kim").await? == MemberPhase::Active).then_some(())
+    })
+    .await;
+    assert_eq!(
+        world.calls("POST /v0/sandboxes"),
+        1,
+        "broken is never created"
+    );
+    world
+        .sandboxes()
+        .delete("good", &DeleteParams::default())
+        .await
+        .unwrap();
+    gone(&world.sandboxes(), "good").await;
+    world
+        .members()
+        .delete("kim", &DeleteParams::default())
+        .await
+        .unwrap();
+    gone(&world.members(), "kim").await;
+    assert!(world.remote_user("kim@example.com").await.is_none());
+}
+
+/// A FAILED sandbox's own message that quotes the API key (at the length cut, where cutting first
+/// would leave a prefix) reaches status and Events scrubbed.
+#[tokio::test]
+async fn a_remote_message_quoting_the_key_is_scrubbed() {
+    let mut world = World::new(fast()).await;
+    let _op = world.start_operator(&["--resync-interval", "1h"]);
+    world.apply_sandbox("leaky", sandbox_spec(&world)).await;
+    condition_is(&world.sandboxes(), "leaky", "Ready", "True", "Running").await;
+    let message = format!("{} {}", "x".repeat(295), world.key);
+    world
+        .sim_control(
+            &format!("workspaces/{}/sandboxes/leaky/fail", world.workspace),
+            json!({ "message": message }),
+        )
+        .await;
+    nudged_until(
+        &world.sandboxes(),
+        "leaky",
+        "leaky Stalled RemoteFailed",
+        || async {
+            let status = world.sandboxes().get("leaky").await.ok()?.status?;
+            (condition(&status.conditions, "Stalled")? == ("True".into(), "RemoteFailed".into()))
+                .then_some(())
+        },
+    )
+    .await;
+    let status =
+        serde_json::to_string(&world.sandboxes().get("leaky").await.unwrap().status).unwrap();
+    let prefix = &world.key[..5];
+    assert!(status.contains("xxxxx"), "the message is shown: {status}");
+    assert!(
+        !status.contains(prefix),
+        "a prefix of the key leaked: {status}"
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(world.client.clone(), &world.ns);
+    let listed = events
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap();
+    assert!(
+        !serde_json::to_string(&listed.items)
+            .unwrap()
+            .contains(prefix)
+    );
+}

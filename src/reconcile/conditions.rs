@@ -35,6 +35,24 @@ impl Why {
     }
 }
 
+impl Health {
+    /// The same verdict with its message passed through `f` (to redact text that came from Blaxel).
+    #[must_use]
+    pub fn map_message(self, f: impl FnOnce(&str) -> String) -> Self {
+        let redo = |why: Why| Why {
+            message: f(&why.message),
+            reason: why.reason,
+        };
+        match self {
+            Self::Ready(why) => Self::Ready(redo(why)),
+            Self::Progressing(why) => Self::Progressing(redo(why)),
+            Self::Stalled(why) => Self::Stalled(redo(why)),
+            Self::Failing(why) => Self::Failing(redo(why)),
+            paused @ Self::Paused { .. } => paused,
+        }
+    }
+}
+
 /// The verdict a reconcile reaches about an object, from which the conditions follow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {

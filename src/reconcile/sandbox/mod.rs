@@ -22,7 +22,7 @@ use super::{
     requeue_after, write_status,
 };
 use crate::blaxel::model::{Sandbox as RemoteSandbox, SandboxPhase};
-use crate::blaxel::{ApiError, PowerControl, Scope};
+use crate::blaxel::{ApiError, PowerControl, Scope, error_map};
 use crate::crd::{FINALIZER, Sandbox, SandboxStatus};
 use plan::{CleanupStep, EXPIRED_PHASE, Owner, SandboxAction, SandboxInput, observed_power};
 
@@ -149,6 +149,11 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
             ready: matches!(report.health, Health::Ready(_)),
         };
     }
+    // A verdict may quote Blaxel (a FAILED sandbox's own message): what leaves the process in status
+    // and Events is scrubbed of the key and cut, as every remote error message is.
+    report.health = report
+        .health
+        .map_message(|m| error_map::outgoing_text(m, &scope.api_key));
     report.observed = observed.filter(|_| !report.expired);
     let action = requeue_after(&report.health, &ctx.settings, ctx.settings.transition_poll);
     finish(obj, ctx, report).await?;
