@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use support::operator::{DEADLINE, World, condition, eventually, sample};
+use support::operator::{DEADLINE, World, annotate, condition, eventually, sample, wait_gone};
 
 fn fast() -> SimConfig {
     SimConfig {
@@ -53,16 +53,6 @@ where
 
 async fn member_phase(world: &World, name: &str) -> Option<MemberPhase> {
     world.members().get(name).await.ok()?.status?.phase
-}
-
-async fn gone<K>(api: &Api<K>, name: &str)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    eventually(&format!("{name} gone"), DEADLINE, || async {
-        api.get_opt(name).await.ok()?.is_none().then_some(())
-    })
-    .await;
 }
 
 /// A sandbox made by hand with env vars and ports, outside the operator.
@@ -176,7 +166,7 @@ async fn a_sandbox_never_taken_over_is_never_deleted() {
         .delete("handmade", &DeleteParams::default())
         .await
         .unwrap();
-    gone(&world.sandboxes(), "handmade").await;
+    wait_gone(&world.sandboxes(), "handmade").await;
     assert_eq!(
         world.calls("DELETE /v0/sandboxes/{name}"),
         0,
@@ -209,16 +199,8 @@ async fn a_paused_object_deleted_then_unpaused_deletes_nothing() {
         .delete("quiet", &DeleteParams::default())
         .await
         .unwrap();
-    world
-        .sandboxes()
-        .patch(
-            "quiet",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"blaxel.ai/paused": null}}})),
-        )
-        .await
-        .unwrap();
-    gone(&world.sandboxes(), "quiet").await;
+    annotate(&world.sandboxes(), "quiet", "blaxel.ai/paused", None).await;
+    wait_gone(&world.sandboxes(), "quiet").await;
     assert_eq!(world.calls("DELETE /v0/sandboxes/{name}"), 0);
     assert!(world.remote_sandbox("quiet").await.is_some());
 }
@@ -247,17 +229,13 @@ async fn adoption_keeps_what_the_spec_leaves_out() {
             .adopted
     );
     assert_eq!(world.calls("PUT /v0/sandboxes/{name}"), 1);
-    world
-        .sandboxes()
-        .patch(
-            "keep",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"metadata": {"annotations": {"blaxel.ai/reconcile-requested-at": "1"}}}),
-            ),
-        )
-        .await
-        .unwrap();
+    annotate(
+        &world.sandboxes(),
+        "keep",
+        "blaxel.ai/reconcile-requested-at",
+        Some("1"),
+    )
+    .await;
     eventually("the forced resync handled", DEADLINE, || async {
         let s = world.sandboxes().get("keep").await.ok()?.status?;
         (s.last_handled_reconcile_at.as_deref() == Some("1")).then_some(())
@@ -286,7 +264,7 @@ async fn an_orphaned_sandbox_is_released() {
         .delete("first", &DeleteParams::default())
         .await
         .unwrap();
-    gone(&world.sandboxes(), "first").await;
+    wait_gone(&world.sandboxes(), "first").await;
     let remote = world
         .remote_sandbox("shared")
         .await
@@ -611,7 +589,7 @@ async fn mass_removal_is_held_until_confirmed() {
         )
         .await
         .unwrap();
-    gone(&world.members(), held[0]).await;
+    wait_gone(&world.members(), held[0]).await;
     assert_eq!(world.remote_users().await.len(), 1);
     assert!(world.members().get_opt(held[1]).await.unwrap().is_some());
 }
@@ -697,13 +675,13 @@ async fn a_malformed_remote_record_does_not_stop_the_workspace() {
         .delete("good", &DeleteParams::default())
         .await
         .unwrap();
-    gone(&world.sandboxes(), "good").await;
+    wait_gone(&world.sandboxes(), "good").await;
     world
         .members()
         .delete("kim", &DeleteParams::default())
         .await
         .unwrap();
-    gone(&world.members(), "kim").await;
+    wait_gone(&world.members(), "kim").await;
     assert!(world.remote_user("kim@example.com").await.is_none());
 }
 

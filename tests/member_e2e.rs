@@ -12,7 +12,7 @@ use blaxel_operator::crd::MemberPhase;
 use blaxel_operator::sim::SimConfig;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
-use support::operator::{DEADLINE, World, condition, eventually};
+use support::operator::{DEADLINE, World, annotate, condition, eventually, wait_gone};
 
 async fn phase_and_ready(world: &World, name: &str) -> Option<(MemberPhase, String, String)> {
     let obj = world.members().get_opt(name).await.ok()??;
@@ -252,16 +252,7 @@ async fn delete_revokes_and_orphan_keeps() {
             .unwrap();
     }
     for name in ["dave", "erin"] {
-        eventually("object gone", DEADLINE, || async {
-            world
-                .members()
-                .get_opt(name)
-                .await
-                .ok()?
-                .is_none()
-                .then_some(())
-        })
-        .await;
+        wait_gone(&world.members(), name).await;
     }
     assert!(
         world.remote_user("dave@example.com").await.is_none(),
@@ -324,16 +315,7 @@ async fn duplicate_claim_older_wins() {
         .delete("second", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("second gone", DEADLINE, || async {
-        world
-            .members()
-            .get_opt("second")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    wait_gone(&world.members(), "second").await;
     assert_eq!(world.calls("DELETE /v0/users/{subOrEmail}"), 0);
     assert!(world.remote_user("frank@example.com").await.is_some());
 
@@ -344,28 +326,15 @@ async fn duplicate_claim_older_wins() {
         .delete("first", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("first gone", DEADLINE, || async {
-        world
-            .members()
-            .get_opt("first")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    wait_gone(&world.members(), "first").await;
     assert_eq!(world.calls("DELETE /v0/users/{subOrEmail}"), 1);
-    world
-        .members()
-        .patch(
-            "third",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"metadata": {"annotations": {"blaxel.ai/reconcile-requested-at": "1"}}}),
-            ),
-        )
-        .await
-        .unwrap();
+    annotate(
+        &world.members(),
+        "third",
+        "blaxel.ai/reconcile-requested-at",
+        Some("1"),
+    )
+    .await;
     eventually("third invites frank as admin", DEADLINE, || async {
         (world.remote_user("frank@example.com").await?["role"] == "admin").then_some(())
     })

@@ -14,7 +14,7 @@ use blaxel_operator::crd::PowerState;
 use blaxel_operator::sim::{ApiGeneration, SimConfig};
 use kube::api::DeleteParams;
 use serde_json::{Value, json};
-use support::operator::{DEADLINE, World, condition, eventually};
+use support::operator::{DEADLINE, World, annotate, condition, eventually, wait_gone};
 
 fn fast() -> SimConfig {
     SimConfig {
@@ -107,16 +107,7 @@ async fn lifecycle_create_stop_start_delete() {
         .delete("dev-box", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("dev-box gone", DEADLINE, || async {
-        world
-            .sandboxes()
-            .get_opt("dev-box")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    wait_gone(&world.sandboxes(), "dev-box").await;
     let remote = world.remote_sandbox("dev-box").await;
     assert!(
         remote.as_ref().is_none_or(|s| s["status"] == "TERMINATED"),
@@ -262,16 +253,7 @@ async fn adoption_and_foreign_owner() {
         .delete("theirs", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("theirs object gone", DEADLINE, || async {
-        world
-            .sandboxes()
-            .get_opt("theirs")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    wait_gone(&world.sandboxes(), "theirs").await;
     // The simulator keeps a deleted sandbox's record for a while (DELETING, TERMINATED): its presence
     // alone proves nothing; no DELETE must have been sent at all.
     assert_eq!(
@@ -313,17 +295,7 @@ async fn failed_takes_updates_and_paused_deletion_waits() {
     .await;
     assert_eq!(world.calls("PUT /v0/sandboxes/{name}"), 1);
 
-    world
-        .sandboxes()
-        .patch(
-            "box",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(
-                json!({"metadata": {"annotations": {"blaxel.ai/paused": "true"}}}),
-            ),
-        )
-        .await
-        .unwrap();
+    annotate(&world.sandboxes(), "box", "blaxel.ai/paused", Some("true")).await;
     eventually("Synced False Paused", DEADLINE, || async {
         let s = world.sandboxes().get("box").await.ok()?.status?;
         (condition(&s.conditions, "Synced")? == ("False".into(), "Paused".into())).then_some(())
@@ -346,26 +318,7 @@ async fn failed_takes_updates_and_paused_deletion_waits() {
     .await;
     assert!(world.sandboxes().get_opt("box").await.unwrap().is_some());
     assert_eq!(world.calls("DELETE /v0/sandboxes/{name}"), 0);
-    world
-        .sandboxes()
-        .patch(
-            "box",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(
-                json!({"metadata": {"annotations": {"blaxel.ai/paused": null}}}),
-            ),
-        )
-        .await
-        .unwrap();
-    eventually("deleted once unpaused", DEADLINE, || async {
-        world
-            .sandboxes()
-            .get_opt("box")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    annotate(&world.sandboxes(), "box", "blaxel.ai/paused", None).await;
+    wait_gone(&world.sandboxes(), "box").await;
     assert_eq!(world.calls("DELETE /v0/sandboxes/{name}"), 1);
 }

@@ -378,6 +378,32 @@ impl World {
     }
 }
 
+/// Sets annotation `key` on object `name` (removes it with `None`), with a merge patch.
+pub async fn annotate<K>(api: &Api<K>, name: &str, key: &str, value: Option<&str>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(patch),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("annotating {name}: {e}"));
+}
+
+/// Waits until object `name` is gone (its finalizer removed and the object deleted).
+pub async fn wait_gone<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    eventually(&format!("{name} gone"), DEADLINE, || async {
+        api.get_opt(name).await.ok()?.is_none().then_some(())
+    })
+    .await;
+}
+
 /// The status of condition `kind` on an object's conditions, with its reason.
 pub fn condition(
     conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
