@@ -17,17 +17,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use support::operator::{DEADLINE, World, annotate, condition, eventually, sample, wait_gone};
-
-fn fast() -> SimConfig {
-    SimConfig {
-        deploy_time: Duration::from_millis(300),
-        stop_time: Duration::from_millis(300),
-        delete_time: Duration::from_millis(300),
-        termination_retention: Duration::from_secs(1),
-        ..SimConfig::default()
-    }
-}
+use support::operator::{
+    DEADLINE, World, annotate, condition, eventually, fast_sandboxes, sample, wait_gone,
+};
 
 /// Waits until `name`'s condition `kind` has `status` and `reason`.
 async fn condition_is<K>(api: &Api<K>, name: &str, kind: &str, status: &str, reason: &str)
@@ -142,7 +134,7 @@ async fn claims_are_held_only_by_objects_that_may_act() {
 /// the hand-made sandbox it failed to take over.
 #[tokio::test]
 async fn a_sandbox_never_taken_over_is_never_deleted() {
-    let mut world = World::new(fast()).await;
+    let mut world = World::new(fast_sandboxes()).await;
     hand_made_sandbox(&world, "handmade").await;
     world
         .sim_control(
@@ -183,7 +175,7 @@ async fn a_sandbox_never_taken_over_is_never_deleted() {
 /// nothing.
 #[tokio::test]
 async fn a_paused_object_deleted_then_unpaused_deletes_nothing() {
-    let mut world = World::new(fast()).await;
+    let mut world = World::new(fast_sandboxes()).await;
     hand_made_sandbox(&world, "quiet").await;
     let _op = world.start_operator(&[]);
     world
@@ -209,7 +201,7 @@ async fn a_paused_object_deleted_then_unpaused_deletes_nothing() {
 /// and no PUT at the next (forced) resync.
 #[tokio::test]
 async fn adoption_keeps_what_the_spec_leaves_out() {
-    let mut world = World::new(fast()).await;
+    let mut world = World::new(fast_sandboxes()).await;
     hand_made_sandbox(&world, "keep").await;
     let _op = world.start_operator(&[]);
     world.apply_sandbox("keep", sandbox_spec(&world)).await;
@@ -252,7 +244,7 @@ async fn adoption_keeps_what_the_spec_leaves_out() {
 /// being OwnedByAnother forever.
 #[tokio::test]
 async fn an_orphaned_sandbox_is_released() {
-    let mut world = World::new(fast()).await;
+    let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&[]);
     let mut spec = sandbox_spec(&world);
     spec["deletionPolicy"] = "Orphan".into();
@@ -289,7 +281,7 @@ async fn an_orphaned_sandbox_is_released() {
 /// A sandbox with spec.ttl removed by Blaxel is reported EXPIRED, not recreated, until the spec changes.
 #[tokio::test]
 async fn an_expired_sandbox_is_not_recreated() {
-    let mut world = World::new(fast()).await;
+    let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&[]);
     let mut spec = sandbox_spec(&world);
     spec["ttl"] = "1h".into();
@@ -633,7 +625,7 @@ async fn a_failing_list_is_fetched_once_per_window() {
 async fn a_malformed_remote_record_does_not_stop_the_workspace() {
     let mut world = World::new(SimConfig {
         auto_accept_after: Some(Duration::ZERO),
-        ..fast()
+        ..fast_sandboxes()
     })
     .await;
     let malformed = format!("workspaces/{}/malformed", world.workspace);
@@ -689,7 +681,7 @@ async fn a_malformed_remote_record_does_not_stop_the_workspace() {
 /// would leave a prefix) reaches status and Events scrubbed.
 #[tokio::test]
 async fn a_remote_message_quoting_the_key_is_scrubbed() {
-    let mut world = World::new(fast()).await;
+    let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&["--resync-interval", "1h"]);
     world.apply_sandbox("leaky", sandbox_spec(&world)).await;
     condition_is(&world.sandboxes(), "leaky", "Ready", "True", "Running").await;

@@ -14,17 +14,9 @@ use blaxel_operator::crd::PowerState;
 use blaxel_operator::sim::{ApiGeneration, SimConfig};
 use kube::api::DeleteParams;
 use serde_json::{Value, json};
-use support::operator::{DEADLINE, World, annotate, condition, eventually, wait_gone};
-
-fn fast() -> SimConfig {
-    SimConfig {
-        deploy_time: Duration::from_millis(300),
-        stop_time: Duration::from_millis(300),
-        delete_time: Duration::from_millis(300),
-        termination_retention: Duration::from_secs(1),
-        ..SimConfig::default()
-    }
-}
+use support::operator::{
+    DEADLINE, World, annotate, condition, eventually, fast_sandboxes, wait_gone,
+};
 
 fn spec(world: &World, state: &str) -> Value {
     json!({
@@ -64,7 +56,7 @@ async fn ready_in(
 /// Create → DEPLOYED → stop → DEACTIVATED → start → DEPLOYED → delete waits until gone; one create, no blind writes.
 #[tokio::test]
 async fn lifecycle_create_stop_start_delete() {
-    let mut world = World::new(fast()).await;
+    let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&[]);
     world
         .apply_sandbox("dev-box", spec(&world, "Running"))
@@ -120,7 +112,7 @@ async fn lifecycle_create_stop_start_delete() {
 /// A spec change updates the remote sandbox once; a FAILED sandbox shows the remote message.
 #[tokio::test]
 async fn update_and_failure_are_reported() {
-    let mut world = World::new(fast()).await;
+    let mut world = World::new(fast_sandboxes()).await;
     // A resync far beyond the deadline below: only the forced resync can surface FAILED in time.
     let _op = world.start_operator(&["--resync-interval", "1h"]);
     world.apply_sandbox("box", spec(&world, "Running")).await;
@@ -176,7 +168,7 @@ async fn update_and_failure_are_reported() {
 async fn todays_api_falls_back_to_enabled() {
     let mut world = World::new(SimConfig {
         generation: ApiGeneration::V2026,
-        ..fast()
+        ..fast_sandboxes()
     })
     .await;
     let _op = world.start_operator(&[]);
@@ -210,7 +202,7 @@ async fn todays_api_falls_back_to_enabled() {
 /// A sandbox that exists without an owner is adopted; one owned by another object is left alone (Stalled).
 #[tokio::test]
 async fn adoption_and_foreign_owner() {
-    let mut world = World::new(fast()).await;
+    let mut world = World::new(fast_sandboxes()).await;
     let body = |name: &str, labels: Value| json!({"metadata": {"name": name, "labels": labels}, "spec": {"runtime": {"image": "blaxel/base-image:latest", "memory": 2048}}});
     assert!(
         world
@@ -272,7 +264,7 @@ async fn adoption_and_foreign_owner() {
 /// a paused object's deletion waits, with no DELETE, until it is unpaused.
 #[tokio::test]
 async fn failed_takes_updates_and_paused_deletion_waits() {
-    let mut world = World::new(fast()).await;
+    let mut world = World::new(fast_sandboxes()).await;
     let op = world.start_operator(&["--resync-interval", "1h"]);
     world.apply_sandbox("box", spec(&world, "Running")).await;
     ready_in(&world, "box", "DEPLOYED", PowerState::Running).await;

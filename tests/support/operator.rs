@@ -378,6 +378,18 @@ impl World {
     }
 }
 
+/// A simulator whose sandboxes deploy, stop and delete in 300 ms and whose terminated sandboxes go after
+/// 1 s, so sandbox tests run in seconds.
+pub fn fast_sandboxes() -> SimConfig {
+    SimConfig {
+        deploy_time: Duration::from_millis(300),
+        stop_time: Duration::from_millis(300),
+        delete_time: Duration::from_millis(300),
+        termination_retention: Duration::from_secs(1),
+        ..SimConfig::default()
+    }
+}
+
 /// Sets annotation `key` on object `name` (removes it with `None`), with a merge patch.
 pub async fn annotate<K>(api: &Api<K>, name: &str, key: &str, value: Option<&str>)
 where

@@ -50,7 +50,7 @@ pub struct MemberPlan {
 pub fn plan(input: MemberInput<'_>) -> MemberPlan {
     let Some(user) = input.observed else {
         if input.was_pending {
-            return plan_vanished(input);
+            return resend_or_give_up(input, Lapse::Vanished);
         }
         return MemberPlan {
             action: Some(MemberAction::Invite),
@@ -60,33 +60,7 @@ pub fn plan(input: MemberInput<'_>) -> MemberPlan {
         };
     };
     if user.is_pending() && user.expired {
-        if input.reinvites < input.max_reinvites {
-            return MemberPlan {
-                action: Some(MemberAction::Invite),
-                reinvite: true,
-                phase: MemberPhase::Invited,
-                health: Health::Progressing(Why::new(
-                    "InvitationPending",
-                    format!(
-                        "The invitation expired; re-sending it ({} of {})",
-                        input.reinvites + 1,
-                        input.max_reinvites
-                    ),
-                )),
-            };
-        }
-        return MemberPlan {
-            action: None,
-            reinvite: false,
-            phase: MemberPhase::Expired,
-            health: Health::Stalled(Why::new(
-                "InvitationExpired",
-                format!(
-                    "The invitation expired and was re-sent {} times; edit the object to try again",
-                    input.reinvites
-                ),
-            )),
-        };
+        return resend_or_give_up(input, Lapse::Expired);
     }
     if !role_matches(user, input.role) {
         return MemberPlan {
@@ -125,9 +99,26 @@ pub fn plan(input: MemberInput<'_>) -> MemberPlan {
     }
 }
 
-/// A pending invitation went away unaccepted: sent again, counted like a re-sent expired one (each is
-/// an e-mail to the person), and given up on at the same cap until a person edits the object.
-fn plan_vanished(input: MemberInput<'_>) -> MemberPlan {
+/// How an invitation lapsed without being accepted.
+#[derive(Debug, Clone, Copy)]
+enum Lapse {
+    /// It expired.
+    Expired,
+    /// It went away: declined, or revoked by hand.
+    Vanished,
+}
+
+/// A lapsed invitation is sent again while under `--max-reinvites` (each is an e-mail to the person, so
+/// both kinds of lapse count against the one budget), then given up on until a person edits the object.
+fn resend_or_give_up(input: MemberInput<'_>, lapse: Lapse) -> MemberPlan {
+    let (what, phase, reason) = match lapse {
+        Lapse::Expired => ("expired", MemberPhase::Expired, "InvitationExpired"),
+        Lapse::Vanished => (
+            "went away unaccepted (declined, or revoked by hand)",
+            MemberPhase::Declined,
+            "InvitationDeclined",
+        ),
+    };
     if input.reinvites < input.max_reinvites {
         return MemberPlan {
             action: Some(MemberAction::Invite),
@@ -136,8 +127,7 @@ fn plan_vanished(input: MemberInput<'_>) -> MemberPlan {
             health: Health::Progressing(Why::new(
                 "InvitationPending",
                 format!(
-                    "The invitation went away unaccepted (declined, or revoked by hand); sending it \
-                     again ({} of {})",
+                    "The invitation {what}; sending it again ({} of {})",
                     input.reinvites + 1,
                     input.max_reinvites
                 ),
@@ -147,12 +137,11 @@ fn plan_vanished(input: MemberInput<'_>) -> MemberPlan {
     MemberPlan {
         action: None,
         reinvite: false,
-        phase: MemberPhase::Declined,
+        phase,
         health: Health::Stalled(Why::new(
-            "InvitationDeclined",
+            reason,
             format!(
-                "The invitation went away unaccepted (declined, or revoked by hand) after being sent \
-                 again {} times; edit the object to invite again",
+                "The invitation {what} after being sent again {} times; edit the object to invite again",
                 input.reinvites
             ),
         )),
