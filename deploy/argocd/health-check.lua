@@ -6,8 +6,8 @@
 --
 --   Suspended    the object carries blaxel.ai/paused: "true" (observe only, no remote writes)
 --   Progressing  no status yet, or status is for an older generation, or Reconciling=True
---   Degraded     Stalled=True (needs a person; reasons: CredentialsNotPermitted, CredentialsNotFound,
---                Unauthorized, Forbidden, Invalid, DuplicateMember, DuplicateSandbox,
+--   Degraded     Stalled=True (needs a person; reasons: CredentialsNotPermitted, DefaultCredentialsMissing,
+--                CredentialsNotFound, Unauthorized, Forbidden, Invalid, DuplicateMember, DuplicateSandbox,
 --                OwnedByAnother, InvitationExpired, InvitationDeclined, EmailNotCanonical,
 --                TtlExpired (phase EXPIRED), RemoteFailed, RemovalLimitReached), or
 --                Ready=False with nothing in progress (e.g. a FAILED sandbox)

@@ -24,7 +24,7 @@ pub struct DefaultCredentials {
 /// Why no key could be had. Messages name Secrets and keys, never key material.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
-    /// No `credentialsRef` and the default key is absent or not allowed in this namespace.
+    /// No `credentialsRef`, and this namespace is not allowed the default key.
     #[error(
         "namespace {namespace} may not use the operator's default credentials; set spec.credentialsRef"
     )]
@@ -32,6 +32,11 @@ pub enum CredentialsError {
         /// The object's namespace.
         namespace: String,
     },
+    /// No `credentialsRef`; the namespace is allowed the default key, but the operator has none loaded.
+    #[error(
+        "the operator has no default API key (BL_API_KEY or --api-key-file); set spec.credentialsRef or give the operator a key"
+    )]
+    NoDefaultKey,
     /// The referenced Secret does not exist.
     #[error("Secret {name} not found in namespace {namespace}")]
     SecretNotFound {
@@ -65,6 +70,7 @@ impl CredentialsError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::NotPermitted { .. } => "CredentialsNotPermitted",
+            Self::NoDefaultKey => "DefaultCredentialsMissing",
             Self::SecretNotFound { .. } | Self::KeyMissing { .. } => "CredentialsNotFound",
             Self::Kube { .. } => "CredentialsUnreadable",
         }
@@ -93,12 +99,12 @@ impl DefaultCredentials {
         reference: Option<&CredentialsRef>,
     ) -> Result<ApiKey, CredentialsError> {
         let Some(reference) = reference else {
-            return match &self.key {
-                Some(key) if self.allows(namespace) => Ok(key.clone()),
-                _ => Err(CredentialsError::NotPermitted {
+            if !self.allows(namespace) {
+                return Err(CredentialsError::NotPermitted {
                     namespace: namespace.to_owned(),
-                }),
-            };
+                });
+            }
+            return self.key.clone().ok_or(CredentialsError::NoDefaultKey);
         };
         let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
         let secret = secrets
@@ -182,5 +188,144 @@ impl SecretKeys {
         entries.retain(|_, (at, _)| now.duration_since(*at) < SECRET_TTL);
         entries.insert(id, (now, key.clone()));
         Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A Kubernetes client whose API answers every GET with `secret` (404 when `None`), counting calls.
+    fn client(secret: Option<serde_json::Value>, calls: Arc<AtomicUsize>) -> kube::Client {
+        let service = tower::service_fn(move |_req: http::Request<kube::client::Body>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let (status, body) = match &secret {
+                Some(s) => (200, s.to_string()),
+                None => (
+                    404,
+                    serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                       "reason": "NotFound", "code": 404, "message": "not found"})
+                    .to_string(),
+                ),
+            };
+            let response = http::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(kube::client::Body::from(body.into_bytes()))
+                .unwrap();
+            async move { Ok::<_, std::convert::Infallible>(response) }
+        });
+        kube::Client::new(service, "default")
+    }
+
+    fn defaults(key: Option<&str>, namespaces: &[&str]) -> DefaultCredentials {
+        DefaultCredentials {
+            key: key.map(ApiKey::new),
+            namespaces: namespaces.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn reference() -> CredentialsRef {
+        CredentialsRef {
+            name: "creds".into(),
+            key: "apiKey".into(),
+        }
+    }
+
+    fn secret(data: &serde_json::Value) -> serde_json::Value {
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+                           "metadata": {"name": "creds", "namespace": "team-a"}, "data": data})
+    }
+
+    /// The default key goes only to listed namespaces (`*`: all; none listed: none); an allowed
+    /// namespace without a loaded key gets a reason of its own. No Kubernetes call is made.
+    #[tokio::test]
+    async fn default_key_is_namespace_scoped() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = client(None, Arc::clone(&calls));
+        let listed = defaults(Some("k"), &["team-a"]);
+        assert_eq!(
+            listed.resolve(&c, "team-a", None).await.unwrap().expose(),
+            "k"
+        );
+        let other = listed.resolve(&c, "team-b", None).await.unwrap_err();
+        assert_eq!(other.reason(), "CredentialsNotPermitted");
+        assert!(
+            defaults(Some("k"), &["*"])
+                .resolve(&c, "any", None)
+                .await
+                .is_ok()
+        );
+        let none = defaults(Some("k"), &[]).resolve(&c, "team-a", None).await;
+        assert_eq!(none.unwrap_err().reason(), "CredentialsNotPermitted");
+        let unloaded = defaults(None, &["team-a"])
+            .resolve(&c, "team-a", None)
+            .await;
+        assert_eq!(unloaded.unwrap_err().reason(), "DefaultCredentialsMissing");
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    /// A Secret's key is read from `data` (base64); a missing Secret, a missing key and an empty one
+    /// are each named without any key material.
+    #[tokio::test]
+    async fn secret_keys_are_read_and_their_absence_named() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let none = defaults(None, &[]);
+        // "c2VjcmV0LWtleQ==" is "secret-key".
+        let good = client(
+            Some(secret(&serde_json::json!({"apiKey": "c2VjcmV0LWtleQ=="}))),
+            Arc::clone(&calls),
+        );
+        let key = none
+            .resolve(&good, "team-a", Some(&reference()))
+            .await
+            .unwrap();
+        assert_eq!(key.expose(), "secret-key");
+        let missing = client(None, Arc::clone(&calls));
+        let err = none
+            .resolve(&missing, "team-a", Some(&reference()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason(), "CredentialsNotFound");
+        assert!(!err.is_transient());
+        for data in [
+            serde_json::json!({"other": "eA=="}),
+            serde_json::json!({"apiKey": ""}),
+        ] {
+            let c = client(Some(secret(&data)), Arc::clone(&calls));
+            let err = none
+                .resolve(&c, "team-a", Some(&reference()))
+                .await
+                .unwrap_err();
+            assert_eq!(err.reason(), "CredentialsNotFound");
+            assert!(err.to_string().contains("no non-empty key apiKey"), "{err}");
+        }
+    }
+
+    /// A key read from a Secret is reused for [`SECRET_TTL`], then read again.
+    #[tokio::test(start_paused = true)]
+    async fn secret_keys_are_reused_briefly() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = client(
+            Some(secret(&serde_json::json!({"apiKey": "c2VjcmV0LWtleQ=="}))),
+            Arc::clone(&calls),
+        );
+        let keys = SecretKeys::default();
+        let none = defaults(None, &[]);
+        for _ in 0..3 {
+            keys.resolve(&none, &c, "team-a", Some(&reference()))
+                .await
+                .unwrap();
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        tokio::time::advance(SECRET_TTL).await;
+        keys.resolve(&none, &c, "team-a", Some(&reference()))
+            .await
+            .unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 }
