@@ -606,6 +606,9 @@ async fn a_failing_list_is_fetched_once_per_window() {
             .await;
     }
     condition_is(&world.members(), "w9", "Synced", "False", "Unavailable").await;
+    // A transient failure: Reconciling (it retries by itself), not Stalled.
+    condition_is(&world.members(), "w9", "Reconciling", "True", "Retrying").await;
+    condition_is(&world.members(), "w9", "Stalled", "False", "Retrying").await;
     let start = world.calls("GET /v0/users");
     // A measurement window, not a synchronisation: count what ten failing members cost in 5 s.
     tokio::time::sleep(Duration::from_secs(5)).await;
