@@ -18,30 +18,9 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use support::operator::{
-    DEADLINE, World, annotate, condition, eventually, fast_sandboxes, sample, wait_gone,
+    DEADLINE, World, annotate, condition, condition_is, eventually, fast_sandboxes, nudged_until,
+    sample, wait_gone,
 };
-
-/// Waits until `name`'s condition `kind` has `status` and `reason`.
-async fn condition_is<K>(api: &Api<K>, name: &str, kind: &str, status: &str, reason: &str)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + serde::Serialize,
-{
-    eventually(
-        &format!("{name} {kind}={status} {reason}"),
-        DEADLINE,
-        || async {
-            let obj = serde_json::to_value(api.get(name).await.ok()?).ok()?;
-            let conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> =
-                serde_json::from_value(obj["status"]["conditions"].clone()).ok()?;
-            (condition(&conditions, kind)? == (status.to_owned(), reason.to_owned())).then_some(())
-        },
-    )
-    .await;
-}
 
 async fn member_phase(world: &World, name: &str) -> Option<MemberPhase> {
     world.members().get(name).await.ok()?.status?.phase
@@ -61,28 +40,6 @@ async fn hand_made_sandbox(world: &World, name: &str) {
         .blaxel(reqwest::Method::POST, "/sandboxes", Some(body))
         .await;
     assert!(status.is_success(), "{status}");
-}
-
-/// Polls `check`, asking object `name` for a forced resync (fresh remote reads) before each look.
-async fn nudged_until<K, F, Fut>(api: &Api<K>, name: &str, what: &str, mut check: F)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<()>>,
-{
-    let mut n = 0u32;
-    eventually(what, DEADLINE, || {
-        n += 1;
-        let annotation = json!({"metadata": {"annotations": {"blaxel.ai/reconcile-requested-at": n.to_string()}}});
-        let look = check();
-        async move {
-            let _ = api
-                .patch(name, &PatchParams::default(), &Patch::Merge(annotation))
-                .await;
-            look.await
-        }
-    })
-    .await;
 }
 
 fn sandbox_spec(world: &World) -> Value {

@@ -4,7 +4,7 @@
 -- (argocd-cm-patch.yaml beside this file). Lua 5.1, as Argo CD (gopher-lua) runs it; tested by
 -- scripts/check-deploy.
 --
---   Suspended    the object carries blaxel.ai/paused: "true" (observe only, no remote writes)
+--   Suspended    the object carries blaxel.ai/paused with any value but "false" (observe only)
 --   Progressing  no status yet, or status is for an older generation, or Reconciling=True
 --   Degraded     Stalled=True (needs a person; reasons: CredentialsNotPermitted, DefaultCredentialsMissing,
 --                CredentialsNotFound, Unauthorized, Forbidden, Invalid, DuplicateMember, DuplicateSandbox,
@@ -34,8 +34,10 @@ local function describe(c, fallback)
   return text
 end
 
+-- Any value but "false" (any case) pauses, as the operator reads it: a safety switch fails closed.
 local annotations = obj.metadata.annotations
-if annotations ~= nil and annotations["blaxel.ai/paused"] == "true" then
+local paused = annotations ~= nil and annotations["blaxel.ai/paused"] or nil
+if paused ~= nil and string.lower((string.gsub(paused, "^%s*(.-)%s*$", "%1"))) ~= "false" then
   hs.status = "Suspended"
   hs.message = "Paused by the blaxel.ai/paused annotation"
   return hs

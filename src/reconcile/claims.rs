@@ -39,6 +39,11 @@ where
     rivals.into_iter().map(|(_, other)| other).collect()
 }
 
+/// Whether another object than `me` may make the same claim: the O(1) question before any scan.
+pub fn contested<K: kube::Resource>(me: &K, index: &ClaimIndex<K>) -> bool {
+    index.contested(me)
+}
+
 /// [`seniors`] over a reflector store: O(1) through `index` unless another object may make the same
 /// claim, and only then a scan of the store.
 pub fn seniors_in<K>(

@@ -16,7 +16,7 @@ use super::claims::{ClaimIndex, hash_of};
 use super::conditions::{Health, Why};
 use super::credentials::CredentialsError;
 use super::{Context, Error, claims, is_paused, jittered, publish};
-use crate::blaxel::Scope;
+use crate::blaxel::{ApiError, Scope};
 use crate::crd::{CredentialsRef, DeletionPolicy, FINALIZER, Sandbox, WorkspaceMember};
 
 /// A custom resource that manages one remote Blaxel object.
@@ -55,6 +55,12 @@ pub trait Managed:
     fn same_claim(&self, other: &Self) -> bool;
     /// A hash of the remote identity, equal whenever [`Managed::same_claim`] is true.
     fn claim_hash(&self) -> u64;
+    /// Proves that `scope`'s key works in its workspace by reading the kind's shared list (the list the
+    /// kind's reconciles read anyway, so it usually costs nothing).
+    fn prove(
+        ctx: &Context,
+        scope: &Scope,
+    ) -> impl std::future::Future<Output = Result<(), ApiError>> + Send;
 }
 
 impl Managed for Cached<WorkspaceMember> {
@@ -95,6 +101,12 @@ impl Managed for Cached<WorkspaceMember> {
     fn claim_hash(&self) -> u64 {
         hash_of((&self.spec.workspace, email_key(&self.spec.email)))
     }
+    async fn prove(ctx: &Context, scope: &Scope) -> Result<(), ApiError> {
+        ctx.users
+            .get(scope, "", ctx.settings.resync, || ctx.api.list_users(scope))
+            .await
+            .map(drop)
+    }
 }
 
 impl Managed for Cached<Sandbox> {
@@ -123,6 +135,14 @@ impl Managed for Cached<Sandbox> {
     }
     fn claim_hash(&self) -> u64 {
         hash_of((&self.spec.workspace, remote_name(self)))
+    }
+    async fn prove(ctx: &Context, scope: &Scope) -> Result<(), ApiError> {
+        ctx.sandboxes
+            .get(scope, "", ctx.settings.resync, || {
+                ctx.api.list_sandboxes(scope)
+            })
+            .await
+            .map(drop)
     }
 }
 
@@ -181,14 +201,26 @@ impl Holder {
     }
 }
 
-/// Whether `obj` may act for its workspace, decided without a remote call: its spec is usable and its
-/// credentials resolve in its namespace. Only such an object holds a claim.
+/// Whether `scope`'s key is refused in its workspace (401/403): `Ok(false)` when it works or when
+/// that cannot be told just now (a transient failure counts as working, so nobody takes over on an
+/// incomplete view).
+async fn refused<K: Managed>(ctx: &Context, scope: &Scope) -> Result<bool, ApiError> {
+    match K::prove(ctx, scope).await {
+        Ok(()) => Ok(false),
+        Err(ApiError::Unauthorized { .. } | ApiError::Forbidden { .. }) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `obj` may act for its workspace: its spec is usable, its credentials resolve in its
+/// namespace, and Blaxel does not refuse its key there. Only such an object holds a claim, so a
+/// made-up key cannot squat an identity.
 async fn may_act<K: Managed>(obj: &K, ctx: &Context) -> bool {
     if obj.spec_problem().is_some() {
         return false;
     }
     match scope(obj, ctx).await {
-        Ok(_) => true,
+        Ok(scope) => !matches!(refused::<K>(ctx, &scope).await, Ok(true)),
         // Unsure (the Secret could not be read just now): count it, so that nobody else takes over.
         Err(e) => e.is_transient(),
     }
@@ -250,7 +282,23 @@ pub async fn admit<K: Managed>(obj: &K, ctx: &Context) -> Result<Admission, Erro
             ));
         }
     };
-    if let Some(holder) = duplicate_of(obj, ctx).await {
+    // A contested claim is told about only to an object whose own key works: a made-up key must not
+    // learn what other namespaces manage.
+    let contested = claims::contested(obj, K::claims(ctx));
+    if contested {
+        match K::prove(ctx, &scope).await {
+            Ok(()) => {}
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => {
+                let (health, outcome) = super::remote_verdict(e, &ctx.settings);
+                return Ok(Admission::Stop(
+                    health,
+                    outcome.unwrap_or_else(|_| Action::await_change()),
+                ));
+            }
+        }
+    }
+    if let Some(holder) = duplicate_of(obj, ctx).await.filter(|_| contested) {
         let message = holder.message(&obj.identity(), obj.workspace());
         // Re-checked often (it costs no remote call), so the newer object takes over soon after the
         // holder is gone.
@@ -319,9 +367,7 @@ pub async fn begin_cleanup<K: Managed>(obj: &K, ctx: &Context) -> Result<Cleanup
         return Ok(CleanupStart::Done);
     }
     if is_paused(obj) {
-        if orphan {
-            return Ok(CleanupStart::Done);
-        }
+        // Even an orphan waits: its release is a remote write.
         return Ok(CleanupStart::Wait(
             Health::Paused { ready: false },
             ctx.settings.resync,

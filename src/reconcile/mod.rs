@@ -185,10 +185,13 @@ pub fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
 }
 
 /// True when the object carries `blaxel.ai/paused: "true"`.
+///
+/// A safety switch fails closed: any value but `false` (in any case) pauses, so `"True"` or `"yes"`
+/// written by hand is never silently ignored.
 pub fn is_paused<K: Resource>(obj: &K) -> bool {
     obj.annotations()
         .get(PAUSED_ANNOTATION)
-        .is_some_and(|v| v == "true")
+        .is_some_and(|v| !v.trim().eq_ignore_ascii_case("false"))
 }
 
 /// The `reconcile-requested-at` value not yet handled, if any: it forces fresh remote reads.

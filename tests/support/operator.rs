@@ -416,6 +416,50 @@ where
     .await;
 }
 
+/// Waits until `name`'s condition `kind` has `status` and `reason`.
+pub async fn condition_is<K>(api: &Api<K>, name: &str, kind: &str, status: &str, reason: &str)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + serde::Serialize,
+{
+    eventually(
+        &format!("{name} {kind}={status} {reason}"),
+        DEADLINE,
+        || async {
+            let obj = serde_json::to_value(api.get(name).await.ok()?).ok()?;
+            let conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> =
+                serde_json::from_value(obj["status"]["conditions"].clone()).ok()?;
+            (condition(&conditions, kind)? == (status.to_owned(), reason.to_owned())).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Polls `check`, asking object `name` for a forced resync (fresh remote reads) before each look.
+pub async fn nudged_until<K, F, Fut>(api: &Api<K>, name: &str, what: &str, mut check: F)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<()>>,
+{
+    let mut n = 0u32;
+    eventually(what, DEADLINE, || {
+        n += 1;
+        let annotation = serde_json::json!({"metadata": {"annotations": {"blaxel.ai/reconcile-requested-at": n.to_string()}}});
+        let look = check();
+        async move {
+            let _ = api
+                .patch(name, &PatchParams::default(), &Patch::Merge(annotation))
+                .await;
+            look.await
+        }
+    })
+    .await;
+}
+
 /// The status of condition `kind` on an object's conditions, with its reason.
 pub fn condition(
     conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],

@@ -85,22 +85,7 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
             return Ok(again);
         }
     };
-    let settled = status
-        .phase
-        .as_deref()
-        .is_some_and(|p| !SandboxPhase::parse(p).is_transitional())
-        && obj
-            .status
-            .as_ref()
-            .is_some_and(|s| s.transitions.is_true(conditions::READY));
-    let max_age = if pending_request(obj, status.last_handled_reconcile_at.as_ref()).is_some() {
-        Duration::ZERO
-    } else if settled {
-        ctx.settings.resync
-    } else {
-        ctx.settings.transition_poll
-    };
-    let mut observed = match observe(ctx, &scope, &name, max_age).await {
+    let mut observed = match observe(ctx, &scope, &name, list_age(obj, ctx)).await {
         Ok(s) => s,
         Err(e) => return fail(obj, ctx, &scope, report, e).await,
     };
@@ -110,6 +95,10 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
         .phase
         .as_deref()
         .filter(|_| status.observed_generation == obj.metadata.generation);
+    // A shared list may be a resync old: an update built on it would send back a stale object and erase
+    // what someone changed since (a PUT replaces the whole spec and label set). It is built only on the
+    // sandbox as just read, or as our own last write answered.
+    let mut fresh = false;
     for _ in 0..MAX_STEPS {
         let plan = plan::plan(SandboxInput {
             spec: &obj.spec,
@@ -124,11 +113,25 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
         let Some(action) = plan.action.filter(|_| !paused) else {
             break;
         };
+        if matches!(action, SandboxAction::Update(_)) && !fresh {
+            fresh = true;
+            match refresh(ctx, &scope, &name).await {
+                Ok(now) => {
+                    observed = now;
+                    continue;
+                }
+                Err(e) => {
+                    report.observed = observed;
+                    return fail(obj, ctx, &scope, report, e).await;
+                }
+            }
+        }
         match act(obj, ctx, &scope, &name, action, observed.as_ref()).await {
             Ok(Some(now)) => {
                 // Taken over only now that the write carrying our ownership succeeded.
                 report.adopted |= plan.adopts;
                 observed = Some(now);
+                fresh = true;
             }
             Ok(None) => {
                 // The create met a sandbox still on its way out: wait for it to go.
@@ -161,6 +164,27 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
     Ok(action)
 }
 
+/// How old a shared list this pass accepts: none after a forced resync, a resync period for a settled
+/// sandbox, the transition poll otherwise.
+fn list_age(obj: &Cached<Sandbox>, ctx: &Context) -> Duration {
+    let status = obj.status_fields();
+    let settled = status
+        .phase
+        .as_deref()
+        .is_some_and(|p| !SandboxPhase::parse(p).is_transitional())
+        && obj
+            .status
+            .as_ref()
+            .is_some_and(|s| s.transitions.is_true(conditions::READY));
+    if pending_request(obj, status.last_handled_reconcile_at.as_ref()).is_some() {
+        Duration::ZERO
+    } else if settled {
+        ctx.settings.resync
+    } else {
+        ctx.settings.transition_poll
+    }
+}
+
 async fn cleanup(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
     let status = obj.status_fields();
     let report = |health, observed| Report {
@@ -180,19 +204,10 @@ async fn cleanup(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> 
     };
     let name = remote_name(obj).to_owned();
     let deleting = Health::Progressing(Why::new("Deleting", format!("Deleting sandbox {name}")));
-    let listed = ctx
-        .sandboxes
-        .get(&scope, &name, ctx.settings.transition_poll, || {
-            ctx.api.list_sandboxes(&scope)
-        })
-        .await;
-    let observed = match listed {
-        Ok(Seen::Present(s)) => Some(s),
-        // A list says "absent" up to its age: ask for the sandbox itself before letting the finalizer go.
-        Ok(Seen::Absent | Seen::Unsure) => match refresh(ctx, &scope, &name).await {
-            Ok(now) => now,
-            Err(e) => return fail(obj, ctx, &scope, report(deleting, None), e).await,
-        },
+    // Cleanup decides on the sandbox as it is now, never on a list that may be older: a sandbox made by
+    // hand under our name since, or hand edits since, must not be deleted or overwritten.
+    let observed = match refresh(ctx, &scope, &name).await {
+        Ok(now) => now,
         Err(e) => return fail(obj, ctx, &scope, report(deleting, None), e).await,
     };
     let label = owner_label(obj);
