@@ -377,13 +377,21 @@ mod tests {
             "alice (in this namespace) already manages alice@example.com in workspace acme"
         );
         let hidden = elsewhere.message("alice@example.com", "acme");
-        assert!(hidden.starts_with("An object in another namespace"), "{hidden}");
+        assert!(
+            hidden.starts_with("An object in another namespace"),
+            "{hidden}"
+        );
     }
 
     /// The canonical e-mail form is the one the CRD admits: lower-case printable ASCII, no whitespace.
     #[test]
     fn canonical_emails() {
-        for ok in ["alice@example.com", "a.b+c@x.y", "o'neil@ex-ample.co.uk", "a@b..c"] {
+        for ok in [
+            "alice@example.com",
+            "a.b+c@x.y",
+            "o'neil@ex-ample.co.uk",
+            "a@b..c",
+        ] {
             assert!(is_canonical_email(ok), "{ok}");
         }
         for bad in [
