@@ -911,41 +911,115 @@ def check_argocd() -> None:
     print(f"  health-check.lua: {len(ARGO_CASES)} cases")
 
 
+IMAGE_REPOSITORY = "ghcr.io/blaxel-operator/blaxel-operator"
+WORKFLOWS = REPO / ".github" / "workflows"
+
+
 def check_image_and_ci() -> None:
-    """The Dockerfile passes hadolint and keeps its invariants (locked release build, distroless
-    non-root runtime, `run` by default); the CI workflow matches the GitHub workflow schema."""
+    """The Dockerfile passes hadolint and keeps its invariants (locked release build with selectable
+    features, base images pinned by digest, distroless non-root runtime, `run` by default); every
+    workflow matches the GitHub workflow schema; the release workflow pins its actions by commit,
+    builds both platforms with the otel feature, signs, and publishes the image that the chart and
+    deploy/ name, at the version Cargo.toml and the chart carry."""
     import subprocess
 
     bin_dir = Path(sys.executable).parent
     dockerfile = REPO / "Dockerfile"
     text = dockerfile.read_text()
     for needle in (
-        "FROM rust:1-bookworm AS builder",
         "cargo build --release --locked",
-        "FROM gcr.io/distroless/cc-debian12:nonroot",
+        '${CARGO_FEATURES:+--features "$CARGO_FEATURES"}',
         "USER 65532",
         'ENTRYPOINT ["/blaxel-operator"]',
         'CMD ["run"]',
     ):
         if needle not in text:
             fail("Dockerfile", f"missing {needle!r}")
-    for what, cmd in (
-        ("Dockerfile: hadolint", [str(bin_dir / "hadolint"), str(dockerfile)]),
+    froms = re.findall(r"^FROM\s+(\S+)", text, re.M)
+    for pattern in (r"rust:1-bookworm@sha256:[0-9a-f]{64}$", r"gcr.io/distroless/cc-debian12:nonroot@sha256:[0-9a-f]{64}$"):
+        if not any(re.match(pattern, f) for f in froms):
+            fail("Dockerfile", f"no base image matching {pattern} (pinned by digest)")
+    workflows = sorted(WORKFLOWS.glob("*.yml"))
+    checks = [("Dockerfile: hadolint", [str(bin_dir / "hadolint"), str(dockerfile)])]
+    checks += [
         (
-            ".github/workflows/ci.yml: schema",
-            [
-                str(bin_dir / "check-jsonschema"),
-                "--builtin-schema",
-                "vendor.github-workflows",
-                str(REPO / ".github" / "workflows" / "ci.yml"),
-            ],
-        ),
-    ):
+            f".github/workflows/{w.name}: schema",
+            [str(bin_dir / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(w)],
+        )
+        for w in workflows
+    ]
+    for what, cmd in checks:
         run = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if run.returncode != 0:
             fail(what, (run.stdout + run.stderr).strip())
         else:
             print(f"  {what}: ok")
+    check_release_workflow()
+
+
+def check_release_workflow() -> None:
+    where = ".github/workflows/release.yml"
+    path = WORKFLOWS / "release.yml"
+    if not path.exists():
+        fail(where, "missing")
+        return
+    text = path.read_text()
+    workflow = yaml.safe_load(text)
+    # PyYAML reads the key `on` as True.
+    trigger = workflow.get("on", workflow.get(True, {}))
+    if trigger != {"push": {"tags": ["v*"]}}:
+        fail(where, f"must run on v* tags only, runs on {trigger}")
+    for line in text.splitlines():
+        found = re.match(r"^\s*-?\s*uses:\s*(\S+)(.*)$", line)
+        if found and not re.match(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$", found.group(1)):
+            fail(where, f"action not pinned by full commit SHA: {found.group(1)}")
+        elif found and not re.match(r"^\s*# v\d", found.group(2)):
+            fail(where, f"pinned action without its release in a comment: {line.strip()}")
+    steps = [s for job in workflow["jobs"].values() for s in job.get("steps", [])]
+    build = next((s for s in steps if str(s.get("uses", "")).startswith("docker/build-push-action@")), None)
+    if not build:
+        fail(where, "no docker/build-push-action step")
+    else:
+        w = build.get("with", {})
+        for key, want in (
+            ("platforms", "linux/amd64,linux/arm64"),
+            ("build-args", "CARGO_FEATURES=otel"),
+            ("push", True),
+            ("sbom", True),
+        ):
+            if w.get(key) != want:
+                fail(where, f"build-push-action {key} is {w.get(key)!r}, expected {want!r}")
+        if not str(w.get("provenance", "")).startswith("mode="):
+            fail(where, "build-push-action must attach provenance")
+    for needle in (
+        'cosign sign --yes "$IMAGE@$DIGEST"',
+        "helm push",
+        "gh release create",
+        "dist/crds.yaml dist/install.yaml",
+        'echo "image=$REGISTRY/$owner/blaxel-operator"',
+        f"- name: {IMAGE_REPOSITORY}",
+    ):
+        if needle not in text:
+            fail(where, f"missing {needle!r}")
+    # The image the release publishes is the one users install: chart, deploy/, README.
+    owner = IMAGE_REPOSITORY.split("/")[1]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    if values["image"]["repository"] != IMAGE_REPOSITORY:
+        fail("values.yaml", f"image.repository is not {IMAGE_REPOSITORY}")
+    cargo_version = re.search(r'^version = "([^"]+)"', (REPO / "Cargo.toml").read_text(), re.M).group(1)
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    if (str(chart["version"]), str(chart["appVersion"])) != (cargo_version, cargo_version):
+        fail("Chart.yaml", f"version/appVersion {chart['version']}/{chart['appVersion']} != Cargo.toml {cargo_version}")
+    deployment = yaml.safe_load((DEPLOY / "deployment.yaml").read_text())
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    if image != f"{IMAGE_REPOSITORY}:{cargo_version}":
+        fail("deploy/deployment.yaml", f"image {image}, expected {IMAGE_REPOSITORY}:{cargo_version}")
+    if f"{IMAGE_REPOSITORY}:{cargo_version}" not in (CHART / "Chart.yaml").read_text():
+        fail("Chart.yaml", "the artifacthub.io/images annotation does not name the released image")
+    readme = (REPO / "README.md").read_text()
+    if IMAGE_REPOSITORY not in readme or f"oci://ghcr.io/{owner}/charts/blaxel-operator" not in readme:
+        fail("README.md", "the install section does not name the published image and chart")
+    print(f"  {where}: v* tags, actions pinned, publishes {IMAGE_REPOSITORY}:{cargo_version}")
 
 
 def main() -> int:
