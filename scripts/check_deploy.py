@@ -936,7 +936,10 @@ def check_image_and_ci() -> None:
         if needle not in text:
             fail("Dockerfile", f"missing {needle!r}")
     froms = re.findall(r"^FROM\s+(\S+)", text, re.M)
-    for pattern in (r"rust:1-bookworm@sha256:[0-9a-f]{64}$", r"gcr.io/distroless/cc-debian12:nonroot@sha256:[0-9a-f]{64}$"):
+    for pattern in (
+        r"rust:1-bookworm@sha256:[0-9a-f]{64}$",
+        r"gcr.io/distroless/cc-debian12:nonroot@sha256:[0-9a-f]{64}$",
+    ):
         if not any(re.match(pattern, f) for f in froms):
             fail("Dockerfile", f"no base image matching {pattern} (pinned by digest)")
     workflows = sorted(WORKFLOWS.glob("*.yml"))
