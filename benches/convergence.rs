@@ -309,7 +309,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// The local API server's and etcd's process ids, from the state file `scripts/kube-local up` writes
-/// beside the kubeconfig (empty when the cluster comes from `KUBECONFIG`).
+/// beside the kubeconfig (empty when the cluster comes from `BLAXEL_TEST_KUBECONFIG`).
 fn cluster_pids(kubeconfig: &Path) -> Vec<(&'static str, u32)> {
     let state = kubeconfig
         .parent()

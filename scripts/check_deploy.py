@@ -13,7 +13,12 @@ Run by scripts/check-deploy (which provides a venv with helm-sdkpy and kubernete
 4. Security and least-privilege invariants on the same objects (see `check_security`, `check_rbac`).
 5. Value sets that must be refused (replicas > 1 without leader election, ...) fail to render.
 6. The Argo CD health script gives the expected health for sample objects (Lua 5.1 through lupa).
-7. The Dockerfile passes hadolint; the CI workflow matches the GitHub workflow schema.
+7. The Dockerfile passes hadolint and pins its base images by digest; every workflow in
+   .github/workflows matches the GitHub workflow schema, and the release workflow pins its actions by
+   commit and publishes the image the chart and deploy/ name.
+8. The chart works as a subchart of a parent chart that sets `global` values.
+9. The chart's README.md values table is the one generated from values.yaml's `# --` comments
+   (`scripts/check-deploy --write-chart-readme` rewrites it), and documents every value.
 """
 
 from __future__ import annotations
@@ -56,7 +61,30 @@ VALUE_SETS: dict[str, dict] = {
         "logFormat": "text",
         "extraEnv": [{"name": "BLAXEL_MAX_REINVITES", "value": "5"}],
     },
+    "extras": {
+        "image": {"digest": "sha256:" + "0" * 64},
+        "logLevel": "info,blaxel_operator=debug",
+        "apiUrl": "http://blaxel-simulator.blaxel-system:8787/v0",
+        "allowInsecureApiUrl": True,
+        "extraArgs": ["--api-key-file=/etc/blaxel/apiKey"],
+        "extraVolumes": [{"name": "api-key", "secret": {"secretName": "blaxel-key"}}],
+        "extraVolumeMounts": [{"name": "api-key", "mountPath": "/etc/blaxel", "readOnly": True}],
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "blaxel-operator"}},
+            }
+        ],
+    },
+    # Installed with --skip-crds (see helm_render): the CRDs come from the templated copy.
+    "crds-templated": {"crds": {"templated": True}},
 }
+
+# Value sets rendered as with `helm install --skip-crds` (helm-sdkpy has no such option: the chart is
+# copied without its crds/ folder).
+SKIP_CRDS = {"crds-templated"}
 
 # Value sets the chart must refuse, with a fragment of the expected message.
 MUST_FAIL: dict[str, tuple[dict, str]] = {
@@ -68,6 +96,13 @@ MUST_FAIL: dict[str, tuple[dict, str]] = {
     # values.schema.json catches typos that Helm would otherwise ignore silently.
     "unknown-value": ({"replicas": 2}, "additional properties 'replicas' not allowed"),
     "bad-log-format": ({"logFormat": "yaml"}, "at '/logFormat'"),
+    "http-api-url": ({"apiUrl": "http://api.blaxel.ai/v0"}, "at '/apiUrl'"),
+    "bad-digest": ({"image": {"digest": "latest"}}, "at '/image/digest'"),
+    "resources-typo": ({"resources": {"limit": {"cpu": "1"}}}, "additional properties 'limit' not allowed"),
+    "security-context-typo": (
+        {"securityContext": {"readOnlyRootFileSystem": True}},
+        "additional properties 'readOnlyRootFileSystem' not allowed",
+    ),
 }
 
 # Kinds backed by CRDs that the Kubernetes schemas do not describe.
@@ -136,7 +171,8 @@ class FakeApiServer:
     """Just enough of the Kubernetes API for `helm install --wait=false`: discovery, and objects that can
     be created and read back. Everything created is kept in `created`, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, skip_crds: bool = False) -> None:
+        self.skip_crds = skip_crds
         self.created: list[dict] = []
         self.requests: list[str] = []
         self.store: dict[str, dict] = {}
@@ -269,6 +305,12 @@ class FakeApiServer:
                 ],
                 "acceptedNames": names,
             }
+        if (
+            self.skip_crds
+            and body.get("kind") == "CustomResourceDefinition"
+            and "meta.helm.sh/release-name" not in body.get("metadata", {}).get("annotations", {})
+        ):
+            return 201, obj
         with self.lock:
             if path.endswith(f"/{name}"):  # PUT to the object's own path
                 self.store[path] = obj
@@ -339,15 +381,17 @@ def helm_lint(values: dict) -> list[str]:
     return findings
 
 
-def helm_render(values: dict) -> list[dict]:
-    """The objects a real `helm install` sends to the (fake) cluster, in order."""
+def helm_render(values: dict, chart: Path = CHART, skip_crds: bool = False) -> list[dict]:
+    """The objects a real `helm install` of `chart` sends to the (fake) cluster, in order. With
+    `skip_crds`, as `helm install --skip-crds`: the CRDs Helm sends from crds/ (those without the
+    release's ownership annotation) are accepted and forgotten, as if never sent."""
     import helm_sdkpy
 
-    server = FakeApiServer()
+    server = FakeApiServer(skip_crds=skip_crds)
     try:
         config = helm_sdkpy.Configuration(namespace=NAMESPACE, kubeconfig=server.kubeconfig())
         asyncio.run(
-            helm_sdkpy.Install(config).run(RELEASE, str(CHART), values=values or None, wait=False, timeout=60)
+            helm_sdkpy.Install(config).run(RELEASE, str(chart), values=values or None, wait=False, timeout=60)
         )
         return list(server.created)
     finally:
@@ -431,9 +475,12 @@ def rules_of(role: dict) -> dict[tuple[str, str], set[str]]:
     return out
 
 
-def check_rbac(objs: list[dict], where: str, leader_election: bool, namespace: str) -> None:
+def check_rbac(
+    objs: list[dict], where: str, leader_election: bool, namespace: str, watch_namespace: str = ""
+) -> None:
     """RBAC names exactly the resources and verbs the operator uses: no wildcards, no extra rights,
-    Leases only through a Role in the operator's namespace."""
+    Leases only through a Role in the operator's namespace. With a watched namespace, the operator's
+    rules are a Role in that namespace and nothing is cluster-wide."""
     for o in objs:
         if o["kind"] in ("ClusterRole", "Role"):
             for rule in o.get("rules", []):
@@ -441,28 +488,42 @@ def check_rbac(objs: list[dict], where: str, leader_election: bool, namespace: s
                     if "*" in rule.get(field, []):
                         fail(where, f"{o['kind']}/{o['metadata']['name']}: wildcard in {field}")
     cluster_roles = [o for o in objs if o["kind"] == "ClusterRole"]
-    roles = [o for o in objs if o["kind"] == "Role"]
-    if len(cluster_roles) != 1:
-        fail(where, f"expected one ClusterRole, found {len(cluster_roles)}")
+    lease_roles = [o for o in objs if o["kind"] == "Role" and rules_of(o) == LEASE_RULES]
+    other_roles = [o for o in objs if o["kind"] == "Role" and rules_of(o) != LEASE_RULES]
+    if watch_namespace:
+        operator_roles = other_roles
+        if cluster_roles or any(o["kind"] == "ClusterRoleBinding" for o in objs):
+            fail(where, "with watchNamespace nothing may be cluster-wide (ClusterRole or ClusterRoleBinding)")
+        for role in other_roles:
+            if role["metadata"].get("namespace") != watch_namespace:
+                fail(where, f"Role/{role['metadata']['name']} is not in the watched namespace")
     else:
-        got = rules_of(cluster_roles[0])
+        operator_roles = cluster_roles
+        if other_roles:
+            fail(where, f"unexpected Roles: {[r['metadata']['name'] for r in other_roles]}")
+    if len(operator_roles) != 1:
+        fail(where, f"expected one operator (Cluster)Role, found {len(operator_roles)}")
+    else:
+        got = rules_of(operator_roles[0])
         if got != CLUSTER_RULES:
-            fail(where, f"ClusterRole rules differ from the needed ones: {sorted(got.items())}")
+            fail(where, f"operator role rules differ from the needed ones: {sorted(got.items())}")
     if leader_election:
-        if len(roles) != 1:
-            fail(where, f"expected one leader-election Role, found {len(roles)}")
-        else:
-            if rules_of(roles[0]) != LEASE_RULES:
-                fail(where, f"Role rules differ from the lease rules: {rules_of(roles[0])}")
-            if roles[0]["metadata"].get("namespace") != namespace:
-                fail(where, "the leader-election Role must be in the operator's namespace")
-    elif roles:
-        fail(where, "a Role is rendered although leader election is off")
+        if len(lease_roles) != 1:
+            fail(where, f"expected one leader-election Role, found {len(lease_roles)}")
+        elif lease_roles[0]["metadata"].get("namespace") != namespace:
+            fail(where, "the leader-election Role must be in the operator's namespace")
+    elif lease_roles:
+        fail(where, "a leader-election Role is rendered although leader election is off")
     # Each binding points at a rendered role and at the operator's ServiceAccount.
     sa_names = {o["metadata"]["name"] for o in objs if o["kind"] == "ServiceAccount"}
     for b in (o for o in objs if o["kind"] in ("ClusterRoleBinding", "RoleBinding")):
         ref = b["roleRef"]
-        if not any(r["kind"] == ref["kind"] and r["metadata"]["name"] == ref["name"] for r in objs):
+        if not any(
+            r["kind"] == ref["kind"]
+            and r["metadata"]["name"] == ref["name"]
+            and r["metadata"].get("namespace") == b["metadata"].get("namespace")
+            for r in objs
+        ):
             fail(where, f"{b['kind']}/{b['metadata']['name']} refers to a missing {ref['kind']}")
         for s in b.get("subjects", []):
             if s.get("kind") != "ServiceAccount" or s.get("name") not in sa_names:
@@ -502,7 +563,7 @@ def check_render(name: str, values: dict, objs: list[dict], version: str, skippe
         fail(where, "no Deployment rendered")
         return
     check_security(chart_objs, where)
-    check_rbac(chart_objs, where, merged["leaderElection"]["enabled"], NAMESPACE)
+    check_rbac(chart_objs, where, merged["leaderElection"]["enabled"], NAMESPACE, merged["watchNamespace"])
     env = env_of(chart_objs)
     kinds = {o["kind"] for o in chart_objs}
     # The value set's intent is visible in what was rendered.
@@ -540,7 +601,180 @@ def check_render(name: str, values: dict, objs: list[dict], version: str, skippe
             fail(where, "BL_API_KEY does not refer to the created Secret")
     crds = [o for o in objs if o.get("kind") == "CustomResourceDefinition"]
     if len(crds) != 2:
-        fail(where, f"expected the 2 CRDs from the chart's crds/ to be installed, got {len(crds)}")
+        fail(where, f"expected the 2 CRDs (crds/ or the templated copy) to be installed, got {len(crds)}")
+    templated = merged["crds"]["templated"]
+    for crd in crds:
+        keep = crd["metadata"].get("annotations", {}).get("helm.sh/resource-policy") == "keep"
+        if keep != templated:
+            fail(where, f"CRD {crd['metadata']['name']}: resource-policy keep is {keep}, templated is {templated}")
+    if templated:
+        generated = {
+            d["metadata"]["name"]: d for d in yaml.safe_load_all((REPO / "crds" / "blaxel.ai.yaml").read_text()) if d
+        }
+        for got in crds:
+            want = generated.get(got["metadata"]["name"], {})
+            if want.get("spec") != got["spec"]:
+                fail(where, f"templated CRD {got['metadata']['name']} differs from crds/blaxel.ai.yaml")
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    pod = dep["spec"]["template"]["spec"]
+    image = container["image"]
+    want_image = f"{merged['image']['repository']}:{merged['image']['tag'] or chart_app_version()}"
+    if merged["image"]["digest"]:
+        want_image += "@" + merged["image"]["digest"]
+    if image != want_image:
+        fail(where, f"image {image}, expected {want_image}")
+    if container["args"] != ["run", *merged["extraArgs"]]:
+        fail(where, f"args {container['args']} do not follow extraArgs")
+    if env.get("RUST_LOG", {}).get("value") != (merged["logLevel"] or None):
+        fail(where, "RUST_LOG does not follow logLevel")
+    if env.get("BL_API_URL", {}).get("value") != merged["apiUrl"]:
+        fail(where, "BL_API_URL does not follow apiUrl")
+    for key, got in (
+        ("extraVolumes", pod.get("volumes", [])),
+        ("extraVolumeMounts", container.get("volumeMounts", [])),
+        ("topologySpreadConstraints", pod.get("topologySpreadConstraints", [])),
+    ):
+        if got != merged[key]:
+            fail(where, f"{key} not rendered as given: {got}")
+
+
+def chart_app_version() -> str:
+    return str(yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"])
+
+
+def check_subchart(version: str, skipped: set[str]) -> None:
+    """The chart as the dependency of a tiny parent chart that sets `global` values (Helm passes them
+    to every subchart, so the subchart's values.schema.json must accept `global`) and the subchart's
+    own values under its name: it lints, installs and passes the same checks."""
+    import helm_sdkpy
+
+    sub_values = {"defaultCredentialsNamespaces": ["team-a"], "logLevel": "debug"}
+    with tempfile.TemporaryDirectory() as tmp:
+        parent = Path(tmp) / "platform"
+        shutil.copytree(CHART, parent / "charts" / CHART.name)
+        chart_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
+        (parent / "Chart.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v2",
+                    "name": "platform",
+                    "version": "1.0.0",
+                    "dependencies": [{"name": CHART.name, "version": chart_version}],
+                }
+            )
+        )
+        (parent / "values.yaml").write_text(
+            yaml.safe_dump(
+                {"global": {"imageRegistry": "registry.example.org", "team": "platform"}, CHART.name: sub_values}
+            )
+        )
+        config = helm_sdkpy.Configuration(namespace=NAMESPACE)
+        result = asyncio.run(helm_sdkpy.Lint(config).run(str(parent)))
+        if result.get("Errors"):
+            fail("subchart", f"lint errors: {json.dumps(result['Errors'])}")
+        objs = helm_render({}, chart=parent)
+    print(f"  rendered {len(objs)} objects as a subchart")
+    check_render("subchart", sub_values, objs, version, skipped)
+    env = env_of([o for o in objs if o.get("kind") == "Deployment"])
+    if env.get("BLAXEL_DEFAULT_CREDENTIALS_NAMESPACES", {}).get("value") != "team-a":
+        fail("subchart", "the parent's values for the subchart were not applied")
+
+
+CHART_README = CHART / "README.md"
+TABLE_START = "<!-- values-table:start (generated: scripts/check-deploy --write-chart-readme) -->"
+TABLE_END = "<!-- values-table:end -->"
+
+
+def documented_values() -> list[tuple[str, str]]:
+    """(dotted key, description) for every key of values.yaml under a `# --` comment (helm-docs'
+    convention: the comment, continued by the `#` lines after it, documents the key below it)."""
+    rows: list[tuple[str, str]] = []
+    stack: list[tuple[int, str]] = []
+    pending: list[str] | None = None
+    for line in (CHART / "values.yaml").read_text().splitlines():
+        stripped = line.strip()
+        if not stripped:
+            pending = None
+            continue
+        if stripped.startswith("# --"):
+            pending = [stripped[len("# --") :].strip()]
+            continue
+        if stripped.startswith("#"):
+            if pending is not None:
+                pending.append(stripped.lstrip("#").strip())
+            continue
+        found = re.match(r"^( *)([A-Za-z0-9_]+):", line)
+        if not found:
+            continue  # list items and continuation lines
+        indent, key = len(found.group(1)), found.group(2)
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        path = ".".join([k for _, k in stack] + [key])
+        if pending:
+            rows.append((path, " ".join(pending)))
+        pending = None
+        stack.append((indent, key))
+    return rows
+
+
+def value_leaves(value, path: str = "") -> list[str]:
+    """Dotted keys of values.yaml's leaves: scalars, lists and empty maps."""
+    if isinstance(value, dict) and value:
+        return [leaf for k, v in value.items() for leaf in value_leaves(v, f"{path}.{k}" if path else k)]
+    return [path]
+
+
+def values_table() -> tuple[str, list[str]]:
+    """The chart README's values table, and the values it leaves undocumented."""
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    rows = documented_values()
+    documented = {p for p, _ in rows}
+    missing = [
+        leaf
+        for leaf in value_leaves(defaults)
+        if not any(leaf == d or leaf.startswith(d + ".") for d in documented)
+    ]
+
+    def at(path: str):
+        value = defaults
+        for part in path.split("."):
+            value = value[part]
+        return value
+
+    def type_of(value) -> str:
+        return {bool: "bool", int: "int", float: "number", str: "string", list: "list", dict: "object"}.get(
+            type(value), "?"
+        )
+
+    lines = ["| value | type | default | description |", "| --- | --- | --- | --- |"]
+    for path, description in rows:
+        value = at(path)
+        default = json.dumps(value, separators=(", ", ": ")).replace("|", "\\|")
+        text = description.replace("|", "\\|")
+        lines.append(f"| `{path}` | {type_of(value)} | `{default}` | {text} |")
+    return "\n".join(lines) + "\n", missing
+
+
+def check_chart_readme(write: bool = False) -> None:
+    """The chart README's values table is the generated one, and every value is documented."""
+    where = "deploy/helm/blaxel-operator/README.md"
+    table, missing = values_table()
+    for leaf in missing:
+        fail("values.yaml", f"`{leaf}` has no `# --` description (on it or a parent)")
+    text = CHART_README.read_text()
+    try:
+        head, rest = text.split(TABLE_START + "\n", 1)
+        current, tail = rest.split(TABLE_END, 1)
+    except ValueError:
+        fail(where, f"no values table between {TABLE_START!r} and {TABLE_END!r}")
+        return
+    if write:
+        CHART_README.write_text(head + TABLE_START + "\n" + table + TABLE_END + tail)
+        print(f"  wrote the values table ({table.count(chr(10)) - 2} values)")
+    elif current != table:
+        fail(where, "the values table is stale: run scripts/check-deploy --write-chart-readme")
+    else:
+        print(f"  values table: {table.count(chr(10)) - 2} values, all documented")
 
 
 def check_plain_manifests(version: str, skipped: set[str]) -> None:
@@ -677,45 +911,126 @@ def check_argocd() -> None:
     print(f"  health-check.lua: {len(ARGO_CASES)} cases")
 
 
+IMAGE_REPOSITORY = "ghcr.io/blaxel-operator/blaxel-operator"
+WORKFLOWS = REPO / ".github" / "workflows"
+
+
 def check_image_and_ci() -> None:
-    """The Dockerfile passes hadolint and keeps its invariants (locked release build, distroless
-    non-root runtime, `run` by default); the CI workflow matches the GitHub workflow schema."""
+    """The Dockerfile passes hadolint and keeps its invariants (locked release build with selectable
+    features, base images pinned by digest, distroless non-root runtime, `run` by default); every
+    workflow matches the GitHub workflow schema; the release workflow pins its actions by commit,
+    builds both platforms with the otel feature, signs, and publishes the image that the chart and
+    deploy/ name, at the version Cargo.toml and the chart carry."""
     import subprocess
 
     bin_dir = Path(sys.executable).parent
     dockerfile = REPO / "Dockerfile"
     text = dockerfile.read_text()
     for needle in (
-        "FROM rust:1-bookworm AS builder",
         "cargo build --release --locked",
-        "FROM gcr.io/distroless/cc-debian12:nonroot",
+        '${CARGO_FEATURES:+--features "$CARGO_FEATURES"}',
         "USER 65532",
         'ENTRYPOINT ["/blaxel-operator"]',
         'CMD ["run"]',
     ):
         if needle not in text:
             fail("Dockerfile", f"missing {needle!r}")
-    for what, cmd in (
-        ("Dockerfile: hadolint", [str(bin_dir / "hadolint"), str(dockerfile)]),
-        (
-            ".github/workflows/ci.yml: schema",
-            [
-                str(bin_dir / "check-jsonschema"),
-                "--builtin-schema",
-                "vendor.github-workflows",
-                str(REPO / ".github" / "workflows" / "ci.yml"),
-            ],
-        ),
+    froms = re.findall(r"^FROM\s+(\S+)", text, re.M)
+    for pattern in (
+        r"rust:1-bookworm@sha256:[0-9a-f]{64}$",
+        r"gcr.io/distroless/cc-debian12:nonroot@sha256:[0-9a-f]{64}$",
     ):
+        if not any(re.match(pattern, f) for f in froms):
+            fail("Dockerfile", f"no base image matching {pattern} (pinned by digest)")
+    workflows = sorted(WORKFLOWS.glob("*.yml"))
+    checks = [("Dockerfile: hadolint", [str(bin_dir / "hadolint"), str(dockerfile)])]
+    checks += [
+        (
+            f".github/workflows/{w.name}: schema",
+            [str(bin_dir / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(w)],
+        )
+        for w in workflows
+    ]
+    for what, cmd in checks:
         run = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if run.returncode != 0:
             fail(what, (run.stdout + run.stderr).strip())
         else:
             print(f"  {what}: ok")
+    check_release_workflow()
+
+
+def check_release_workflow() -> None:
+    where = ".github/workflows/release.yml"
+    path = WORKFLOWS / "release.yml"
+    if not path.exists():
+        fail(where, "missing")
+        return
+    text = path.read_text()
+    workflow = yaml.safe_load(text)
+    # PyYAML reads the key `on` as True.
+    trigger = workflow.get("on", workflow.get(True, {}))
+    if trigger != {"push": {"tags": ["v*"]}}:
+        fail(where, f"must run on v* tags only, runs on {trigger}")
+    for line in text.splitlines():
+        found = re.match(r"^\s*-?\s*uses:\s*(\S+)(.*)$", line)
+        if found and not re.match(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$", found.group(1)):
+            fail(where, f"action not pinned by full commit SHA: {found.group(1)}")
+        elif found and not re.match(r"^\s*# v\d", found.group(2)):
+            fail(where, f"pinned action without its release in a comment: {line.strip()}")
+    steps = [s for job in workflow["jobs"].values() for s in job.get("steps", [])]
+    build = next((s for s in steps if str(s.get("uses", "")).startswith("docker/build-push-action@")), None)
+    if not build:
+        fail(where, "no docker/build-push-action step")
+    else:
+        w = build.get("with", {})
+        for key, want in (
+            ("platforms", "linux/amd64,linux/arm64"),
+            ("build-args", "CARGO_FEATURES=otel"),
+            ("push", True),
+            ("sbom", True),
+        ):
+            if w.get(key) != want:
+                fail(where, f"build-push-action {key} is {w.get(key)!r}, expected {want!r}")
+        if not str(w.get("provenance", "")).startswith("mode="):
+            fail(where, "build-push-action must attach provenance")
+    for needle in (
+        'cosign sign --yes "$IMAGE@$DIGEST"',
+        "helm push",
+        "gh release create",
+        "dist/crds.yaml dist/install.yaml",
+        'echo "image=$REGISTRY/$owner/blaxel-operator"',
+        f"- name: {IMAGE_REPOSITORY}",
+    ):
+        if needle not in text:
+            fail(where, f"missing {needle!r}")
+    # The image the release publishes is the one users install: chart, deploy/, README.
+    owner = IMAGE_REPOSITORY.split("/")[1]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    if values["image"]["repository"] != IMAGE_REPOSITORY:
+        fail("values.yaml", f"image.repository is not {IMAGE_REPOSITORY}")
+    cargo_version = re.search(r'^version = "([^"]+)"', (REPO / "Cargo.toml").read_text(), re.M).group(1)
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    if (str(chart["version"]), str(chart["appVersion"])) != (cargo_version, cargo_version):
+        fail("Chart.yaml", f"version/appVersion {chart['version']}/{chart['appVersion']} != Cargo.toml {cargo_version}")
+    deployment = yaml.safe_load((DEPLOY / "deployment.yaml").read_text())
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    if image != f"{IMAGE_REPOSITORY}:{cargo_version}":
+        fail("deploy/deployment.yaml", f"image {image}, expected {IMAGE_REPOSITORY}:{cargo_version}")
+    if f"{IMAGE_REPOSITORY}:{cargo_version}" not in (CHART / "Chart.yaml").read_text():
+        fail("Chart.yaml", "the artifacthub.io/images annotation does not name the released image")
+    readme = (REPO / "README.md").read_text()
+    if IMAGE_REPOSITORY not in readme or f"oci://ghcr.io/{owner}/charts/blaxel-operator" not in readme:
+        fail("README.md", "the install section does not name the published image and chart")
+    print(f"  {where}: v* tags, actions pinned, publishes {IMAGE_REPOSITORY}:{cargo_version}")
 
 
 def main() -> int:
     import functools
+
+    if sys.argv[1:] == ["--write-chart-readme"]:
+        check_chart_readme(write=True)
+        return 1 if failures else 0
 
     import helm_sdkpy
     import kubernetes_validate.utils as kv
@@ -749,7 +1064,7 @@ def main() -> int:
     def value_set(name: str, values: dict) -> None:
         for message in helm_lint(values):
             fail(f"lint[{name}]", message)
-        objs = helm_render(values)
+        objs = helm_render(values, skip_crds=name in SKIP_CRDS)
         print(f"  rendered {len(objs)} objects: {', '.join(sorted({o['kind'] for o in objs}))}")
         check_render(name, values, objs, version, skipped)
         env = env_of([o for o in objs if o.get("kind") == "Deployment"])
@@ -768,6 +1083,7 @@ def main() -> int:
         stage("chart crds/ and crds/blaxel.ai.yaml", check_crd_files, version, skipped)
         stage("deploy/*.yaml", check_plain_manifests, version, skipped)
         stage("deploy/argocd: Argo CD health script", check_argocd)
+        stage("chart README: the values table", check_chart_readme)
         stage("Dockerfile and CI workflow", check_image_and_ci)
         for name, values in VALUE_SETS.items():
             stage(
@@ -776,6 +1092,7 @@ def main() -> int:
                 name,
                 values,
             )
+        stage("chart as a subchart with global values", check_subchart, version, skipped)
         for name, (values, expected) in MUST_FAIL.items():
             stage(f"chart, values '{name}' must be refused", refused, name, values, expected)
     finally:

@@ -1,19 +1,23 @@
 //! `blaxel-operator demo`: the README's first command.
 //!
-//! Starts (or reuses) a Kubernetes API server, the Blaxel simulator and the operator in this process,
+//! Starts a Kubernetes API server of its own (or uses the cluster named by `--kubeconfig` on its command
+//! line, never the shell's `KUBECONFIG`), the Blaxel simulator and the operator in this process,
 //! installs the CRDs, applies the `examples/`, and shows the objects converging in a live table with the
-//! columns `kubectl get` prints. Everything it started is stopped on exit or Ctrl-C.
+//! columns `kubectl get` prints. Everything it started is stopped on exit or Ctrl-C; on a given cluster
+//! everything it created there is deleted first, while its operator still runs to clear the finalizers.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ListParams, Patch, PatchParams};
-use kube::{Api, ResourceExt};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -45,17 +49,21 @@ const EXAMPLES: [(&str, &str); 4] = [
     ),
 ];
 /// The namespace the examples live in.
-const NAMESPACE: &str = "blaxel-demo";
+pub const NAMESPACE: &str = "blaxel-demo";
 /// The simulator key the example Secret holds, bound to the example workspace.
 const DEMO_KEY: &str = "demo-acme-key=acme";
 const FIELD_MANAGER: &str = "blaxel-operator-demo";
+/// How long the clean-up of a given cluster may take before the demo gives up and names what is left.
+const CLEANUP_DEADLINE: Duration = Duration::from_secs(90);
 
 /// Options of `demo`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
-    /// Use this cluster instead of starting the local API server (also read from `KUBECONFIG`). The demo
-    /// installs the CRDs there and applies the examples into the `blaxel-demo` namespace.
-    #[arg(long, env = "KUBECONFIG")]
+    /// Use this cluster instead of starting the local API server. Only this flag selects a cluster: the
+    /// shell's `KUBECONFIG` is ignored, so the demo never writes into a cluster by accident. The demo
+    /// installs the CRDs there if they are missing, applies the examples into the `blaxel-demo`
+    /// namespace, and deletes everything it created on exit (finalizers included).
+    #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// Give up waiting for convergence after this long.
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
@@ -66,6 +74,33 @@ pub struct DemoArgs {
     /// How long the simulated invitees take to accept.
     #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
     pub accept_after: Duration,
+}
+
+/// Which Kubernetes API server the demo talks to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterChoice {
+    /// Start the project's local API server, and stop it on exit.
+    Local {
+        /// The shell had `KUBECONFIG` set: it is ignored, and the demo says so.
+        shell_kubeconfig_ignored: bool,
+    },
+    /// The cluster of this kubeconfig, given with `--kubeconfig`: what the demo creates there is deleted
+    /// on exit.
+    Given(PathBuf),
+}
+
+impl ClusterChoice {
+    /// The choice for the `--kubeconfig` flag and the shell's `KUBECONFIG`: only the flag selects a
+    /// cluster, so a shell set up for a real cluster never sends the demo there.
+    #[must_use]
+    pub fn decide(flag: Option<&Path>, shell_kubeconfig: Option<&OsString>) -> Self {
+        match flag {
+            Some(path) => Self::Given(path.to_path_buf()),
+            None => Self::Local {
+                shell_kubeconfig_ignored: shell_kubeconfig.is_some_and(|v| !v.is_empty()),
+            },
+        }
+    }
 }
 
 /// Why the demo failed.
@@ -90,14 +125,31 @@ pub enum DemoError {
     Other(String),
 }
 
+/// One object the demo created in a given cluster (and so deletes on exit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CreatedObject {
+    Crd(String),
+    Namespace(String),
+    Secret(String),
+    Member(String),
+    Sandbox(String),
+}
+
 /// Runs the demo to the end.
 ///
 /// # Errors
-/// When a part cannot start or an example cannot be applied.
+/// When a part cannot start, an example cannot be applied, or what the demo created in a given
+/// cluster could not all be removed.
 pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let started = Instant::now();
-    let (client, server) = cluster(args.kubeconfig.as_deref()).await?;
-    install_crds(&client).await?;
+    let choice = ClusterChoice::decide(
+        args.kubeconfig.as_deref(),
+        std::env::var_os("KUBECONFIG").as_ref(),
+    );
+    let (client, server) = cluster(&choice).await?;
+    let given = server.is_none();
+    let mut created = Vec::new();
+    install_crds(&client, given, &mut created).await?;
     let simulator = sim::spawn(SimConfig {
         api_keys: vec![DEMO_KEY.parse().map_err(DemoError::Other)?],
         auto_accept_after: Some(args.accept_after),
@@ -138,23 +190,37 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         stopped,
         ready_tx,
     ));
-    apply_examples(&client).await?;
-    crate::say!("Applied examples/ into namespace {NAMESPACE}; the operator is converging them:\n");
-
-    let outcome = tokio::select! {
-        converged = watch_table(&client, args.timeout) => converged,
-        _ = tokio::signal::ctrl_c() => Ok(false),
-    };
+    let outcome = async {
+        apply_examples(&client, given, &mut created).await?;
+        crate::say!(
+            "Applied examples/ into namespace {NAMESPACE}; the operator is converging them:\n"
+        );
+        tokio::select! {
+            converged = watch_table(&client, args.timeout) => converged,
+            _ = tokio::signal::ctrl_c() => Ok(false),
+        }
+    }
+    .await;
     print_summary(&outcome, started, &simulator.stats());
     if args.keep_running && matches!(outcome, Ok(true)) {
-        if let Some(server) = &server {
-            crate::say!(
-                "\nStill running. Try: kubectl --kubeconfig {} get wsm,sbx -n {NAMESPACE}\nPress Ctrl-C to stop.",
-                server.kubeconfig_path().display()
-            );
-        }
+        let kubeconfig = match (&server, &choice) {
+            (Some(server), _) => server.kubeconfig_path().to_path_buf(),
+            (None, ClusterChoice::Given(path)) => path.clone(),
+            (None, ClusterChoice::Local { .. }) => PathBuf::new(),
+        };
+        crate::say!(
+            "\nStill running. Try: kubectl --kubeconfig {} get wsm,sbx -n {NAMESPACE}\nPress Ctrl-C to stop.",
+            kubeconfig.display()
+        );
         let _ = tokio::signal::ctrl_c().await;
     }
+    // On a given cluster, delete what the demo created while its operator still runs: the operator
+    // removes the remote objects from the simulator and then the finalizers.
+    let cleaned = if given {
+        remove_created(&client, &created).await
+    } else {
+        Ok(())
+    };
     let _ = stop_tx.send(true);
     let _ = operator.await;
     let _ = simulator.shutdown().await;
@@ -162,7 +228,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         server.stop()?;
         crate::say!("Stopped the operator, the simulator and the local API server.");
     }
-    outcome.map(|_| ())
+    outcome.and(cleaned)
 }
 
 fn print_summary(outcome: &Result<bool, DemoError>, started: Instant, stats: &Value) {
@@ -183,13 +249,25 @@ fn print_summary(outcome: &Result<bool, DemoError>, started: Instant, stats: &Va
     );
 }
 
-/// A client for the given cluster, or for a local API server started (and returned) for the demo.
+/// A client for the chosen cluster, and the local API server started (and returned) for the demo.
 async fn cluster(
-    kubeconfig: Option<&std::path::Path>,
+    choice: &ClusterChoice,
 ) -> Result<(kube::Client, Option<LocalApiServer>), DemoError> {
-    if let Some(path) = kubeconfig {
-        crate::say!("Using the cluster in {}", path.display());
-        return Ok((kube_local::client_from_kubeconfig(path).await?, None));
+    match choice {
+        ClusterChoice::Given(path) => {
+            crate::say!(
+                "Using the cluster in {} (--kubeconfig); what the demo creates there is deleted on exit",
+                path.display()
+            );
+            return Ok((kube_local::client_from_kubeconfig(path).await?, None));
+        }
+        ClusterChoice::Local {
+            shell_kubeconfig_ignored: true,
+        } => crate::say!(
+            "KUBECONFIG is set in this shell; the demo ignores it and starts its own API server \
+             (pass --kubeconfig to use a cluster)"
+        ),
+        ClusterChoice::Local { .. } => {}
     }
     crate::say!(
         "Starting the local Kubernetes API server (the first run builds it: a few minutes)..."
@@ -202,10 +280,23 @@ async fn cluster(
     Ok((server.client().await?, Some(server)))
 }
 
-async fn install_crds(client: &kube::Client) -> Result<(), DemoError> {
+/// Installs the CRDs. On a given cluster, CRDs that are already there are left as they are (another
+/// installation's objects may depend on them), and those the demo creates are recorded in `created`.
+async fn install_crds(
+    client: &kube::Client,
+    given: bool,
+    created: &mut Vec<CreatedObject>,
+) -> Result<(), DemoError> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in crd::all() {
         let name = crd.name_any();
+        if given {
+            if api.get_opt(&name).await?.is_some() {
+                crate::say!("CRD {name} is already installed: the demo uses it as it is");
+                continue;
+            }
+            created.push(CreatedObject::Crd(name.clone()));
+        }
         api.patch(
             &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
@@ -236,8 +327,32 @@ async fn install_crds(client: &kube::Client) -> Result<(), DemoError> {
     Ok(())
 }
 
-async fn apply_examples(client: &kube::Client) -> Result<(), DemoError> {
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+/// Applies one object; with `look_first` (a given cluster), answers whether it is new (did not exist
+/// before), so the demo deletes it on exit.
+async fn apply_one<K>(
+    api: &Api<K>,
+    name: &str,
+    value: &Value,
+    look_first: bool,
+) -> Result<bool, DemoError>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let new = look_first && api.get_opt(name).await?.is_none();
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(value),
+    )
+    .await?;
+    Ok(new)
+}
+
+async fn apply_examples(
+    client: &kube::Client,
+    given: bool,
+    created: &mut Vec<CreatedObject>,
+) -> Result<(), DemoError> {
     for (file, text) in EXAMPLES {
         for doc in serde_yaml::Deserializer::from_str(text) {
             let value = Value::deserialize_from(doc)
@@ -249,42 +364,154 @@ async fn apply_examples(client: &kube::Client) -> Result<(), DemoError> {
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
-            let patch = Patch::Apply(&value);
-            match value["kind"].as_str() {
-                Some("Namespace") => drop(
-                    Api::<Namespace>::all(client.clone())
-                        .patch(&name, &params, &patch)
-                        .await?,
+            let (new, object): (bool, fn(String) -> CreatedObject) = match value["kind"].as_str() {
+                Some("Namespace") => (
+                    apply_one(&Api::<Namespace>::all(client.clone()), &name, &value, given).await?,
+                    CreatedObject::Namespace,
                 ),
-                Some("Secret") => {
-                    drop(
-                        Api::<Secret>::namespaced(client.clone(), NAMESPACE)
-                            .patch(&name, &params, &patch)
-                            .await?,
-                    );
-                }
-                Some("WorkspaceMember") => drop(
-                    Api::<WorkspaceMember>::namespaced(client.clone(), NAMESPACE)
-                        .patch(&name, &params, &patch)
-                        .await?,
+                Some("Secret") => (
+                    apply_one(
+                        &Api::<Secret>::namespaced(client.clone(), NAMESPACE),
+                        &name,
+                        &value,
+                        given,
+                    )
+                    .await?,
+                    CreatedObject::Secret,
                 ),
-                Some("Sandbox") => {
-                    drop(
-                        Api::<Sandbox>::namespaced(client.clone(), NAMESPACE)
-                            .patch(&name, &params, &patch)
-                            .await?,
-                    );
-                }
+                Some("WorkspaceMember") => (
+                    apply_one(
+                        &Api::<WorkspaceMember>::namespaced(client.clone(), NAMESPACE),
+                        &name,
+                        &value,
+                        given,
+                    )
+                    .await?,
+                    CreatedObject::Member,
+                ),
+                Some("Sandbox") => (
+                    apply_one(
+                        &Api::<Sandbox>::namespaced(client.clone(), NAMESPACE),
+                        &name,
+                        &value,
+                        given,
+                    )
+                    .await?,
+                    CreatedObject::Sandbox,
+                ),
                 other => {
                     return Err(DemoError::Example {
                         file,
                         message: format!("unexpected kind {other:?}"),
                     });
                 }
+            };
+            if new {
+                created.push(object(name));
             }
         }
     }
     Ok(())
+}
+
+/// Deletes what the demo created in a given cluster, newest kinds first: the custom resources (waiting
+/// until the operator has cleaned them up and removed their finalizers), then the Secret, the
+/// namespace and the CRDs. Objects that existed before the demo are left alone.
+async fn remove_created(client: &kube::Client, created: &[CreatedObject]) -> Result<(), DemoError> {
+    if created.is_empty() {
+        return Ok(());
+    }
+    crate::say!("\nRemoving what the demo created in the cluster...");
+    let deadline = Instant::now() + CLEANUP_DEADLINE;
+    let members = Api::<WorkspaceMember>::namespaced(client.clone(), NAMESPACE);
+    let sandboxes = Api::<Sandbox>::namespaced(client.clone(), NAMESPACE);
+    let secrets = Api::<Secret>::namespaced(client.clone(), NAMESPACE);
+    let namespaces = Api::<Namespace>::all(client.clone());
+    let crds = Api::<CustomResourceDefinition>::all(client.clone());
+    let mut left = Vec::new();
+    // The custom resources first, all at once, then wait for each: their finalizers need the operator.
+    for object in created {
+        match object {
+            CreatedObject::Member(name) => delete(&members, name).await?,
+            CreatedObject::Sandbox(name) => delete(&sandboxes, name).await?,
+            _ => {}
+        }
+    }
+    for object in created {
+        let gone = match object {
+            CreatedObject::Member(name) => wait_gone(&members, name, deadline).await?,
+            CreatedObject::Sandbox(name) => wait_gone(&sandboxes, name, deadline).await?,
+            _ => true,
+        };
+        if !gone {
+            left.push(format!("{object:?}"));
+        }
+    }
+    for object in created {
+        let gone = match object {
+            CreatedObject::Secret(name) => {
+                delete(&secrets, name).await?;
+                wait_gone(&secrets, name, deadline).await?
+            }
+            _ => true,
+        };
+        if !gone {
+            left.push(format!("{object:?}"));
+        }
+    }
+    // A namespace is finalised by the cluster's namespace controller (the local API server has none):
+    // asking for its deletion is all the demo can do.
+    for object in created {
+        if let CreatedObject::Namespace(name) = object {
+            delete(&namespaces, name).await?;
+        }
+    }
+    for object in created {
+        if let CreatedObject::Crd(name) = object {
+            delete(&crds, name).await?;
+            if !wait_gone(&crds, name, deadline).await? {
+                left.push(format!("{object:?}"));
+            }
+        }
+    }
+    if left.is_empty() {
+        crate::say!("Removed {} object(s) the demo had created.", created.len());
+        Ok(())
+    } else {
+        Err(DemoError::Other(format!(
+            "clean-up: still present after {}s: {}",
+            CLEANUP_DEADLINE.as_secs(),
+            left.join(", ")
+        )))
+    }
+}
+
+/// Asks for the deletion of `name`; already gone counts as done.
+async fn delete<K>(api: &Api<K>, name: &str) -> Result<(), DemoError>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `name` is gone before `deadline`.
+async fn wait_gone<K>(api: &Api<K>, name: &str, deadline: Instant) -> Result<bool, DemoError>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    loop {
+        if api.get_opt(name).await?.is_none() {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 trait DeserializeFrom: Sized {
@@ -399,4 +626,48 @@ fn ready_of(cs: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Cond
 fn reason(cs: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>) -> String {
     cs.and_then(|cs| cs.iter().find(|c| c.type_ == conditions::READY))
         .map_or_else(|| "-".to_owned(), |c| c.reason.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// A shell with `KUBECONFIG` set and no `--kubeconfig` gets the local API server, never that cluster.
+    #[test]
+    fn shell_kubeconfig_alone_means_the_local_server() {
+        let shell = Some(OsString::from("/home/me/.kube/config"));
+        assert_eq!(
+            ClusterChoice::decide(None, shell.as_ref()),
+            ClusterChoice::Local {
+                shell_kubeconfig_ignored: true
+            }
+        );
+        assert_eq!(
+            ClusterChoice::decide(None, None),
+            ClusterChoice::Local {
+                shell_kubeconfig_ignored: false
+            }
+        );
+        assert_eq!(
+            ClusterChoice::decide(Some(Path::new("/tmp/k")), shell.as_ref()),
+            ClusterChoice::Given(PathBuf::from("/tmp/k"))
+        );
+    }
+
+    /// `demo --kubeconfig` is read from the command line only: clap binds it to no environment
+    /// variable, so `KUBECONFIG` cannot fill it in.
+    #[test]
+    fn kubeconfig_flag_reads_no_environment_variable() {
+        let cli = crate::cli::Cli::command();
+        let demo = cli.find_subcommand("demo").unwrap();
+        let flag = demo
+            .get_arguments()
+            .find(|a| a.get_long() == Some("kubeconfig"))
+            .unwrap();
+        assert_eq!(flag.get_env(), None);
+    }
 }

@@ -22,7 +22,7 @@ use clap::{ArgAction, CommandFactory, Parser};
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Variables the operator reads itself rather than through a flag.
-const READ_DIRECTLY: &[&str] = &["BL_API_KEY", "POD_NAME", "POD_NAMESPACE"];
+const READ_DIRECTLY: &[&str] = &["BL_API_KEY", "POD_NAME", "POD_NAMESPACE", "RUST_LOG"];
 
 /// The problems with `env` (name, literal value if any) as the operator's `run` configuration:
 /// unknown variables, and values its flags refuse.

@@ -1,5 +1,5 @@
 //! What the operator relies on from a Kubernetes API server, checked against the server the tests run on
-//! (the project's local API server, or the cluster in `KUBECONFIG`). If one of these fails on the local
+//! (the project's local API server, or the cluster in `BLAXEL_TEST_KUBECONFIG`). If one of these fails on the local
 //! server, tests built on it would prove nothing about a real cluster.
 #![allow(
     clippy::unwrap_used,

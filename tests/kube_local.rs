@@ -1,6 +1,6 @@
 //! The lifecycle guarantees of `blaxel_operator::kube_local`: a started server answers, `stop` removes
 //! it, and a server whose owner process dies goes away by itself (test binaries that crash leak nothing).
-//! These start their own servers, whatever `KUBECONFIG` says.
+//! These start their own servers, whatever `BLAXEL_TEST_KUBECONFIG` says.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

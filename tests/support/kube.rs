@@ -1,6 +1,8 @@
 //! A Kubernetes API server for integration tests, shared by every test of one test binary.
 //!
-//! - With `KUBECONFIG` set, tests run against that cluster (kind, k3d, a real cluster).
+//! - With `BLAXEL_TEST_KUBECONFIG` set (a kubeconfig path), tests run against that cluster (kind, k3d, a
+//!   real cluster). The shell's `KUBECONFIG` is never read: most Kubernetes users have it set, and the
+//!   tests create and delete objects.
 //! - Otherwise the first test to ask starts the project's local API server
 //!   ([`blaxel_operator::kube_local`]) with `--owner-pid` = this process, so it stops when the test binary
 //!   exits, however it exits.
@@ -42,12 +44,12 @@ pub struct TestCluster {
 }
 
 impl TestCluster {
-    /// The kubeconfig file, when there is one (the local server's, or the first entry of `KUBECONFIG`).
+    /// The kubeconfig file, when there is one (the local server's, or [`TEST_KUBECONFIG_VAR`]'s).
     pub fn kubeconfig_path(&self) -> Option<&Path> {
         self.kubeconfig.as_deref()
     }
 
-    /// Whether this is the project's local API server (as opposed to a cluster from `KUBECONFIG`).
+    /// Whether this is the project's local API server (as opposed to [`TEST_KUBECONFIG_VAR`]'s cluster).
     pub fn is_local(&self) -> bool {
         self.local.is_some()
     }
@@ -62,27 +64,31 @@ impl TestCluster {
                 .expect("client for the local API server"),
             (None, Some(path)) => kube_local::client_from_kubeconfig(path)
                 .await
-                .expect("client from KUBECONFIG"),
-            (None, None) => blaxel_operator::kube_client::client(
-                kube::Config::infer()
-                    .await
-                    .expect("Kubernetes configuration from the environment"),
-            )
-            .expect("client from the environment"),
+                .expect("client from BLAXEL_TEST_KUBECONFIG"),
+            (None, None) => unreachable!("the test cluster has a kubeconfig or a local server"),
         }
     }
 }
 
 static CLUSTER: OnceCell<TestCluster> = OnceCell::const_new();
 
+/// The variable naming an existing cluster's kubeconfig for the tests (one path).
+pub const TEST_KUBECONFIG_VAR: &str = "BLAXEL_TEST_KUBECONFIG";
+
+/// The kubeconfig of an existing cluster the tests are told to use, from [`TEST_KUBECONFIG_VAR`] only.
+pub fn test_kubeconfig() -> Option<PathBuf> {
+    std::env::var_os(TEST_KUBECONFIG_VAR)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 /// The shared cluster, started on first use.
 pub async fn cluster() -> &'static TestCluster {
     CLUSTER
         .get_or_init(|| async {
-            if let Some(value) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
-                let first = std::env::split_paths(&value).next();
+            if let Some(path) = test_kubeconfig() {
                 return TestCluster {
-                    kubeconfig: first,
+                    kubeconfig: Some(path),
                     local: None,
                 };
             }

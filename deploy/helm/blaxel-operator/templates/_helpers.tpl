@@ -54,8 +54,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (include "blaxel-operator.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
 
+{{/* The image: repository:tag, plus @digest when image.digest is set (the digest then decides). */}}
 {{- define "blaxel-operator.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $image := printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- if .Values.image.digest }}
+{{- $image = printf "%s@%s" $image .Values.image.digest }}
+{{- end }}
+{{- $image }}
 {{- end }}
 
 {{/* Refuse value combinations that would deploy a broken or unsafe operator. */}}
@@ -71,6 +76,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- if not (has .Values.logFormat (list "text" "json")) }}
 {{- fail "logFormat must be text or json" }}
+{{- end }}
+{{- if and (not (hasPrefix "https://" .Values.apiUrl)) (not .Values.allowInsecureApiUrl) }}
+{{- fail "apiUrl must be https:// (the API key travels with every request); set allowInsecureApiUrl=true to allow http://" }}
 {{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.service.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.service.enabled" }}
