@@ -119,6 +119,16 @@ CLUSTER_RULES = {
     ("", "events"): {"create", "patch"},
 }
 LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
+# The record of recent removals (the mass-removal guard survives restarts): one ConfigMap.
+REMOVALS_RULES = {("", "configmaps"): {"get", "create", "update"}}
+
+
+def own_namespace_rules(leader_election: bool) -> dict[tuple[str, str], set[str]]:
+    """What the Role in the operator's own namespace grants: the removal record, and the Lease."""
+    rules = dict(REMOVALS_RULES)
+    if leader_election:
+        rules.update(LEASE_RULES)
+    return rules
 
 failures: list[str] = []
 
@@ -488,8 +498,9 @@ def check_rbac(
                     if "*" in rule.get(field, []):
                         fail(where, f"{o['kind']}/{o['metadata']['name']}: wildcard in {field}")
     cluster_roles = [o for o in objs if o["kind"] == "ClusterRole"]
-    lease_roles = [o for o in objs if o["kind"] == "Role" and rules_of(o) == LEASE_RULES]
-    other_roles = [o for o in objs if o["kind"] == "Role" and rules_of(o) != LEASE_RULES]
+    own_rules = own_namespace_rules(leader_election)
+    own_roles = [o for o in objs if o["kind"] == "Role" and rules_of(o) == own_rules]
+    other_roles = [o for o in objs if o["kind"] == "Role" and rules_of(o) != own_rules]
     if watch_namespace:
         operator_roles = other_roles
         if cluster_roles or any(o["kind"] == "ClusterRoleBinding" for o in objs):
@@ -507,13 +518,12 @@ def check_rbac(
         got = rules_of(operator_roles[0])
         if got != CLUSTER_RULES:
             fail(where, f"operator role rules differ from the needed ones: {sorted(got.items())}")
-    if leader_election:
-        if len(lease_roles) != 1:
-            fail(where, f"expected one leader-election Role, found {len(lease_roles)}")
-        elif lease_roles[0]["metadata"].get("namespace") != namespace:
-            fail(where, "the leader-election Role must be in the operator's namespace")
-    elif lease_roles:
-        fail(where, "a leader-election Role is rendered although leader election is off")
+    # One Role in the operator's own namespace: the removal record, plus the Lease only with leader
+    # election (a Lease right without it would be more than the operator uses).
+    if len(own_roles) != 1:
+        fail(where, f"expected one Role in the operator's namespace with {sorted(own_rules)}, found {len(own_roles)}")
+    elif own_roles[0]["metadata"].get("namespace") != namespace:
+        fail(where, "the operator's own Role must be in the operator's namespace")
     # Each binding points at a rendered role and at the operator's ServiceAccount.
     sa_names = {o["metadata"]["name"] for o in objs if o["kind"] == "ServiceAccount"}
     for b in (o for o in objs if o["kind"] in ("ClusterRoleBinding", "RoleBinding")):

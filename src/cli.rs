@@ -166,6 +166,8 @@ impl OperatorArgs {
             metrics: std::sync::Arc::default(),
             removal_limit: self.removal_limit,
             removal_window: self.removal_window,
+            // Beside the leader Lease: the operator's own namespace.
+            removal_store_namespace: Some(self.ops.leader_config().lease_namespace),
         }
     }
 

@@ -54,6 +54,8 @@ pub struct ControllerConfig {
     pub removal_limit: u32,
     /// The window of `removal_limit`.
     pub removal_window: Duration,
+    /// The namespace whose ConfigMap records recent removals across restarts (`None`: in memory only).
+    pub removal_store_namespace: Option<String>,
 }
 
 impl Default for ControllerConfig {
@@ -69,6 +71,7 @@ impl Default for ControllerConfig {
             metrics: Arc::default(),
             removal_limit: 10,
             removal_window: Duration::from_secs(600),
+            removal_store_namespace: None,
         }
     }
 }
@@ -320,6 +323,10 @@ fn context(
             config.removal_limit,
             config.removal_window,
             config.metrics.removals_held.clone(),
+            config
+                .removal_store_namespace
+                .as_deref()
+                .map(|ns| reconcile::removals::Store::new(client.clone(), ns)),
         ),
         members,
         sandbox_objects,

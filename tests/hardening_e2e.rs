@@ -683,3 +683,73 @@ async fn a_remote_message_quoting_the_key_is_scrubbed() {
             .contains(prefix)
     );
 }
+
+/// The mass-removal guard's count survives a restart (a crash loop, a rollout): removals held before
+/// it stay held after it, since each removal is recorded in the operator's namespace before it is made.
+#[tokio::test]
+async fn the_removal_limit_survives_a_restart() {
+    let mut world = World::new(SimConfig {
+        auto_accept_after: Some(Duration::ZERO),
+        ..SimConfig::default()
+    })
+    .await;
+    let flags = ["--removal-limit", "2", "--removal-window", "1h"];
+    let mut first = world.start_operator(&flags);
+    let names = ["r0", "r1", "r2", "r3", "r4", "r5"];
+    for name in names {
+        world
+            .apply_member(
+                name,
+                json!({"workspace": world.workspace, "email": format!("{name}@example.com")}),
+            )
+            .await;
+    }
+    for name in names {
+        eventually(&format!("{name} Active"), DEADLINE, || async {
+            (member_phase(&world, name).await? == MemberPhase::Active).then_some(())
+        })
+        .await;
+    }
+    for name in names {
+        world
+            .members()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    eventually("four removals held", DEADLINE, || async {
+        (world.remote_users().await.len() == 4
+            && sample(
+                &first.scrape().await?,
+                "blaxel_operator_removals_held_total",
+            )? >= 4.0)
+            .then_some(())
+    })
+    .await;
+    first.kill();
+    let second = world.start_operator(&flags);
+    // The restarted operator looked at every held removal itself, and held them again.
+    eventually(
+        "the restarted operator holds them too",
+        DEADLINE,
+        || async {
+            (sample(
+                &second.scrape().await?,
+                "blaxel_operator_removals_held_total",
+            )? >= 4.0)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        world.remote_users().await.len(),
+        4,
+        "no removal after the restart"
+    );
+    let record: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(world.client.clone(), &world.ns);
+    let record = record.get("blaxel-operator-removals").await.unwrap();
+    let text = record.data.unwrap()["removals.json"].clone();
+    let log: std::collections::BTreeMap<String, Vec<i64>> = serde_json::from_str(&text).unwrap();
+    assert_eq!(log[&world.workspace].len(), 2, "{text}");
+}

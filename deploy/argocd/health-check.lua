@@ -9,7 +9,8 @@
 --   Degraded     Stalled=True (needs a person; reasons: CredentialsNotPermitted, DefaultCredentialsMissing,
 --                CredentialsNotFound, Unauthorized, Forbidden, Invalid, DuplicateMember, DuplicateSandbox,
 --                OwnedByAnother, InvitationExpired, InvitationDeclined, EmailNotCanonical,
---                TtlExpired (phase EXPIRED), RemoteFailed, RemovalLimitReached), or
+--                TtlExpired (phase EXPIRED), RemoteFailed, RemovalLimitReached; RemovalUnrecorded is
+--                transient: Progressing), or
 --                Ready=False with nothing in progress (e.g. a FAILED sandbox)
 --   Healthy      Ready=True for the current generation
 local hs = {}

@@ -15,6 +15,7 @@ use super::cached::Cached;
 use super::claims::{ClaimIndex, hash_of};
 use super::conditions::{Health, Why};
 use super::credentials::CredentialsError;
+use super::removals::Hold;
 use super::{Context, Error, claims, is_paused, jittered, publish};
 use crate::blaxel::{ApiError, Scope};
 use crate::crd::{CredentialsRef, DeletionPolicy, FINALIZER, Sandbox, WorkspaceMember};
@@ -182,6 +183,8 @@ pub enum Admission {
 
 /// Condition reason and Event reason of a removal held by the mass-removal guard.
 pub const REMOVAL_HELD: &str = "RemovalLimitReached";
+/// Condition reason and Event reason of a removal that waits because it could not be recorded.
+pub const REMOVAL_UNRECORDED: &str = "RemovalUnrecorded";
 
 /// The object holding the claim `obj` makes, when it is not `obj`.
 pub struct Holder {
@@ -318,13 +321,32 @@ pub async fn removal_held<K: Managed>(
     ctx: &Context,
     workspace: &str,
 ) -> Option<(Health, Duration)> {
-    let held = ctx.removals.take(workspace, obj).err()?;
-    let message = ctx.removals.message(workspace, &held);
-    publish(&ctx.recorder, obj, true, REMOVAL_HELD, message.clone()).await;
-    Some((
-        Health::Stalled(Why::new(REMOVAL_HELD, message)),
-        held.retry_in.max(Duration::from_secs(1)),
-    ))
+    let hold = ctx.removals.take(workspace, obj).await.err()?;
+    let message = ctx.removals.message(workspace, &hold);
+    match hold {
+        Hold::Limit { retry_in, .. } => {
+            publish(&ctx.recorder, obj, true, REMOVAL_HELD, message.clone()).await;
+            Some((
+                Health::Stalled(Why::new(REMOVAL_HELD, message)),
+                retry_in.max(Duration::from_secs(1)),
+            ))
+        }
+        // A Kubernetes hiccup: retried soon, like any transient failure.
+        Hold::Unrecorded(_) => {
+            publish(
+                &ctx.recorder,
+                obj,
+                true,
+                REMOVAL_UNRECORDED,
+                message.clone(),
+            )
+            .await;
+            Some((
+                Health::Failing(Why::new(REMOVAL_UNRECORDED, message)),
+                ctx.settings.transition_poll,
+            ))
+        }
+    }
 }
 
 /// How cleanup of a deleted object starts.

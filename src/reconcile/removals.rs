@@ -7,55 +7,126 @@
 //! its finalizer until the window has room again, a person confirms this object's removal with the
 //! annotation `blaxel.ai/confirm-removal: "true"`, or the limit is raised. A limit of 0 turns the
 //! guard off.
+//!
+//! The count survives restarts: each removal is recorded (wall-clock seconds, per workspace) in the
+//! ConfigMap `blaxel-operator-removals` of the operator's namespace *before* the removal is sent, so a
+//! crash-looping operator cannot let another batch through at every start. When the record cannot be
+//! written, the removal waits (fail closed).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kube::Resource;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{ObjectMeta, PostParams};
+use kube::{Api, Resource};
 use prometheus_client::metrics::counter::Counter;
-use tokio::time::Instant;
 
 /// Annotation: `"true"` confirms this object's remote removal past the guard's limit.
 pub const CONFIRM_ANNOTATION: &str = "blaxel.ai/confirm-removal";
+/// The ConfigMap holding the recent removals, in the operator's namespace.
+pub const STORE_NAME: &str = "blaxel-operator-removals";
+/// Its data key: JSON `{"<workspace>": [<unix seconds>, ...]}`.
+const STORE_KEY: &str = "removals.json";
 
-/// Recent removals per workspace, and the limit they are held to.
-#[derive(Debug)]
-pub struct RemovalGuard {
-    limit: u32,
-    window: Duration,
-    recent: Mutex<HashMap<String, VecDeque<Instant>>>,
-    held: Counter,
-}
+/// Recent removals per workspace (unix seconds), oldest first.
+type Log = BTreeMap<String, Vec<i64>>;
 
 /// A removal the guard did not let through.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Held {
-    /// Removals already made in the workspace within the window.
-    pub recent: usize,
-    /// When the window has room again.
-    pub retry_in: Duration,
+pub enum Hold {
+    /// The workspace reached its limit within the window.
+    Limit {
+        /// Removals already made in the workspace within the window.
+        recent: usize,
+        /// When the window has room again.
+        retry_in: Duration,
+    },
+    /// The record of removals could not be read or written; nothing is removed until it can be.
+    Unrecorded(String),
+}
+
+/// Where the log is kept: the ConfigMap [`STORE_NAME`] in one namespace.
+#[derive(Clone)]
+pub struct Store {
+    api: Api<ConfigMap>,
+}
+
+impl Store {
+    /// The store in `namespace`.
+    #[must_use]
+    pub fn new(client: kube::Client, namespace: &str) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+        }
+    }
+}
+
+/// Recent removals per workspace, and the limit they are held to.
+pub struct RemovalGuard {
+    limit: u32,
+    window: Duration,
+    store: Option<Store>,
+    /// The log as last read or written, with the ConfigMap's resourceVersion; `None` until first read.
+    /// Held across the read-check-write, so removals are decided one at a time.
+    state: tokio::sync::Mutex<Option<(Log, Option<String>)>>,
+    held: Counter,
+}
+
+impl std::fmt::Debug for RemovalGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemovalGuard")
+            .field("limit", &self.limit)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Takes one removal at `now` (unix seconds) from a workspace's `times`: through when under `limit`
+/// within `window` or `confirmed`, else held. Pure: the guard's whole rule.
+///
+/// # Errors
+/// [`Hold::Limit`] when the workspace reached its limit and the removal is not confirmed.
+pub fn take_from(
+    times: &mut Vec<i64>,
+    now: i64,
+    window: Duration,
+    limit: u32,
+    confirmed: bool,
+) -> Result<(), Hold> {
+    let window_secs = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+    times.retain(|t| now.saturating_sub(*t) < window_secs);
+    if !confirmed && times.len() >= limit as usize {
+        let oldest = times.first().copied().unwrap_or(now);
+        let left = window_secs.saturating_sub(now.saturating_sub(oldest));
+        return Err(Hold::Limit {
+            recent: times.len(),
+            retry_in: Duration::from_secs(u64::try_from(left).unwrap_or(0).max(1)),
+        });
+    }
+    times.push(now);
+    Ok(())
 }
 
 impl RemovalGuard {
-    /// A guard allowing `limit` removals per workspace per `window` (0: no limit); `held` counts the
-    /// removals it holds back.
+    /// A guard allowing `limit` removals per workspace per `window` (0: no limit), recorded in `store`
+    /// (`None`: in memory only, for tests of one process); `held` counts the removals it holds back.
     #[must_use]
-    pub fn new(limit: u32, window: Duration, held: Counter) -> Self {
+    pub fn new(limit: u32, window: Duration, held: Counter, store: Option<Store>) -> Self {
         Self {
             limit,
             window,
-            recent: Mutex::new(HashMap::new()),
+            store,
+            state: tokio::sync::Mutex::new(None),
             held,
         }
     }
 
     /// Takes one removal in `workspace` for `obj`: through when under the limit or confirmed on the
-    /// object, else held.
+    /// object (and recorded before it is made), else held.
     ///
     /// # Errors
-    /// [`Held`] when the workspace reached its limit and the object carries no confirmation.
-    pub fn take<K: Resource>(&self, workspace: &str, obj: &K) -> Result<(), Held> {
+    /// [`Hold`]: the limit is reached, or the record could not be kept.
+    pub async fn take<K: Resource>(&self, workspace: &str, obj: &K) -> Result<(), Hold> {
         if self.limit == 0 {
             return Ok(());
         }
@@ -65,43 +136,117 @@ impl RemovalGuard {
             .as_ref()
             .and_then(|a| a.get(CONFIRM_ANNOTATION))
             .is_some_and(|v| v == "true");
-        let now = Instant::now();
-        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        let window = self.window;
-        recent.retain(|_, times| {
-            while times
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= window)
-            {
-                times.pop_front();
+        let mut state = self.state.lock().await;
+        // A write that lost a race (another replica, a stale resourceVersion) is read again, once.
+        for _ in 0..2 {
+            if state.is_none() {
+                *state = Some(self.load().await?);
             }
-            !times.is_empty()
-        });
-        let times = recent.entry(workspace.to_owned()).or_default();
-        if !confirmed && times.len() >= self.limit as usize {
-            self.held.inc();
-            let oldest = times.front().copied().unwrap_or(now);
-            return Err(Held {
-                recent: times.len(),
-                retry_in: window.saturating_sub(now.duration_since(oldest)),
-            });
+            let Some((log, version)) = state.as_mut() else {
+                continue;
+            };
+            let mut next = log.clone();
+            let now = jiff::Timestamp::now().as_second();
+            let times = next.entry(workspace.to_owned()).or_default();
+            if let Err(hold) = take_from(times, now, self.window, self.limit, confirmed) {
+                self.held.inc();
+                return Err(hold);
+            }
+            next.retain(|_, times| !times.is_empty());
+            match self.save(&next, version.as_deref()).await {
+                Ok(saved) => {
+                    *state = Some((next, saved));
+                    return Ok(());
+                }
+                Err(SaveError::Conflict) => *state = None,
+                Err(SaveError::Other(e)) => return Err(Hold::Unrecorded(e)),
+            }
         }
-        times.push_back(now);
-        Ok(())
+        Err(Hold::Unrecorded(
+            "the removal record kept changing under this operator".to_owned(),
+        ))
+    }
+
+    async fn load(&self) -> Result<(Log, Option<String>), Hold> {
+        let Some(store) = &self.store else {
+            return Ok((Log::new(), None));
+        };
+        let found = store
+            .api
+            .get_opt(STORE_NAME)
+            .await
+            .map_err(|e| Hold::Unrecorded(format!("reading ConfigMap {STORE_NAME}: {e}")))?;
+        let Some(map) = found else {
+            return Ok((Log::new(), None));
+        };
+        // An unreadable record is treated as empty only if it is absent; otherwise it is an error, so
+        // a corrupted record never resets the count.
+        let log = match map.data.as_ref().and_then(|d| d.get(STORE_KEY)) {
+            None => Log::new(),
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                Hold::Unrecorded(format!(
+                    "ConfigMap {STORE_NAME} holds no readable record: {e}"
+                ))
+            })?,
+        };
+        Ok((log, map.metadata.resource_version))
+    }
+
+    async fn save(&self, log: &Log, version: Option<&str>) -> Result<Option<String>, SaveError> {
+        let Some(store) = &self.store else {
+            return Ok(None);
+        };
+        let text = serde_json::to_string(log).map_err(|e| SaveError::Other(e.to_string()))?;
+        let map = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(STORE_NAME.to_owned()),
+                resource_version: version.map(ToOwned::to_owned),
+                labels: Some(BTreeMap::from([(
+                    "app.kubernetes.io/part-of".to_owned(),
+                    "blaxel-operator".to_owned(),
+                )])),
+                ..ObjectMeta::default()
+            },
+            data: Some(BTreeMap::from([(STORE_KEY.to_owned(), text)])),
+            ..ConfigMap::default()
+        };
+        let params = PostParams::default();
+        let written = match version {
+            None => store.api.create(&params, &map).await,
+            Some(_) => store.api.replace(STORE_NAME, &params, &map).await,
+        };
+        match written {
+            Ok(map) => Ok(map.metadata.resource_version),
+            Err(kube::Error::Api(e)) if e.code == 409 => Err(SaveError::Conflict),
+            Err(e) => Err(SaveError::Other(format!(
+                "writing ConfigMap {STORE_NAME}: {e}"
+            ))),
+        }
     }
 
     /// The condition message for a held removal.
     #[must_use]
-    pub fn message(&self, workspace: &str, held: &Held) -> String {
-        format!(
-            "{} remote removals in workspace {workspace} within {} reached --removal-limit {}; this \
-             one waits (about {}s) unless annotated {CONFIRM_ANNOTATION}=\"true\" or the limit is raised",
-            held.recent,
-            humantime::format_duration(self.window),
-            self.limit,
-            held.retry_in.as_secs().max(1),
-        )
+    pub fn message(&self, workspace: &str, hold: &Hold) -> String {
+        match hold {
+            Hold::Limit { recent, retry_in } => format!(
+                "{recent} remote removals in workspace {workspace} within {} reached --removal-limit {}; \
+                 this one waits (about {}s) unless annotated {CONFIRM_ANNOTATION}=\"true\" or the limit \
+                 is raised",
+                humantime::format_duration(self.window),
+                self.limit,
+                retry_in.as_secs().max(1),
+            ),
+            Hold::Unrecorded(why) => format!(
+                "the removal could not be recorded ({why}); it waits, since an unrecorded removal would \
+                 escape --removal-limit after a restart"
+            ),
+        }
     }
+}
+
+enum SaveError {
+    Conflict,
+    Other(String),
 }
 
 #[cfg(test)]
@@ -110,7 +255,6 @@ mod tests {
     use std::collections::BTreeMap;
 
     use k8s_openapi::api::core::v1::ConfigMap;
-    use kube::api::ObjectMeta;
 
     use super::*;
 
@@ -126,37 +270,49 @@ mod tests {
         }
     }
 
-    /// Past the limit removals are held per workspace until the window has room; a confirmed object
-    /// goes through; other workspaces are not affected.
-    #[tokio::test(start_paused = true)]
-    async fn removals_past_the_limit_are_held() {
-        let held = Counter::default();
-        let guard = RemovalGuard::new(2, Duration::from_secs(60), held.clone());
-        assert!(guard.take("a", &obj(false)).is_ok());
-        tokio::time::advance(Duration::from_secs(10)).await;
-        assert!(guard.take("a", &obj(false)).is_ok());
-        let stop = guard.take("a", &obj(false)).unwrap_err();
-        assert_eq!(stop.recent, 2);
-        assert_eq!(stop.retry_in, Duration::from_secs(50));
-        assert!(guard.message("a", &stop).contains(CONFIRM_ANNOTATION));
-        assert_eq!(held.get(), 1);
-        assert!(guard.take("b", &obj(false)).is_ok(), "per workspace");
-        assert!(guard.take("a", &obj(true)).is_ok(), "confirmed");
-        tokio::time::advance(Duration::from_secs(50)).await;
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    /// Past the limit removals are held until the window has room; a confirmed one goes through and
+    /// counts.
+    #[test]
+    fn removals_past_the_limit_are_held() {
+        let mut times = Vec::new();
+        assert!(take_from(&mut times, 1000, MINUTE, 2, false).is_ok());
+        assert!(take_from(&mut times, 1010, MINUTE, 2, false).is_ok());
+        assert_eq!(
+            take_from(&mut times, 1010, MINUTE, 2, false),
+            Err(Hold::Limit {
+                recent: 2,
+                retry_in: Duration::from_secs(50)
+            })
+        );
         assert!(
-            guard.take("a", &obj(false)).is_err(),
+            take_from(&mut times, 1020, MINUTE, 2, true).is_ok(),
+            "confirmed"
+        );
+        assert!(
+            take_from(&mut times, 1060, MINUTE, 2, false).is_err(),
             "the confirmed one counts too"
         );
-        tokio::time::advance(Duration::from_secs(10)).await;
-        assert!(guard.take("a", &obj(false)).is_ok(), "the window moved on");
+        assert!(
+            take_from(&mut times, 1070, MINUTE, 2, false).is_ok(),
+            "the window moved on"
+        );
     }
 
-    /// A limit of 0 holds nothing.
-    #[test]
-    fn zero_is_no_limit() {
-        let guard = RemovalGuard::new(0, Duration::from_secs(60), Counter::default());
+    /// The in-memory guard: per workspace, and a limit of 0 holds nothing.
+    #[tokio::test]
+    async fn per_workspace_and_zero_is_no_limit() {
+        let counted = Counter::default();
+        let guard = RemovalGuard::new(1, MINUTE, counted.clone(), None);
+        assert!(guard.take("a", &obj(false)).await.is_ok());
+        let hold = guard.take("a", &obj(false)).await.unwrap_err();
+        assert!(guard.message("a", &hold).contains(CONFIRM_ANNOTATION));
+        assert_eq!(counted.get(), 1);
+        assert!(guard.take("b", &obj(false)).await.is_ok(), "per workspace");
+        let off = RemovalGuard::new(0, MINUTE, Counter::default(), None);
         for _ in 0..100 {
-            assert!(guard.take("a", &obj(false)).is_ok());
+            assert!(off.take("a", &obj(false)).await.is_ok());
         }
     }
 }

@@ -192,6 +192,9 @@ impl World {
             "500",
             "--api-burst",
             "100",
+            // The operator's own namespace (its Lease, its record of removals): the test's.
+            "--lease-namespace",
+            &self.ns,
         ]
         .iter()
         .map(ToString::to_string)
