@@ -42,6 +42,31 @@ async fn hand_made_sandbox(world: &World, name: &str) {
     assert!(status.is_success(), "{status}");
 }
 
+/// Members `names` (`<name>@example.com`) made Active, then all deleted at once.
+async fn active_then_deleted(world: &World, names: &[&str]) {
+    for name in names {
+        world
+            .apply_member(
+                name,
+                json!({"workspace": world.workspace, "email": format!("{name}@example.com")}),
+            )
+            .await;
+    }
+    for name in names {
+        eventually(&format!("{name} Active"), DEADLINE, || async {
+            (member_phase(world, name).await? == MemberPhase::Active).then_some(())
+        })
+        .await;
+    }
+    for name in names {
+        world
+            .members()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+}
+
 fn sandbox_spec(world: &World) -> Value {
     json!({"workspace": world.workspace, "image": "blaxel/base-image:latest", "memory": 2048})
 }
@@ -480,27 +505,7 @@ async fn mass_removal_is_held_until_confirmed() {
     .await;
     let op = world.start_operator(&["--removal-limit", "2"]);
     let names = ["m0", "m1", "m2", "m3"];
-    for name in names {
-        world
-            .apply_member(
-                name,
-                json!({"workspace": world.workspace, "email": format!("{name}@example.com")}),
-            )
-            .await;
-    }
-    for name in names {
-        eventually(&format!("{name} Active"), DEADLINE, || async {
-            (member_phase(&world, name).await? == MemberPhase::Active).then_some(())
-        })
-        .await;
-    }
-    for name in names {
-        world
-            .members()
-            .delete(name, &DeleteParams::default())
-            .await
-            .unwrap();
-    }
+    active_then_deleted(&world, &names).await;
     let held = eventually("two removals held", DEADLINE, || async {
         let mut held = Vec::new();
         for name in names {
@@ -696,27 +701,7 @@ async fn the_removal_limit_survives_a_restart() {
     let flags = ["--removal-limit", "2", "--removal-window", "1h"];
     let mut first = world.start_operator(&flags);
     let names = ["r0", "r1", "r2", "r3", "r4", "r5"];
-    for name in names {
-        world
-            .apply_member(
-                name,
-                json!({"workspace": world.workspace, "email": format!("{name}@example.com")}),
-            )
-            .await;
-    }
-    for name in names {
-        eventually(&format!("{name} Active"), DEADLINE, || async {
-            (member_phase(&world, name).await? == MemberPhase::Active).then_some(())
-        })
-        .await;
-    }
-    for name in names {
-        world
-            .members()
-            .delete(name, &DeleteParams::default())
-            .await
-            .unwrap();
-    }
+    active_then_deleted(&world, &names).await;
     eventually("four removals held", DEADLINE, || async {
         (world.remote_users().await.len() == 4
             && sample(

@@ -380,16 +380,7 @@ async fn a_pause_spelled_true_is_not_silently_ignored() {
         .delete("quinn", &DeleteParams::default())
         .await
         .unwrap();
-    // The cleanup ran and chose to wait (it keeps the finalizer by failing with CleanupPending).
-    eventually("cleanup waits while paused", DEADLINE, || async {
-        let text = op.scrape().await?;
-        let waited = support::operator::sample(
-            &text,
-            "blaxel_operator_reconcile_failures_total{kind=\"WorkspaceMember\",category=\"CleanupPending\"}",
-        )?;
-        (waited >= 1.0).then_some(())
-    })
-    .await;
+    support::operator::wait_cleanup_pending(&op, "WorkspaceMember").await;
     assert!(
         world.remote_user("quinn@example.com").await.is_some(),
         "an object annotated blaxel.ai/paused: \"True\" was not paused (no Paused condition, no warning) \

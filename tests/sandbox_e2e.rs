@@ -298,16 +298,7 @@ async fn failed_takes_updates_and_paused_deletion_waits() {
         .delete("box", &DeleteParams::default())
         .await
         .unwrap();
-    // The cleanup ran and chose to wait (it keeps the finalizer by failing with CleanupPending).
-    eventually("cleanup waits while paused", DEADLINE, || async {
-        let text = op.scrape().await?;
-        let waited = support::operator::sample(
-            &text,
-            "blaxel_operator_reconcile_failures_total{kind=\"Sandbox\",category=\"CleanupPending\"}",
-        )?;
-        (waited >= 1.0).then_some(())
-    })
-    .await;
+    support::operator::wait_cleanup_pending(&op, "Sandbox").await;
     assert!(world.sandboxes().get_opt("box").await.unwrap().is_some());
     assert_eq!(world.calls("DELETE /v0/sandboxes/{name}"), 0);
     annotate(&world.sandboxes(), "box", "blaxel.ai/paused", None).await;

@@ -463,6 +463,18 @@ where
     .await;
 }
 
+/// Waits until a deleted object of `kind` ran its cleanup and chose to wait (a cleanup keeps the
+/// finalizer by failing with the category `CleanupPending`).
+pub async fn wait_cleanup_pending(op: &Operator, kind: &str) {
+    let series = format!(
+        "blaxel_operator_reconcile_failures_total{{kind=\"{kind}\",category=\"CleanupPending\"}}"
+    );
+    eventually("a cleanup that waits", DEADLINE, || async {
+        (sample(&op.scrape().await?, &series)? >= 1.0).then_some(())
+    })
+    .await;
+}
+
 /// The status of condition `kind` on an object's conditions, with its reason.
 pub fn condition(
     conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
