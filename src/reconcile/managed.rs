@@ -301,10 +301,15 @@ pub async fn admit<K: Managed>(obj: &K, ctx: &Context) -> Result<Admission, Erro
             }
         }
     }
-    if let Some(holder) = duplicate_of(obj, ctx).await.filter(|_| contested) {
+    let holder = if contested {
+        duplicate_of(obj, ctx).await
+    } else {
+        None
+    };
+    if let Some(holder) = holder {
         let message = holder.message(&obj.identity(), obj.workspace());
-        // Re-checked often (it costs no remote call), so the newer object takes over soon after the
-        // holder is gone.
+        // Re-checked often (it costs at most reads of shared lists, usually cached), so the newer
+        // object takes over soon after the holder is gone.
         let again = Action::requeue(jittered(ctx.settings.claim_recheck));
         return Ok(Admission::Stop(
             Health::Stalled(Why::new(K::DUPLICATE_REASON, message)),
