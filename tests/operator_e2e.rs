@@ -338,6 +338,43 @@ async fn sigterm_exits_cleanly() {
     );
 }
 
+/// SIGTERM while a reconcile is under way (every Blaxel answer delayed 1.5 s): the reconcile finishes
+/// its remote write before the process exits cleanly, so no invitation is left half-done.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_an_in_flight_write() {
+    let mut world = World::new(SimConfig {
+        faults: blaxel_operator::sim::Faults {
+            latency: Duration::from_millis(1500),
+            ..Default::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let mut op = world.start_operator(&[]);
+    world
+        .apply_member(
+            "sam",
+            json!({"workspace": world.workspace, "email": "sam@example.com"}),
+        )
+        .await;
+    // The user list has answered: the reconcile is on its way to the (delayed) invitation.
+    eventually("the user list answered", DEADLINE, || async {
+        (world.calls("GET /v0/users") >= 1).then_some(())
+    })
+    .await;
+    let status = tokio::task::block_in_place(|| op.terminate());
+    assert!(
+        status.success(),
+        "exit status {status}; output:\n{}",
+        op.output()
+    );
+    assert_eq!(world.calls("POST /v0/users"), 1, "the invitation went out");
+    assert!(
+        world.remote_user("sam@example.com").await.is_some(),
+        "the in-flight reconcile finished before the exit"
+    );
+}
+
 /// The API key never appears in the operator's text output (debug level), in status or in Events.
 #[tokio::test]
 async fn api_key_never_leaks_text_logs() {

@@ -56,11 +56,25 @@ impl Operator {
         let _ = self.child.wait();
     }
 
-    /// Sends SIGTERM and waits for a clean exit; returns the exit status.
+    /// Sends SIGTERM and waits for the exit, at most [`DEADLINE`] (a hang fails the test instead of
+    /// hanging the suite); returns the exit status. Blocking: call it off the runtime's threads.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        self.child.wait().expect("waiting for the operator")
+        let until = std::time::Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for the operator") {
+                return status;
+            }
+            if std::time::Instant::now() >= until {
+                self.kill();
+                panic!(
+                    "the operator did not exit within {DEADLINE:?} of SIGTERM; output:\n{}",
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Everything the process printed so far (stdout and stderr).
