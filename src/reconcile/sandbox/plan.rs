@@ -602,6 +602,17 @@ mod tests {
         }
     }
 
+    /// A sandbox being deleted remotely is never written, even when the spec differs: it waits.
+    #[test]
+    fn deleting_is_never_updated() {
+        let mut s = spec();
+        let remote = remote_for(&s, "DELETING");
+        s.image = "other:2".into();
+        let plan = plan(input(&s, Some(&remote)));
+        assert_eq!(plan.action, None);
+        assert!(matches!(plan.health, Health::Progressing(ref w) if w.reason == "RemoteDeleting"));
+    }
+
     /// FAILED surfaces the remote message as Stalled.
     #[test]
     fn failed_surfaces_remote_message() {
