@@ -513,14 +513,15 @@ mod tests {
         assert_eq!(plan(input(&s, Some(&remote))).action, None);
     }
 
-    /// A changed image, memory, env, label or port (its name, target or protocol alone) is an update that
-    /// keeps unknown remote fields.
+    /// A changed image, memory, ttl, env, label or port (its name, target or protocol alone) is an update
+    /// that keeps unknown remote fields.
     #[test]
     fn spec_change_is_an_update_preserving_unknown_fields() {
         let remote = remote_for(&spec(), "DEPLOYED");
-        let changes: [fn(&mut SandboxSpec); 7] = [
+        let changes: [fn(&mut SandboxSpec); 8] = [
             |s| s.image = "other:1".into(),
             |s| s.memory = Some(8192),
+            |s| s.ttl = Some("2h".into()),
             |s| s.ports.as_mut().unwrap()[0].name = Some("api".into()),
             |s| s.ports.as_mut().unwrap()[0].target = 8080,
             |s| {
