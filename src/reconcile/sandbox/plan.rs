@@ -510,6 +510,10 @@ mod tests {
             .metadata
             .labels
             .insert("blaxel-internal".into(), "x".into());
+        remote.spec.runtime.as_mut().unwrap().ttl = Some("24h".into());
+        assert_eq!(plan(input(&s, Some(&remote))).action, None);
+        // A ttl the spec sets and the remote already has is no difference either.
+        s.ttl = Some("24h".into());
         assert_eq!(plan(input(&s, Some(&remote))).action, None);
     }
 
