@@ -156,6 +156,80 @@ impl<T> Seen<T> {
 }
 
 impl<T: Listed> ListCache<T> {
+    /// Makes sure the scope's list is no older than `max_age`, fetching it when needed, and returns its
+    /// entry still locked.
+    async fn fresh<F, Fut>(
+        entry: &tokio::sync::Mutex<Entry<T>>,
+        max_age: Duration,
+        fetch: F,
+    ) -> Result<tokio::sync::MutexGuard<'_, Entry<T>>, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Listing<T>, ApiError>>,
+    {
+        let mut guard = entry.lock().await;
+        if guard.fetched_at.is_some_and(|at| at.elapsed() <= max_age) {
+            return Ok(guard);
+        }
+        if let Some((at, error)) = &guard.failed {
+            let window = error
+                .retry_after()
+                .map_or(FAILURE_SHARED_FOR, |r| r.max(FAILURE_SHARED_FOR));
+            if at.elapsed() < window {
+                return Err(error.clone());
+            }
+        }
+        match fetch().await {
+            Ok(listing) => {
+                let mut anonymous = 0;
+                let mut unreadable = HashMap::new();
+                for record in listing.unreadable {
+                    match record.identity {
+                        Some(identity) => {
+                            unreadable.insert(T::key_of(&identity), record.error);
+                        }
+                        None => anonymous += 1,
+                    }
+                }
+                guard.items = Arc::new(
+                    listing
+                        .items
+                        .into_iter()
+                        .map(|item| (item.key(), item))
+                        .collect(),
+                );
+                guard.unreadable = Arc::new(unreadable);
+                guard.anonymous = anonymous;
+                guard.fetched_at = Some(Instant::now());
+                guard.failed = None;
+                Ok(guard)
+            }
+            Err(error) => {
+                guard.failed = Some((Instant::now(), error.clone()));
+                Err(error)
+            }
+        }
+    }
+
+    /// Whether the scope's list can be read (no older than `max_age`, fetched when needed): proves that
+    /// the scope's key works in its workspace, at the cost of a read the scope's objects share anyway.
+    ///
+    /// # Errors
+    /// The fetch's error (this reader's, or one shared within its window).
+    pub async fn readable<F, Fut>(
+        &self,
+        scope: &Scope,
+        max_age: Duration,
+        fetch: F,
+    ) -> Result<(), ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Listing<T>, ApiError>>,
+    {
+        let entry = self.entry(scope);
+        Self::fresh(&entry, max_age, fetch).await.map(drop)
+    }
+
     /// What a list no older than `max_age` says about `key`, fetching the list when needed.
     ///
     /// # Errors
@@ -173,47 +247,7 @@ impl<T: Listed> ListCache<T> {
         Fut: Future<Output = Result<Listing<T>, ApiError>>,
     {
         let entry = self.entry(scope);
-        let mut guard = entry.lock().await;
-        let fresh = guard.fetched_at.is_some_and(|at| at.elapsed() <= max_age);
-        if !fresh {
-            if let Some((at, error)) = &guard.failed {
-                let window = error
-                    .retry_after()
-                    .map_or(FAILURE_SHARED_FOR, |r| r.max(FAILURE_SHARED_FOR));
-                if at.elapsed() < window {
-                    return Err(error.clone());
-                }
-            }
-            match fetch().await {
-                Ok(listing) => {
-                    let mut anonymous = 0;
-                    let mut unreadable = HashMap::new();
-                    for record in listing.unreadable {
-                        match record.identity {
-                            Some(identity) => {
-                                unreadable.insert(T::key_of(&identity), record.error);
-                            }
-                            None => anonymous += 1,
-                        }
-                    }
-                    guard.items = Arc::new(
-                        listing
-                            .items
-                            .into_iter()
-                            .map(|item| (item.key(), item))
-                            .collect(),
-                    );
-                    guard.unreadable = Arc::new(unreadable);
-                    guard.anonymous = anonymous;
-                    guard.fetched_at = Some(Instant::now());
-                    guard.failed = None;
-                }
-                Err(error) => {
-                    guard.failed = Some((Instant::now(), error.clone()));
-                    return Err(error);
-                }
-            }
-        }
+        let guard = Self::fresh(&entry, max_age, fetch).await?;
         if let Some(item) = guard.items.get(key) {
             return Ok(Seen::Present(item.clone()));
         }

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::sync::{Mutex, PoisonError};
 
 use kube::ResourceExt;
@@ -22,26 +23,21 @@ use kube::runtime::watcher;
 ///
 /// `same_claim` tells whether two objects name the same remote identity (for example the same workspace
 /// and the same e-mail); it is called with `me` as its first argument.
-pub fn seniors<'a, K, I>(me: &K, others: I, same_claim: impl Fn(&K, &K) -> bool) -> Vec<&'a K>
+pub fn seniors<K, I>(me: &K, others: I, same_claim: impl Fn(&K, &K) -> bool) -> Vec<Arc<K>>
 where
-    K: kube::Resource + 'a,
-    I: IntoIterator<Item = &'a K>,
+    K: kube::Resource,
+    I: IntoIterator<Item = Arc<K>>,
 {
     let rank = |k: &K| (k.creation_timestamp(), k.namespace(), k.name_any());
     let my_rank = rank(me);
     let mut rivals: Vec<_> = others
         .into_iter()
         .filter(|other| other.meta().uid != me.meta().uid && same_claim(me, other))
-        .map(|other| (rank(other), other))
+        .map(|other| (rank(&other), other))
         .filter(|(r, _)| *r < my_rank)
         .collect();
     rivals.sort_by(|(a, _), (b, _)| a.cmp(b));
     rivals.into_iter().map(|(_, other)| other).collect()
-}
-
-/// Whether another object than `me` may make the same claim: the O(1) question before any scan.
-pub fn contested<K: kube::Resource>(me: &K, index: &ClaimIndex<K>) -> bool {
-    index.contested(me)
 }
 
 /// [`seniors`] over a reflector store: O(1) through `index` unless another object may make the same
@@ -51,24 +47,14 @@ pub fn seniors_in<K>(
     store: &Store<K>,
     index: &ClaimIndex<K>,
     same_claim: impl Fn(&K, &K) -> bool,
-) -> Vec<std::sync::Arc<K>>
+) -> Vec<Arc<K>>
 where
     K: kube::Resource<DynamicType = ()> + Clone + 'static,
 {
     if !index.contested(me) {
         return Vec::new();
     }
-    let state = store.state();
-    let found = seniors(me, state.iter().map(AsRef::as_ref), same_claim);
-    found
-        .into_iter()
-        .filter_map(|senior| {
-            state
-                .iter()
-                .find(|s| std::ptr::eq(s.as_ref(), senior))
-                .cloned()
-        })
-        .collect()
+    seniors(me, store.state(), same_claim)
 }
 
 /// How many cached objects make each claim, kept from the watch events themselves (before they reach the
@@ -203,8 +189,12 @@ mod tests {
         key(a) == key(b)
     }
 
-    fn names(found: &[&ConfigMap]) -> Vec<String> {
+    fn names(found: &[Arc<ConfigMap>]) -> Vec<String> {
         found.iter().map(|c| c.name_any()).collect()
+    }
+
+    fn all(objects: &[&ConfigMap]) -> Vec<Arc<ConfigMap>> {
+        objects.iter().map(|o| Arc::new((*o).clone())).collect()
     }
 
     /// Older objects rank first; the oldest has no senior.
@@ -213,9 +203,9 @@ mod tests {
         let old = obj("a", "alice", 10, "k");
         let mid = obj("c", "alice3", 15, "k");
         let new = obj("b", "alice2", 20, "k");
-        let all = [new.clone(), old.clone(), mid.clone()];
-        assert!(seniors(&old, &all, same).is_empty());
-        assert_eq!(names(&seniors(&new, &all, same)), ["alice", "alice3"]);
+        let all = all(&[&new, &old, &mid]);
+        assert!(seniors(&old, all.clone(), same).is_empty());
+        assert_eq!(names(&seniors(&new, all, same)), ["alice", "alice3"]);
     }
 
     /// Same creation second: namespace then name decide, so exactly one object wins.
@@ -223,9 +213,9 @@ mod tests {
     fn ties_break_by_name() {
         let x = obj("a", "x", 10, "k");
         let y = obj("a", "y", 10, "k");
-        let all = [x.clone(), y.clone()];
-        assert!(seniors(&x, &all, same).is_empty());
-        assert_eq!(names(&seniors(&y, &all, same)), ["x"]);
+        let all = all(&[&x, &y]);
+        assert!(seniors(&x, all.clone(), same).is_empty());
+        assert_eq!(names(&seniors(&y, all, same)), ["x"]);
     }
 
     /// The index follows applies, deletes and relists, and says "contested" exactly when another
@@ -263,6 +253,6 @@ mod tests {
     fn other_keys_do_not_conflict() {
         let x = obj("a", "x", 10, "k1");
         let y = obj("a", "y", 5, "k2");
-        assert!(seniors(&x, &[x.clone(), y], same).is_empty());
+        assert!(seniors(&x, all(&[&x, &y]), same).is_empty());
     }
 }

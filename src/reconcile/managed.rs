@@ -104,9 +104,8 @@ impl Managed for Cached<WorkspaceMember> {
     }
     async fn prove(ctx: &Context, scope: &Scope) -> Result<(), ApiError> {
         ctx.users
-            .get(scope, "", ctx.settings.resync, || ctx.api.list_users(scope))
+            .readable(scope, ctx.settings.resync, || ctx.api.list_users(scope))
             .await
-            .map(drop)
     }
 }
 
@@ -139,11 +138,8 @@ impl Managed for Cached<Sandbox> {
     }
     async fn prove(ctx: &Context, scope: &Scope) -> Result<(), ApiError> {
         ctx.sandboxes
-            .get(scope, "", ctx.settings.resync, || {
-                ctx.api.list_sandboxes(scope)
-            })
+            .readable(scope, ctx.settings.resync, || ctx.api.list_sandboxes(scope))
             .await
-            .map(drop)
     }
 }
 
@@ -287,8 +283,7 @@ pub async fn admit<K: Managed>(obj: &K, ctx: &Context) -> Result<Admission, Erro
     };
     // A contested claim is told about only to an object whose own key works: a made-up key must not
     // learn what other namespaces manage.
-    let contested = claims::contested(obj, K::claims(ctx));
-    if contested {
+    if K::claims(ctx).contested(obj) {
         match K::prove(ctx, &scope).await {
             Ok(()) => {}
             Err(e) if e.is_transient() => return Err(e.into()),
@@ -301,12 +296,7 @@ pub async fn admit<K: Managed>(obj: &K, ctx: &Context) -> Result<Admission, Erro
             }
         }
     }
-    let holder = if contested {
-        duplicate_of(obj, ctx).await
-    } else {
-        None
-    };
-    if let Some(holder) = holder {
+    if let Some(holder) = duplicate_of(obj, ctx).await {
         let message = holder.message(&obj.identity(), obj.workspace());
         // Re-checked often (it costs at most reads of shared lists, usually cached), so the newer
         // object takes over soon after the holder is gone.

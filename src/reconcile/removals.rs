@@ -139,16 +139,16 @@ impl RemovalGuard {
         let mut state = self.state.lock().await;
         // A write that lost a race (another replica, a stale resourceVersion) is read again, once.
         for _ in 0..2 {
-            if state.is_none() {
-                *state = Some(self.load().await?);
-            }
-            let Some((log, version)) = state.as_mut() else {
-                continue;
+            let (log, version) = match &*state {
+                Some(known) => known.clone(),
+                None => self.load().await?,
             };
-            let mut next = log.clone();
+            let mut next = log;
             let now = jiff::Timestamp::now().as_second();
             let times = next.entry(workspace.to_owned()).or_default();
             if let Err(hold) = take_from(times, now, self.window, self.limit, confirmed) {
+                // Kept as read (less what the window dropped): a held removal reads nothing again.
+                *state = Some((next, version));
                 self.held.inc();
                 return Err(hold);
             }
@@ -158,6 +158,7 @@ impl RemovalGuard {
                     *state = Some((next, saved));
                     return Ok(());
                 }
+                // Read it again on the next round.
                 Err(SaveError::Conflict) => *state = None,
                 Err(SaveError::Other(e)) => return Err(Hold::Unrecorded(e)),
             }

@@ -108,7 +108,8 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
             power_control: power_control(ctx, obj),
             reported_phase,
         });
-        report.expired = matches!(&plan.health, Health::Stalled(why) if why.reason == "TtlExpired");
+        report.expired =
+            matches!(&plan.health, Health::Stalled(why) if why.reason == plan::TTL_EXPIRED);
         report.health = plan.health;
         let Some(action) = plan.action.filter(|_| !paused) else {
             break;
@@ -425,13 +426,8 @@ async fn finish(obj: &Cached<Sandbox>, ctx: &Context, report: Report) -> Result<
     let current = obj.status.as_ref().map(|s| &s.fields);
     let generation = obj.metadata.generation;
     let observed = report.observed.as_ref();
-    let kept = |field: fn(&SandboxStatus) -> Option<String>| {
-        if report.expired {
-            None
-        } else {
-            current.and_then(field)
-        }
-    };
+    // What was last reported of a sandbox Blaxel removed at expiry is not kept.
+    let kept = current.filter(|_| !report.expired);
     let status = SandboxStatus {
         observed_generation: generation,
         phase: if report.expired {
@@ -443,10 +439,10 @@ async fn finish(obj: &Cached<Sandbox>, ctx: &Context, report: Report) -> Result<
         },
         state: observed
             .map(observed_power)
-            .or_else(|| current.and_then(|s| s.state).filter(|_| !report.expired)),
+            .or_else(|| kept.and_then(|s| s.state)),
         url: observed
             .and_then(|s| s.metadata.url.clone())
-            .or_else(|| kept(|s| s.url.clone())),
+            .or_else(|| kept.and_then(|s| s.url.clone())),
         power_control: power_control(ctx, obj).map(|p| p.as_str().to_owned()),
         adopted: report.adopted,
         last_handled_reconcile_at: pending_request(obj, None)

@@ -21,6 +21,8 @@ pub const OWNER_LABEL: &str = "blaxel-operator-owner";
 pub const INSTANCE_LABEL: &str = "blaxel-operator-instance";
 /// The phase a Sandbox reports once Blaxel removed its sandbox at the end of `spec.ttl`.
 pub const EXPIRED_PHASE: &str = "EXPIRED";
+/// The reason it is Stalled with then.
+pub const TTL_EXPIRED: &str = "TtlExpired";
 
 /// Who this object is, as ownership labels say it: the object and the operator instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +134,7 @@ pub fn plan(input: SandboxInput<'_>) -> SandboxPlan {
             action: None,
             adopts: false,
             health: Health::Stalled(Why::new(
-                "TtlExpired",
+                TTL_EXPIRED,
                 format!(
                     "Sandbox {} is gone after it existed with spec.ttl set: taken as expired, and not \
                      created again until the spec changes",
@@ -817,7 +819,7 @@ mod tests {
             i.reported_phase = Some("DEPLOYED");
             let plan = plan(i);
             assert_eq!(plan.action, None);
-            assert!(matches!(plan.health, Health::Stalled(ref w) if w.reason == "TtlExpired"));
+            assert!(matches!(plan.health, Health::Stalled(ref w) if w.reason == TTL_EXPIRED));
             i.reported_phase = None;
             assert!(matches!(
                 super::plan(i).action,
