@@ -16,15 +16,11 @@ use blaxel_operator::sim::SimConfig;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use serde_json::{Value, json};
+use serde_json::json;
 use support::operator::{
     DEADLINE, World, annotate, condition, condition_is, eventually, fast_sandboxes, nudged_until,
     sample, wait_gone,
 };
-
-async fn member_phase(world: &World, name: &str) -> Option<MemberPhase> {
-    world.members().get(name).await.ok()?.status?.phase
-}
 
 /// A sandbox made by hand with env vars and ports, outside the operator.
 async fn hand_made_sandbox(world: &World, name: &str) {
@@ -44,20 +40,7 @@ async fn hand_made_sandbox(world: &World, name: &str) {
 
 /// Members `names` (`<name>@example.com`) made Active, then all deleted at once.
 async fn active_then_deleted(world: &World, names: &[&str]) {
-    for name in names {
-        world
-            .apply_member(
-                name,
-                json!({"workspace": world.workspace, "email": format!("{name}@example.com")}),
-            )
-            .await;
-    }
-    for name in names {
-        eventually(&format!("{name} Active"), DEADLINE, || async {
-            (member_phase(world, name).await? == MemberPhase::Active).then_some(())
-        })
-        .await;
-    }
+    world.active_members(names).await;
     for name in names {
         world
             .members()
@@ -65,10 +48,6 @@ async fn active_then_deleted(world: &World, names: &[&str]) {
             .await
             .unwrap();
     }
-}
-
-fn sandbox_spec(world: &World) -> Value {
-    json!({"workspace": world.workspace, "image": "blaxel/base-image:latest", "memory": 2048})
 }
 
 /// An object that can do nothing (its credentials do not resolve) holds no claim, even when older: the
@@ -99,7 +78,7 @@ async fn claims_are_held_only_by_objects_that_may_act() {
         )
         .await;
     eventually("gina Invited", DEADLINE, || async {
-        (member_phase(&world, "gina").await? == MemberPhase::Invited).then_some(())
+        (world.member_phase("gina").await? == MemberPhase::Invited).then_some(())
     })
     .await;
     assert_eq!(world.calls("POST /v0/users"), 1);
@@ -125,7 +104,7 @@ async fn a_sandbox_never_taken_over_is_never_deleted() {
         )
         .await;
     let _op = world.start_operator(&[]);
-    world.apply_sandbox("handmade", sandbox_spec(&world)).await;
+    world.apply_sandbox("handmade", world.sandbox_spec()).await;
     condition_is(&world.sandboxes(), "handmade", "Stalled", "True", "Invalid").await;
     let status = world
         .sandboxes()
@@ -164,7 +143,7 @@ async fn a_paused_object_deleted_then_unpaused_deletes_nothing() {
         .apply(
             &world.sandboxes(),
             "quiet",
-            json!({"metadata": {"annotations": {"blaxel.ai/paused": "true"}}, "spec": sandbox_spec(&world)}),
+            json!({"metadata": {"annotations": {"blaxel.ai/paused": "true"}}, "spec": world.sandbox_spec()}),
         )
         .await;
     condition_is(&world.sandboxes(), "quiet", "Synced", "False", "Paused").await;
@@ -186,7 +165,7 @@ async fn adoption_keeps_what_the_spec_leaves_out() {
     let mut world = World::new(fast_sandboxes()).await;
     hand_made_sandbox(&world, "keep").await;
     let _op = world.start_operator(&[]);
-    world.apply_sandbox("keep", sandbox_spec(&world)).await;
+    world.apply_sandbox("keep", world.sandbox_spec()).await;
     condition_is(&world.sandboxes(), "keep", "Ready", "True", "Running").await;
     let remote = world.remote_sandbox("keep").await.unwrap();
     assert_eq!(remote["spec"]["runtime"]["envs"][0]["name"], "TOKEN_URL");
@@ -228,7 +207,7 @@ async fn adoption_keeps_what_the_spec_leaves_out() {
 async fn an_orphaned_sandbox_is_released() {
     let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&[]);
-    let mut spec = sandbox_spec(&world);
+    let mut spec = world.sandbox_spec();
     spec["deletionPolicy"] = "Orphan".into();
     spec["sandboxName"] = "shared".into();
     world.apply_sandbox("first", spec.clone()).await;
@@ -265,7 +244,7 @@ async fn an_orphaned_sandbox_is_released() {
 async fn an_expired_sandbox_is_not_recreated() {
     let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&[]);
-    let mut spec = sandbox_spec(&world);
+    let mut spec = world.sandbox_spec();
     spec["ttl"] = "1h".into();
     world.apply_sandbox("brief", spec.clone()).await;
     condition_is(&world.sandboxes(), "brief", "Ready", "True", "Running").await;
@@ -372,10 +351,7 @@ async fn declined_invitations_are_not_resent_forever() {
         "InvitationDeclined",
     )
     .await;
-    assert_eq!(
-        member_phase(&world, "hal").await,
-        Some(MemberPhase::Declined)
-    );
+    assert_eq!(world.member_phase("hal").await, Some(MemberPhase::Declined));
     assert_eq!(
         world.calls("POST /v0/users"),
         3,
@@ -418,7 +394,7 @@ async fn cleanup_without_credentials_says_why() {
         )
         .await;
     eventually("ivy Invited", DEADLINE, || async {
-        (member_phase(&world, "ivy").await? == MemberPhase::Invited).then_some(())
+        (world.member_phase("ivy").await? == MemberPhase::Invited).then_some(())
     })
     .await;
     secrets
@@ -608,8 +584,8 @@ async fn a_malformed_remote_record_does_not_stop_the_workspace() {
         )
         .await;
     let _op = world.start_operator(&[]);
-    world.apply_sandbox("good", sandbox_spec(&world)).await;
-    world.apply_sandbox("broken", sandbox_spec(&world)).await;
+    world.apply_sandbox("good", world.sandbox_spec()).await;
+    world.apply_sandbox("broken", world.sandbox_spec()).await;
     world
         .apply_member(
             "kim",
@@ -619,7 +595,7 @@ async fn a_malformed_remote_record_does_not_stop_the_workspace() {
     condition_is(&world.sandboxes(), "good", "Ready", "True", "Running").await;
     condition_is(&world.sandboxes(), "broken", "Synced", "False", "Decode").await;
     eventually("kim Active", DEADLINE, || async {
-        (member_phase(&world, "kim").await? == MemberPhase::Active).then_some(())
+        (world.member_phase("kim").await? == MemberPhase::Active).then_some(())
     })
     .await;
     assert_eq!(
@@ -648,7 +624,7 @@ async fn a_malformed_remote_record_does_not_stop_the_workspace() {
 async fn a_remote_message_quoting_the_key_is_scrubbed() {
     let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&["--resync-interval", "1h"]);
-    world.apply_sandbox("leaky", sandbox_spec(&world)).await;
+    world.apply_sandbox("leaky", world.sandbox_spec()).await;
     condition_is(&world.sandboxes(), "leaky", "Ready", "True", "Running").await;
     let message = format!("{} {}", "x".repeat(295), world.key);
     world
@@ -735,6 +711,9 @@ async fn the_removal_limit_survives_a_restart() {
         Api::namespaced(world.client.clone(), &world.ns);
     let record = record.get("blaxel-operator-removals").await.unwrap();
     let text = record.data.unwrap()["removals.json"].clone();
-    let log: std::collections::BTreeMap<String, Vec<i64>> = serde_json::from_str(&text).unwrap();
+    let log: std::collections::BTreeMap<
+        String,
+        Vec<blaxel_operator::reconcile::removals::Removal>,
+    > = serde_json::from_str(&text).unwrap();
     assert_eq!(log[&world.workspace].len(), 2, "{text}");
 }

@@ -20,40 +20,9 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use support::operator::{
-    DEADLINE, World, condition, condition_is, eventually, fast_sandboxes, nudged_until, wait_gone,
+    DEADLINE, World, condition, condition_is, eventually, fast_sandboxes, nudged_until,
+    second_after, wait_gone,
 };
-
-async fn member_phase(
-    api: &Api<blaxel_operator::crd::WorkspaceMember>,
-    name: &str,
-) -> Option<MemberPhase> {
-    api.get(name).await.ok()?.status?.phase
-}
-
-/// Waits until a second has passed since object `name` was created (creation times have a one-second
-/// resolution, and claims rank by them).
-async fn second_after<K>(api: &Api<K>, name: &str)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let created = api
-        .get(name)
-        .await
-        .unwrap()
-        .meta()
-        .creation_timestamp
-        .clone()
-        .unwrap()
-        .0;
-    eventually("a second after its creation", DEADLINE, || async {
-        (jiff::Timestamp::now() >= created + jiff::SignedDuration::from_secs(1)).then_some(())
-    })
-    .await;
-}
-
-fn sandbox_spec(world: &World) -> Value {
-    json!({"workspace": world.workspace, "image": "blaxel/base-image:latest", "memory": 2048})
-}
 
 /// `GET` on the simulated Blaxel API with the test's key: the status and the JSON body.
 async fn blaxel_get(world: &World, path: &str) -> (u16, Value) {
@@ -112,10 +81,10 @@ fn has_hand_env(remote: &Value) -> bool {
 async fn a_spec_edit_does_not_erase_hand_changes_made_since_the_last_list() {
     let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&["--resync-interval", "1h"]);
-    world.apply_sandbox("cfg", sandbox_spec(&world)).await;
+    world.apply_sandbox("cfg", world.sandbox_spec()).await;
     condition_is(&world.sandboxes(), "cfg", "Ready", "True", "Running").await;
     hand_edit(&world, "cfg").await;
-    let mut spec = sandbox_spec(&world);
+    let mut spec = world.sandbox_spec();
     spec["memory"] = 4096.into();
     world.apply_sandbox("cfg", spec).await;
     let remote = eventually("the memory change applied", DEADLINE, || async {
@@ -138,7 +107,7 @@ async fn a_spec_edit_does_not_erase_hand_changes_made_since_the_last_list() {
 async fn an_orphan_release_does_not_erase_hand_changes() {
     let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&["--transition-poll-interval", "1m"]);
-    let mut spec = sandbox_spec(&world);
+    let mut spec = world.sandbox_spec();
     spec["deletionPolicy"] = "Orphan".into();
     world.apply_sandbox("kept", spec).await;
     nudged_until(&world.sandboxes(), "kept", "kept Ready", || async {
@@ -175,7 +144,7 @@ async fn an_orphan_release_does_not_erase_hand_changes() {
 async fn cleanup_never_deletes_a_hand_made_sandbox_that_replaced_ours() {
     let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&["--transition-poll-interval", "1m"]);
-    world.apply_sandbox("twin", sandbox_spec(&world)).await;
+    world.apply_sandbox("twin", world.sandbox_spec()).await;
     eventually("the operator created twin", DEADLINE, || async {
         let remote = world.remote_sandbox("twin").await?;
         remote["metadata"]["labels"]["blaxel-operator-owner"]
@@ -247,7 +216,7 @@ async fn a_made_up_key_cannot_squat_an_identity() {
         Api::namespaced(world.client.clone(), &squatter_ns);
     // Unique per run: squatters left by earlier runs would hold the claim too (that is the defect).
     let target = format!("prod-db-{:08x}", rand::random::<u32>());
-    let mut squat = sandbox_spec(&world);
+    let mut squat = world.sandbox_spec();
     squat["sandboxName"] = target.clone().into();
     squat["credentialsRef"] = json!({"name": "made-up", "key": "apiKey"});
     world
@@ -257,7 +226,7 @@ async fn a_made_up_key_cannot_squat_an_identity() {
     condition_is(&squatters, "squat", "Stalled", "True", "Unauthorized").await;
     // Creation times have a one-second resolution: the legitimate object must be strictly newer.
     second_after(&squatters, "squat").await;
-    let mut legit = sandbox_spec(&world);
+    let mut legit = world.sandbox_spec();
     legit["sandboxName"] = target.clone().into();
     world.apply_sandbox("prod-db", legit).await;
     let verdict = eventually("prod-db has a verdict", DEADLINE, || async {
@@ -301,7 +270,7 @@ async fn a_made_up_key_learns_nothing_about_other_claims() {
         )
         .await;
     eventually("known Invited", DEADLINE, || async {
-        (member_phase(&world.members(), "known").await? == MemberPhase::Invited).then_some(())
+        (world.member_phase("known").await? == MemberPhase::Invited).then_some(())
     })
     .await;
     second_after(&world.members(), "known").await;
@@ -362,7 +331,7 @@ async fn a_pause_spelled_true_is_not_silently_ignored() {
         )
         .await;
     eventually("quinn Active", DEADLINE, || async {
-        (member_phase(&world.members(), "quinn").await? == MemberPhase::Active).then_some(())
+        (world.member_phase("quinn").await? == MemberPhase::Active).then_some(())
     })
     .await;
     world

@@ -32,8 +32,10 @@ pub trait Managed:
 {
     /// Condition reason when another object holds the claim.
     const DUPLICATE_REASON: &'static str;
-    /// Whether cleanup under `Orphan` still has a remote step: releasing what the object owned.
-    const RELEASES_ON_ORPHAN: bool;
+    /// Whether the remote object records which object owns it (a sandbox's ownership labels). Cleanup
+    /// then decides by that record, not by claims (an object deletes what it owns, whoever claims the
+    /// name since), and `Orphan` still has a remote step: releasing it.
+    const OWNS_REMOTELY: bool;
     /// Why the spec cannot be acted on although admission took it (it was stored before a stricter
     /// rule), if so. Such an object makes no remote call and holds no claim.
     fn spec_problem(&self) -> Option<Why> {
@@ -66,7 +68,7 @@ pub trait Managed:
 
 impl Managed for Cached<WorkspaceMember> {
     const DUPLICATE_REASON: &'static str = "DuplicateMember";
-    const RELEASES_ON_ORPHAN: bool = false;
+    const OWNS_REMOTELY: bool = false;
     fn spec_problem(&self) -> Option<Why> {
         (!is_canonical_email(&self.spec.email)).then(|| {
             Why::new(
@@ -111,7 +113,7 @@ impl Managed for Cached<WorkspaceMember> {
 
 impl Managed for Cached<Sandbox> {
     const DUPLICATE_REASON: &'static str = "DuplicateSandbox";
-    const RELEASES_ON_ORPHAN: bool = true;
+    const OWNS_REMOTELY: bool = true;
     fn workspace(&self) -> &str {
         &self.spec.workspace
     }
@@ -200,41 +202,42 @@ impl Holder {
     }
 }
 
-/// Whether `scope`'s key is refused in its workspace (401/403): `Ok(false)` when it works or when
-/// that cannot be told just now (a transient failure counts as working, so nobody takes over on an
-/// incomplete view).
-async fn refused<K: Managed>(ctx: &Context, scope: &Scope) -> Result<bool, ApiError> {
-    match K::prove(ctx, scope).await {
-        Ok(()) => Ok(false),
-        Err(ApiError::Unauthorized { .. } | ApiError::Forbidden { .. }) => Ok(true),
-        Err(e) => Err(e),
-    }
-}
-
 /// Whether `obj` may act for its workspace: its spec is usable, its credentials resolve in its
 /// namespace, and Blaxel does not refuse its key there. Only such an object holds a claim, so a
 /// made-up key cannot squat an identity.
-async fn may_act<K: Managed>(obj: &K, ctx: &Context) -> bool {
+///
+/// # Errors
+/// When that cannot be told just now (the Secret or the proof failed transiently): nothing may be
+/// concluded, in either direction, from an incomplete view.
+async fn may_act<K: Managed>(obj: &K, ctx: &Context) -> Result<bool, Error> {
     if obj.spec_problem().is_some() {
-        return false;
+        return Ok(false);
     }
-    match scope(obj, ctx).await {
-        Ok(scope) => !matches!(refused::<K>(ctx, &scope).await, Ok(true)),
-        // Unsure (the Secret could not be read just now): count it, so that nobody else takes over.
-        Err(e) => e.is_transient(),
+    let scope = match scope(obj, ctx).await {
+        Ok(scope) => scope,
+        Err(e) if e.is_transient() => return Err(e.into()),
+        Err(_) => return Ok(false),
+    };
+    match K::prove(ctx, &scope).await {
+        Ok(()) => Ok(true),
+        Err(ApiError::Unauthorized { .. } | ApiError::Forbidden { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// The older object, among those that may act for the workspace, holding the claim on `obj`'s remote
 /// identity, if it is not `obj`.
-pub async fn duplicate_of<K: Managed>(obj: &K, ctx: &Context) -> Option<Holder> {
+///
+/// # Errors
+/// When whether a senior may act cannot be told just now.
+pub async fn duplicate_of<K: Managed>(obj: &K, ctx: &Context) -> Result<Option<Holder>, Error> {
     for senior in claims::seniors_in(obj, K::store(ctx), K::claims(ctx), K::same_claim) {
-        if may_act(senior.as_ref(), ctx).await {
+        if may_act(senior.as_ref(), ctx).await? {
             let name = (senior.namespace() == obj.namespace()).then(|| senior.name_any());
-            return Some(Holder { name });
+            return Ok(Some(Holder { name }));
         }
     }
-    None
+    Ok(None)
 }
 
 /// The workspace and key `obj` may use.
@@ -296,7 +299,7 @@ pub async fn admit<K: Managed>(obj: &K, ctx: &Context) -> Result<Admission, Erro
             }
         }
     }
-    if let Some(holder) = duplicate_of(obj, ctx).await {
+    if let Some(holder) = duplicate_of(obj, ctx).await? {
         let message = holder.message(&obj.identity(), obj.workspace());
         // Re-checked often (it costs at most reads of shared lists, usually cached), so the newer
         // object takes over soon after the holder is gone.
@@ -380,7 +383,13 @@ pub async fn begin_cleanup<K: Managed>(obj: &K, ctx: &Context) -> Result<Cleanup
         return Ok(CleanupStart::Done);
     }
     let orphan = obj.deletion_policy() == DeletionPolicy::Orphan;
-    if (orphan && !K::RELEASES_ON_ORPHAN) || duplicate_of(obj, ctx).await.is_some() {
+    if orphan && !K::OWNS_REMOTELY {
+        return Ok(CleanupStart::Done);
+    }
+    // A duplicate never acted: removing the identity would undo what its holder manages. Where the
+    // remote object records its owner, that record decides instead (see `OWNS_REMOTELY`): an object
+    // that owns it may have acted before an older one came to hold the claim.
+    if !K::OWNS_REMOTELY && duplicate_of(obj, ctx).await?.is_some() {
         return Ok(CleanupStart::Done);
     }
     if is_paused(obj) {
@@ -390,25 +399,27 @@ pub async fn begin_cleanup<K: Managed>(obj: &K, ctx: &Context) -> Result<Cleanup
             ctx.settings.resync,
         ));
     }
-    match scope(obj, ctx).await {
-        Ok(scope) => Ok(CleanupStart::Proceed(scope)),
-        Err(e) if e.is_transient() => Err(e.into()),
-        // Releasing an orphan is a courtesy: without credentials it is skipped, not waited for.
-        Err(_) if orphan => Ok(CleanupStart::Done),
-        Err(e) => {
-            let message = format!(
-                "{e}; the finalizer {FINALIZER} stays until the credentials are back (or a person \
-                 removes it, leaving {} in workspace {})",
-                obj.identity(),
-                obj.workspace()
-            );
-            publish(&ctx.recorder, obj, true, e.reason(), message.clone()).await;
-            Ok(CleanupStart::Wait(
-                Health::Stalled(Why::new(e.reason(), message)),
-                ctx.settings.resync,
-            ))
-        }
+    let error = match scope(obj, ctx).await {
+        Ok(scope) => return Ok(CleanupStart::Proceed(scope)),
+        Err(e) if e.is_transient() => return Err(e.into()),
+        Err(e) => e,
+    };
+    // Releasing an orphan is a courtesy, and a duplicate without credentials cannot be checked while
+    // its holder manages the name: neither is waited for.
+    if orphan || (K::OWNS_REMOTELY && duplicate_of(obj, ctx).await?.is_some()) {
+        return Ok(CleanupStart::Done);
     }
+    let message = format!(
+        "{error}; the finalizer {FINALIZER} stays until the credentials are back (or a person \
+         removes it, leaving {} in workspace {})",
+        obj.identity(),
+        obj.workspace()
+    );
+    publish(&ctx.recorder, obj, true, error.reason(), message.clone()).await;
+    Ok(CleanupStart::Wait(
+        Health::Stalled(Why::new(error.reason(), message)),
+        ctx.settings.resync,
+    ))
 }
 
 /// Turns a [`CleanupStart::Wait`] into the error that keeps the finalizer and schedules the next look.

@@ -25,11 +25,21 @@ use prometheus_client::metrics::counter::Counter;
 pub const CONFIRM_ANNOTATION: &str = "blaxel.ai/confirm-removal";
 /// The ConfigMap holding the recent removals, in the operator's namespace.
 pub const STORE_NAME: &str = "blaxel-operator-removals";
-/// Its data key: JSON `{"<workspace>": [<unix seconds>, ...]}`.
+/// Its data key: JSON `{"<workspace>": [{"at": <unix seconds>, "uid": "<object uid>"}, ...]}`.
 const STORE_KEY: &str = "removals.json";
 
-/// Recent removals per workspace (unix seconds), oldest first.
-type Log = BTreeMap<String, Vec<i64>>;
+/// One removal: when it was first let through, and for which object. An object's retries (its
+/// removal failed and is tried again) are the same removal and take no second place.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Removal {
+    /// Unix seconds.
+    pub at: i64,
+    /// The object's uid.
+    pub uid: String,
+}
+
+/// Recent removals per workspace, oldest first.
+type Log = BTreeMap<String, Vec<Removal>>;
 
 /// A removal the guard did not let through.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,29 +91,37 @@ impl std::fmt::Debug for RemovalGuard {
     }
 }
 
-/// Takes one removal at `now` (unix seconds) from a workspace's `times`: through when under `limit`
-/// within `window` or `confirmed`, else held. Pure: the guard's whole rule.
+/// Takes the removal of the object `uid` at `now` (unix seconds) from a workspace's `recent`
+/// removals: through when already counted within `window` (a retry), when under `limit`, or when
+/// `confirmed`; else held. Pure: the guard's whole rule.
 ///
 /// # Errors
 /// [`Hold::Limit`] when the workspace reached its limit and the removal is not confirmed.
 pub fn take_from(
-    times: &mut Vec<i64>,
+    recent: &mut Vec<Removal>,
     now: i64,
+    uid: &str,
     window: Duration,
     limit: u32,
     confirmed: bool,
 ) -> Result<(), Hold> {
     let window_secs = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
-    times.retain(|t| now.saturating_sub(*t) < window_secs);
-    if !confirmed && times.len() >= limit as usize {
-        let oldest = times.first().copied().unwrap_or(now);
+    recent.retain(|r| now.saturating_sub(r.at) < window_secs);
+    if !uid.is_empty() && recent.iter().any(|r| r.uid == uid) {
+        return Ok(());
+    }
+    if !confirmed && recent.len() >= limit as usize {
+        let oldest = recent.first().map_or(now, |r| r.at);
         let left = window_secs.saturating_sub(now.saturating_sub(oldest));
         return Err(Hold::Limit {
-            recent: times.len(),
+            recent: recent.len(),
             retry_in: Duration::from_secs(u64::try_from(left).unwrap_or(0).max(1)),
         });
     }
-    times.push(now);
+    recent.push(Removal {
+        at: now,
+        uid: uid.to_owned(),
+    });
     Ok(())
 }
 
@@ -145,21 +163,23 @@ impl RemovalGuard {
             };
             let mut next = log;
             let now = jiff::Timestamp::now().as_second();
-            let times = next.entry(workspace.to_owned()).or_default();
-            if let Err(hold) = take_from(times, now, self.window, self.limit, confirmed) {
+            let uid = obj.meta().uid.as_deref().unwrap_or_default();
+            let recent = next.entry(workspace.to_owned()).or_default();
+            if let Err(hold) = take_from(recent, now, uid, self.window, self.limit, confirmed) {
                 // Kept as read (less what the window dropped): a held removal reads nothing again.
                 *state = Some((next, version));
                 self.held.inc();
                 return Err(hold);
             }
-            next.retain(|_, times| !times.is_empty());
+            next.retain(|_, recent| !recent.is_empty());
             match self.save(&next, version.as_deref()).await {
                 Ok(saved) => {
                     *state = Some((next, saved));
                     return Ok(());
                 }
-                // Read it again on the next round.
-                Err(SaveError::Conflict) => *state = None,
+                // Changed or deleted since it was read (by another replica, or by hand): read it
+                // again on the next round.
+                Err(SaveError::Stale) => *state = None,
                 Err(SaveError::Other(e)) => return Err(Hold::Unrecorded(e)),
             }
         }
@@ -218,7 +238,8 @@ impl RemovalGuard {
         };
         match written {
             Ok(map) => Ok(map.metadata.resource_version),
-            Err(kube::Error::Api(e)) if e.code == 409 => Err(SaveError::Conflict),
+            // 409: written since; 404: deleted since (a replace of a ConfigMap that is gone).
+            Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => Err(SaveError::Stale),
             Err(e) => Err(SaveError::Other(format!(
                 "writing ConfigMap {STORE_NAME}: {e}"
             ))),
@@ -246,7 +267,8 @@ impl RemovalGuard {
 }
 
 enum SaveError {
-    Conflict,
+    /// The record changed or went since it was read.
+    Stale,
     Other(String),
 }
 
@@ -274,29 +296,37 @@ mod tests {
     const MINUTE: Duration = Duration::from_secs(60);
 
     /// Past the limit removals are held until the window has room; a confirmed one goes through and
-    /// counts.
+    /// counts; an object's retry takes no second place.
     #[test]
     fn removals_past_the_limit_are_held() {
-        let mut times = Vec::new();
-        assert!(take_from(&mut times, 1000, MINUTE, 2, false).is_ok());
-        assert!(take_from(&mut times, 1010, MINUTE, 2, false).is_ok());
+        let mut recent = Vec::new();
+        assert!(take_from(&mut recent, 1000, "a", MINUTE, 2, false).is_ok());
+        assert!(
+            take_from(&mut recent, 1005, "a", MINUTE, 2, false).is_ok(),
+            "a's retry"
+        );
+        assert!(take_from(&mut recent, 1010, "b", MINUTE, 2, false).is_ok());
         assert_eq!(
-            take_from(&mut times, 1010, MINUTE, 2, false),
+            take_from(&mut recent, 1010, "c", MINUTE, 2, false),
             Err(Hold::Limit {
                 recent: 2,
                 retry_in: Duration::from_secs(50)
             })
         );
         assert!(
-            take_from(&mut times, 1020, MINUTE, 2, true).is_ok(),
+            take_from(&mut recent, 1010, "b", MINUTE, 2, false).is_ok(),
+            "b's retry"
+        );
+        assert!(
+            take_from(&mut recent, 1020, "d", MINUTE, 2, true).is_ok(),
             "confirmed"
         );
         assert!(
-            take_from(&mut times, 1060, MINUTE, 2, false).is_err(),
+            take_from(&mut recent, 1060, "e", MINUTE, 2, false).is_err(),
             "the confirmed one counts too"
         );
         assert!(
-            take_from(&mut times, 1070, MINUTE, 2, false).is_ok(),
+            take_from(&mut recent, 1070, "e", MINUTE, 2, false).is_ok(),
             "the window moved on"
         );
     }

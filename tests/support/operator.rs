@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use blaxel_operator::crd::{Sandbox, WorkspaceMember};
+use blaxel_operator::crd::{MemberPhase, Sandbox, WorkspaceMember};
 use blaxel_operator::sim::{self, SimConfig, SimHandle};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
@@ -291,6 +291,33 @@ impl World {
             .await
     }
 
+    /// The phase of member object `name`, once it has one.
+    pub async fn member_phase(&self, name: &str) -> Option<MemberPhase> {
+        self.members().get(name).await.ok()?.status?.phase
+    }
+
+    /// Members `names` (`<name>@example.com`, in this workspace) applied and waited for until Active.
+    pub async fn active_members(&self, names: &[&str]) {
+        for name in names {
+            self.apply_member(
+                name,
+                serde_json::json!({"workspace": self.workspace, "email": format!("{name}@example.com")}),
+            )
+            .await;
+        }
+        for name in names {
+            eventually(&format!("{name} Active"), DEADLINE, || async {
+                (self.member_phase(name).await? == MemberPhase::Active).then_some(())
+            })
+            .await;
+        }
+    }
+
+    /// The spec of a small sandbox in this workspace.
+    pub fn sandbox_spec(&self) -> Value {
+        serde_json::json!({"workspace": self.workspace, "image": "blaxel/base-image:latest", "memory": 2048})
+    }
+
     /// `GET /_sim/state`.
     pub async fn sim_state(&self) -> Value {
         self.http
@@ -498,4 +525,25 @@ pub fn condition(
         .iter()
         .find(|c| c.type_ == kind)
         .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// Waits until a second has passed since object `name` was created (claims rank by creation time,
+/// which has a one-second resolution).
+pub async fn second_after<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let created = api
+        .get(name)
+        .await
+        .unwrap_or_else(|e| panic!("reading {name}: {e}"))
+        .meta()
+        .creation_timestamp
+        .clone()
+        .unwrap_or_else(|| panic!("{name} has no creation time"))
+        .0;
+    eventually("a second after its creation", DEADLINE, || async {
+        (jiff::Timestamp::now() >= created + jiff::SignedDuration::from_secs(1)).then_some(())
+    })
+    .await;
 }

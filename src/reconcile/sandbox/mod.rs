@@ -95,9 +95,10 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
         .phase
         .as_deref()
         .filter(|_| status.observed_generation == obj.metadata.generation);
-    // A shared list may be a resync old: an update built on it would send back a stale object and erase
-    // what someone changed since (a PUT replaces the whole spec and label set). It is built only on the
-    // sandbox as just read, or as our own last write answered.
+    // A shared list may be a resync old: a write planned on it could erase what someone changed since (a
+    // PUT replaces the whole spec and label set) or stop a sandbox that is no longer ours. Every write
+    // but a create (which a taken name refuses with 409) is planned on the sandbox as just read, or as
+    // our own last write answered.
     let mut fresh = false;
     for _ in 0..MAX_STEPS {
         let plan = plan::plan(SandboxInput {
@@ -114,7 +115,7 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
         let Some(action) = plan.action.filter(|_| !paused) else {
             break;
         };
-        if matches!(action, SandboxAction::Update(_)) && !fresh {
+        if !matches!(action, SandboxAction::Create(_)) && !fresh {
             fresh = true;
             match refresh(ctx, &scope, &name).await {
                 Ok(now) => {
