@@ -15,28 +15,23 @@
 //! The standby first saw the record at or after the moment the holder sent the renew that produced it, so
 //! the standby can take over no earlier than `sent + leaseDuration` while the old holder stops at
 //! `sent + leaseDuration - margin`: the two never write at the same time, given clocks that run at about
-//! the same *rate* (no synchronised wall clocks are needed). The fence is checked by [`FencedApi`] before
-//! every remote write, and a write still running at the deadline is abandoned at the deadline; whatever
+//! the same *rate* (no synchronised wall clocks are needed). The fence is checked by the Blaxel client before
+//! every remote write ([`crate::blaxel::HttpClient::set_write_fence`]), and a write still running at the deadline is abandoned at the deadline; whatever
 //! request bytes were already on the wire when it was abandoned are the one thing the margin must cover.
 //!
 //! When leadership is lost the operator process exits with an error (see [`crate::ops`]); the Deployment
 //! restarts it, and it comes back as a standby. A graceful shutdown releases the lease after the
 //! controllers have stopped, so the standby takes over at once instead of waiting for expiry.
 
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use tokio::time::Instant;
 
-use crate::blaxel::model::{
-    Listing, PendingInvitation, Preview, PreviewToken, Sandbox, WorkspaceUser,
-};
-use crate::blaxel::{ApiError, BlaxelApi, PowerControl, Scope};
+pub use crate::blaxel::fence::Fence;
 
 /// How a replica takes part in the election.
 #[derive(Debug, Clone)]
@@ -125,47 +120,6 @@ pub fn decide(
 #[must_use]
 pub fn fence_deadline(sent: Instant, config: &LeaderConfig) -> Instant {
     sent + config.lease_duration.saturating_sub(config.margin())
-}
-
-/// Whether this replica may write now: open until a deadline, closed otherwise. Cheap to clone; clones
-/// share the deadline.
-#[derive(Debug, Clone, Default)]
-pub struct Fence {
-    deadline: Arc<Mutex<Option<Instant>>>,
-    always_open: bool,
-}
-
-impl Fence {
-    /// A fence that is always open (no leader election: the single replica always writes).
-    #[must_use]
-    pub fn open() -> Self {
-        Self {
-            deadline: Arc::default(),
-            always_open: true,
-        }
-    }
-
-    /// A closed fence, opened by [`Elector`] renews.
-    #[must_use]
-    pub fn closed() -> Self {
-        Self::default()
-    }
-
-    /// Until when writes are allowed (`None`: not now). Always-open fences have no deadline.
-    #[must_use]
-    pub fn deadline(&self) -> Option<Instant> {
-        *self.deadline.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// True when a write may start now.
-    #[must_use]
-    pub fn may_write(&self) -> bool {
-        self.always_open || self.deadline().is_some_and(|d| Instant::now() < d)
-    }
-
-    fn set(&self, deadline: Option<Instant>) {
-        *self.deadline.lock().unwrap_or_else(PoisonError::into_inner) = deadline;
-    }
 }
 
 /// The Lease record as last read, and when this replica first saw it.
@@ -398,228 +352,11 @@ impl Elector {
     }
 }
 
-/// A [`BlaxelApi`] that forwards reads and refuses writes unless the [`Fence`] is open, abandoning a write
-/// still running when the fence deadline passes.
-pub struct FencedApi {
-    inner: Arc<dyn BlaxelApi>,
-    fence: Fence,
-}
-
-impl FencedApi {
-    /// Wraps `inner` behind `fence`.
-    #[must_use]
-    pub fn new(inner: Arc<dyn BlaxelApi>, fence: Fence) -> Self {
-        Self { inner, fence }
-    }
-
-    async fn write<T>(
-        &self,
-        call: impl Future<Output = Result<T, ApiError>> + Send,
-    ) -> Result<T, ApiError> {
-        if self.fence.always_open {
-            return call.await;
-        }
-        let Some(deadline) = self.fence.deadline().filter(|d| Instant::now() < *d) else {
-            return Err(not_leader());
-        };
-        tokio::time::timeout_at(deadline, call)
-            .await
-            .unwrap_or_else(|_| Err(not_leader()))
-    }
-}
-
-fn not_leader() -> ApiError {
-    ApiError::Unavailable {
-        message: "this replica does not hold the leader lease; remote writes are fenced".to_owned(),
-        retry_after: None,
-    }
-}
-
-#[async_trait]
-impl BlaxelApi for FencedApi {
-    async fn list_users(&self, scope: &Scope) -> Result<Listing<WorkspaceUser>, ApiError> {
-        self.inner.list_users(scope).await
-    }
-    async fn invite_user(&self, scope: &Scope, email: &str) -> Result<PendingInvitation, ApiError> {
-        self.write(self.inner.invite_user(scope, email)).await
-    }
-    async fn set_user_role(
-        &self,
-        scope: &Scope,
-        sub_or_email: &str,
-        role: &str,
-    ) -> Result<WorkspaceUser, ApiError> {
-        self.write(self.inner.set_user_role(scope, sub_or_email, role))
-            .await
-    }
-    async fn remove_user(&self, scope: &Scope, sub_or_email: &str) -> Result<(), ApiError> {
-        self.write(self.inner.remove_user(scope, sub_or_email))
-            .await
-    }
-    async fn list_sandboxes(&self, scope: &Scope) -> Result<Listing<Sandbox>, ApiError> {
-        self.inner.list_sandboxes(scope).await
-    }
-    async fn get_sandbox(&self, scope: &Scope, name: &str) -> Result<Sandbox, ApiError> {
-        self.inner.get_sandbox(scope, name).await
-    }
-    async fn create_sandbox(&self, scope: &Scope, sandbox: &Sandbox) -> Result<Sandbox, ApiError> {
-        self.write(self.inner.create_sandbox(scope, sandbox)).await
-    }
-    async fn update_sandbox(&self, scope: &Scope, sandbox: &Sandbox) -> Result<Sandbox, ApiError> {
-        self.write(self.inner.update_sandbox(scope, sandbox)).await
-    }
-    async fn delete_sandbox(&self, scope: &Scope, name: &str) -> Result<(), ApiError> {
-        self.write(self.inner.delete_sandbox(scope, name)).await
-    }
-    async fn set_sandbox_power(
-        &self,
-        scope: &Scope,
-        current: &Sandbox,
-        running: bool,
-    ) -> Result<PowerControl, ApiError> {
-        self.write(self.inner.set_sandbox_power(scope, current, running))
-            .await
-    }
-    fn power_control(&self, workspace: &str) -> Option<PowerControl> {
-        self.inner.power_control(workspace)
-    }
-    async fn list_previews(&self, scope: &Scope, sandbox: &str) -> Result<Vec<Preview>, ApiError> {
-        self.inner.list_previews(scope, sandbox).await
-    }
-    async fn create_preview(
-        &self,
-        scope: &Scope,
-        sandbox: &str,
-        preview: &Preview,
-    ) -> Result<Preview, ApiError> {
-        self.write(self.inner.create_preview(scope, sandbox, preview))
-            .await
-    }
-    async fn delete_preview(
-        &self,
-        scope: &Scope,
-        sandbox: &str,
-        preview: &str,
-    ) -> Result<(), ApiError> {
-        self.write(self.inner.delete_preview(scope, sandbox, preview))
-            .await
-    }
-    async fn list_preview_tokens(
-        &self,
-        scope: &Scope,
-        sandbox: &str,
-        preview: &str,
-    ) -> Result<Vec<PreviewToken>, ApiError> {
-        self.inner
-            .list_preview_tokens(scope, sandbox, preview)
-            .await
-    }
-    async fn create_preview_token(
-        &self,
-        scope: &Scope,
-        sandbox: &str,
-        preview: &str,
-        expires_at: &str,
-    ) -> Result<PreviewToken, ApiError> {
-        self.write(
-            self.inner
-                .create_preview_token(scope, sandbox, preview, expires_at),
-        )
-        .await
-    }
-    async fn delete_preview_token(
-        &self,
-        scope: &Scope,
-        sandbox: &str,
-        preview: &str,
-        token: &str,
-    ) -> Result<(), ApiError> {
-        self.write(
-            self.inner
-                .delete_preview_token(scope, sandbox, preview, token),
-        )
-        .await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
 
     use super::*;
-    use crate::blaxel::{ApiKey, ClientConfig, HttpClient};
-    use crate::sim::{self, Faults, SimConfig, SimHandle};
-
-    async fn fenced(config: SimConfig) -> (SimHandle, FencedApi, Fence, Scope) {
-        let sim = sim::spawn(config).await.unwrap();
-        let http = HttpClient::new(ClientConfig {
-            base_url: sim.base_url(),
-            ..ClientConfig::default()
-        })
-        .unwrap();
-        let key = sim.api_key();
-        let scope = Scope {
-            workspace: key.workspace,
-            api_key: ApiKey::new(&key.key),
-        };
-        let fence = Fence::closed();
-        (
-            sim,
-            FencedApi::new(Arc::new(http), fence.clone()),
-            fence,
-            scope,
-        )
-    }
-
-    fn posts(sim: &SimHandle) -> u64 {
-        sim.stats()["byRoute"]["POST /v0/users"]["total"]
-            .as_u64()
-            .unwrap_or(0)
-    }
-
-    /// Outside the fence, reads pass and writes never reach the server; inside it, writes go through.
-    #[tokio::test]
-    async fn fenced_api_refuses_writes_outside_the_fence() {
-        let (sim, api, fence, scope) = fenced(SimConfig::default()).await;
-        assert!(api.list_users(&scope).await.is_ok(), "reads are not fenced");
-        let refused = api.invite_user(&scope, "a@example.com").await;
-        assert!(
-            matches!(refused, Err(ApiError::Unavailable { .. })),
-            "{refused:?}"
-        );
-        assert_eq!(posts(&sim), 0, "a fenced write never reaches Blaxel");
-        fence.set(Some(Instant::now() + Duration::from_secs(30)));
-        api.invite_user(&scope, "a@example.com").await.unwrap();
-        assert_eq!(posts(&sim), 1);
-        fence.set(Some(Instant::now()));
-        assert!(api.invite_user(&scope, "b@example.com").await.is_err());
-        assert_eq!(posts(&sim), 1, "an expired deadline closes the fence");
-    }
-
-    /// A write still running when the deadline passes is abandoned at the deadline.
-    #[tokio::test]
-    async fn fenced_api_abandons_a_write_at_the_deadline() {
-        let (_sim, api, fence, scope) = fenced(SimConfig {
-            faults: Faults {
-                latency: Duration::from_secs(5),
-                ..Faults::default()
-            },
-            ..SimConfig::default()
-        })
-        .await;
-        fence.set(Some(Instant::now() + Duration::from_millis(200)));
-        let started = Instant::now();
-        let result = api.invite_user(&scope, "a@example.com").await;
-        assert!(
-            matches!(result, Err(ApiError::Unavailable { .. })),
-            "{result:?}"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            started.elapsed()
-        );
-    }
 
     fn config() -> LeaderConfig {
         LeaderConfig {

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::blaxel::{BlaxelApi, HttpClient};
 use crate::controller::{self, ControllerConfig};
-use crate::leader::{self, Elector, Fence, FencedApi, LeaderConfig};
+use crate::leader::{self, Elector, Fence, LeaderConfig};
 use crate::metrics::Metrics;
 use crate::server::{self, Health};
 
@@ -185,7 +185,8 @@ pub async fn run(
         source,
     })?;
 
-    let api: Arc<dyn BlaxelApi> = Arc::new(FencedApi::new(Arc::new(http), fence));
+    http.set_write_fence(fence);
+    let api: Arc<dyn BlaxelApi> = Arc::new(http);
     let Some(elector) = elector.as_mut() else {
         controller::run(client, api, config, stopped(stop_rx), ready_tx).await?;
         return Ok(());

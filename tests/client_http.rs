@@ -19,8 +19,8 @@ use axum::routing::{get, post, put};
 use axum::{Json, body::Bytes};
 use blaxel_operator::blaxel::model::{Sandbox, SandboxMetadata};
 use blaxel_operator::blaxel::{
-    ApiError, ApiKey, Attempt, AttemptObserver, BlaxelApi, ClientConfig, HttpClient, PowerControl,
-    RetryPolicy, Scope,
+    ApiError, ApiKey, Attempt, AttemptObserver, ClientConfig, HttpClient, PowerControl,
+    PreviewsApi, RetryPolicy, SandboxesApi, Scope, UsersApi,
 };
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use blaxel_operator::blaxel::model::{Preview, Sandbox};
 use blaxel_operator::blaxel::{
-    ApiKey, BlaxelApi, ClientConfig, HttpClient, PowerControl, RetryPolicy, Scope,
+    ApiKey, ClientConfig, HttpClient, PowerControl, PreviewsApi, RetryPolicy, SandboxesApi, Scope,
+    UsersApi,
 };
 use blaxel_operator::sim::{self, ApiGeneration, Faults, RateLimit, SimConfig, SimHandle};
 use serde_json::{Value, json};

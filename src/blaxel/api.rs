@@ -3,7 +3,10 @@
 use async_trait::async_trait;
 
 use super::error::ApiError;
-use super::model::{Listing, PendingInvitation, Preview, PreviewToken, Sandbox, WorkspaceUser};
+use super::model::{
+    Listing, PendingInvitation, Preview, PreviewToken, Sandbox, Workspace, WorkspaceAvailability,
+    WorkspaceUser,
+};
 use super::secret::ApiKey;
 
 /// Who is calling and where: every call is made in one workspace with one credential.
@@ -35,12 +38,20 @@ impl PowerControl {
     }
 }
 
-/// Blaxel's control-plane operations the operator uses.
+/// Blaxel's control-plane operations the operator uses: one trait per resource, so each resource's calls
+/// live in a file of their own (the HTTP client's `users.rs`, `sandboxes.rs`, ...), and any type with all
+/// of them is a `BlaxelApi`.
 ///
-/// Non-idempotent calls (`invite_user`, `create_sandbox`) are never retried by an implementation: the
-/// caller re-observes instead, so a lost answer cannot send a second invitation or create a second sandbox.
+/// Non-idempotent calls (`invite_user`, `create_sandbox`, `create_workspace`) are never retried by an
+/// implementation: the caller re-observes instead, so a lost answer cannot send a second invitation or
+/// create a second object.
+pub trait BlaxelApi: UsersApi + SandboxesApi + PreviewsApi + WorkspacesApi {}
+
+impl<T: UsersApi + SandboxesApi + PreviewsApi + WorkspacesApi> BlaxelApi for T {}
+
+/// Workspace members and invitations (`/users`).
 #[async_trait]
-pub trait BlaxelApi: Send + Sync {
+pub trait UsersApi: Send + Sync {
     /// `GET /users`: members and pending invitations; records that do not decode are reported apart.
     async fn list_users(&self, scope: &Scope) -> Result<Listing<WorkspaceUser>, ApiError>;
     /// `POST /users {email}`: invites (the invitation carries no role).
@@ -54,7 +65,11 @@ pub trait BlaxelApi: Send + Sync {
     ) -> Result<WorkspaceUser, ApiError>;
     /// `DELETE /users/{subOrEmail}`: removes a member or revokes a pending invitation.
     async fn remove_user(&self, scope: &Scope, sub_or_email: &str) -> Result<(), ApiError>;
+}
 
+/// Sandboxes (`/sandboxes`).
+#[async_trait]
+pub trait SandboxesApi: Send + Sync {
     /// `GET /sandboxes`, following pagination to the end; records that do not decode are reported apart.
     async fn list_sandboxes(&self, scope: &Scope) -> Result<Listing<Sandbox>, ApiError>;
     /// `GET /sandboxes/{name}`.
@@ -77,7 +92,11 @@ pub trait BlaxelApi: Send + Sync {
     ) -> Result<PowerControl, ApiError>;
     /// The power control detected for a workspace so far, if any call has told.
     fn power_control(&self, workspace: &str) -> Option<PowerControl>;
+}
 
+/// Previews of a sandbox's port, and their tokens (`/sandboxes/{name}/previews`).
+#[async_trait]
+pub trait PreviewsApi: Send + Sync {
     /// `GET /sandboxes/{name}/previews`.
     async fn list_previews(&self, scope: &Scope, sandbox: &str) -> Result<Vec<Preview>, ApiError>;
     /// `POST /sandboxes/{name}/previews`.
@@ -117,4 +136,35 @@ pub trait BlaxelApi: Send + Sync {
         preview: &str,
         token: &str,
     ) -> Result<(), ApiError>;
+}
+
+/// Workspaces (`/workspaces`). `scope.workspace` selects the workspace the call is made in (the
+/// `X-Blaxel-Workspace` header); the workspace acted on is named by the call.
+#[async_trait]
+pub trait WorkspacesApi: Send + Sync {
+    /// `GET /workspaces`: the workspaces the key may see.
+    async fn list_workspaces(&self, scope: &Scope) -> Result<Vec<Workspace>, ApiError>;
+    /// `GET /workspaces/{name}`.
+    async fn get_workspace(&self, scope: &Scope, name: &str) -> Result<Workspace, ApiError>;
+    /// `POST /workspaces/availability {name}`: whether `name` may be created (a read, despite the
+    /// method). Both answers are read: a bare boolean (2025) and `{available, reason, message}`.
+    async fn workspace_availability(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<WorkspaceAvailability, ApiError>;
+    /// `POST /workspaces`.
+    async fn create_workspace(
+        &self,
+        scope: &Scope,
+        workspace: &Workspace,
+    ) -> Result<Workspace, ApiError>;
+    /// `PUT /workspaces/{workspace.name}`: the whole record, unknown fields included.
+    async fn update_workspace(
+        &self,
+        scope: &Scope,
+        workspace: &Workspace,
+    ) -> Result<Workspace, ApiError>;
+    /// `DELETE /workspaces/{name}`.
+    async fn delete_workspace(&self, scope: &Scope, name: &str) -> Result<(), ApiError>;
 }

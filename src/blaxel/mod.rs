@@ -15,6 +15,7 @@ pub mod api;
 pub mod client;
 pub mod error;
 pub mod error_map;
+pub mod fence;
 pub mod model;
 pub mod power;
 pub mod ratelimit;
@@ -22,7 +23,7 @@ pub mod retry;
 pub mod route;
 pub mod secret;
 
-pub use api::{BlaxelApi, PowerControl, Scope};
+pub use api::{BlaxelApi, PowerControl, PreviewsApi, SandboxesApi, Scope, UsersApi, WorkspacesApi};
 pub use client::{Attempt, AttemptObserver, ClientConfig, ConfigError, HttpClient};
 pub use error::ApiError;
 pub use ratelimit::RateLimitStats;

@@ -120,6 +120,9 @@ pub struct WorkspaceUser {
     /// Whether a pending invitation has expired.
     #[serde(default)]
     pub expired: bool,
+    /// How the user came in (2026 API: `invitation`, `directory_sync`, `domain_capture`; absent before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl WorkspaceUser {
@@ -481,4 +484,50 @@ mod tests {
         assert!(!format!("{token:?}").contains("tok_secret_123"));
         assert_eq!(token.spec.token.unwrap().expose(), "tok_secret_123");
     }
+}
+
+/// A Blaxel workspace. Written back whole by a read-modify-write `PUT`, so every field the operator does
+/// not name is kept in `extra`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Workspace {
+    /// The workspace name, unique across Blaxel.
+    #[serde(default)]
+    pub name: String,
+    /// The name shown to people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// The write region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Blaxel's id of the workspace. Read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `created`, `account_binded`, `account_configured`, `workspace_configured`, `ready`, `error` (open
+    /// set). Read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Why the status is `error`. Read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// Everything else the API sent.
+    #[serde(flatten)]
+    pub extra: OtherFields,
+}
+
+/// Whether a workspace name may be created (`POST /workspaces/availability`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceAvailability {
+    /// Whether the name is free.
+    #[serde(default)]
+    pub available: bool,
+    /// Why not (`taken`, `forbidden_reserved`, ...; open set), when not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Blaxel's explanation, when not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }

@@ -1,0 +1,144 @@
+//! Previews of a sandbox's port and their tokens: `/sandboxes/{name}/previews[/{preview}/tokens]`.
+
+use async_trait::async_trait;
+use reqwest::Method;
+use serde_json::json;
+
+use super::{Call, HttpClient, seal};
+use crate::blaxel::api::{PreviewsApi, Scope};
+use crate::blaxel::error::ApiError;
+use crate::blaxel::model::{Preview, PreviewToken};
+
+/// A name for a new preview token: today's API requires one (`metadata.name`), the trait's caller does
+/// not choose it. Like Blaxel's SDK, `token-<unix ms>`, plus a random suffix so two tokens minted in the
+/// same millisecond do not collide (the POST is not retried, a collision would be a spurious 409).
+fn token_name(now: jiff::Timestamp, salt: u16) -> String {
+    format!("token-{}-{salt:04x}", now.as_millisecond())
+}
+
+#[async_trait]
+impl PreviewsApi for HttpClient {
+    async fn list_previews(&self, scope: &Scope, sandbox: &str) -> Result<Vec<Preview>, ApiError> {
+        let segments = ["sandboxes", sandbox, "previews"];
+        let previews = self
+            .list_all(
+                scope,
+                "/sandboxes/{name}/previews",
+                &segments,
+                false,
+                "list of previews",
+            )
+            .await
+            .map(|listing| listing.items);
+        seal(scope, previews)
+    }
+
+    async fn create_preview(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &Preview,
+    ) -> Result<Preview, ApiError> {
+        let create = async {
+            let segments = ["sandboxes", sandbox, "previews"];
+            let call =
+                Call::new(Method::POST, "/sandboxes/{name}/previews", &segments).json(preview)?;
+            self.fetch(scope, &call, "preview").await
+        };
+        seal(scope, create.await)
+    }
+
+    async fn delete_preview(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &str,
+    ) -> Result<(), ApiError> {
+        let segments = ["sandboxes", sandbox, "previews", preview];
+        let call = Call::new(
+            Method::DELETE,
+            "/sandboxes/{name}/previews/{preview}",
+            &segments,
+        );
+        seal(scope, self.execute(scope, &call).await.map(|_| ()))
+    }
+
+    async fn list_preview_tokens(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &str,
+    ) -> Result<Vec<PreviewToken>, ApiError> {
+        let segments = ["sandboxes", sandbox, "previews", preview, "tokens"];
+        let tokens = self
+            .list_all(
+                scope,
+                "/sandboxes/{name}/previews/{preview}/tokens",
+                &segments,
+                false,
+                "list of preview tokens",
+            )
+            .await
+            .map(|listing| listing.items);
+        seal(scope, tokens)
+    }
+
+    async fn create_preview_token(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &str,
+        expires_at: &str,
+    ) -> Result<PreviewToken, ApiError> {
+        let create = async {
+            let segments = ["sandboxes", sandbox, "previews", preview, "tokens"];
+            let call = Call::new(
+                Method::POST,
+                "/sandboxes/{name}/previews/{preview}/tokens",
+                &segments,
+            )
+            .json(&json!({
+                "metadata": { "name": token_name(jiff::Timestamp::now(), rand::random::<u16>()) },
+                "spec": { "expiresAt": expires_at },
+            }))?;
+            self.fetch(scope, &call, "preview token").await
+        };
+        seal(scope, create.await)
+    }
+
+    async fn delete_preview_token(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &str,
+        token: &str,
+    ) -> Result<(), ApiError> {
+        let segments = ["sandboxes", sandbox, "previews", preview, "tokens", token];
+        let call = Call::new(
+            Method::DELETE,
+            "/sandboxes/{name}/previews/{preview}/tokens/{token}",
+            &segments,
+        );
+        seal(scope, self.execute(scope, &call).await.map(|_| ()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    /// Generated token names are valid API names (lowercase, digits, hyphens) and differ by salt.
+    #[test]
+    fn token_names_are_valid_and_salted() {
+        let now: jiff::Timestamp = "2026-11-28T03:00:00Z".parse().unwrap();
+        assert_eq!(token_name(now, 0xbeef), "token-1795834800000-beef");
+        assert_ne!(token_name(now, 1), token_name(now, 2));
+        let name = token_name(now, 7);
+        assert!(name.len() <= 63);
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        );
+    }
+}
