@@ -66,6 +66,41 @@ impl Role {
     }
 }
 
+/// How a user came into the workspace (2026 `WorkspaceUser.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Source {
+    /// Invited (`POST /users`): the only way through the API.
+    #[default]
+    Invitation,
+    /// Provisioned by the identity provider's directory (SCIM); only through `/_sim/`.
+    DirectorySync,
+    /// Joined by e-mail domain; only through `/_sim/`.
+    DomainCapture,
+}
+
+impl Source {
+    /// Parses the API spelling.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "invitation" => Some(Self::Invitation),
+            "directory_sync" => Some(Self::DirectorySync),
+            "domain_capture" => Some(Self::DomainCapture),
+            _ => None,
+        }
+    }
+
+    /// The API spelling.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invitation => "invitation",
+            Self::DirectorySync => "directory_sync",
+            Self::DomainCapture => "domain_capture",
+        }
+    }
+}
+
 /// Where a membership stands at some instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Standing {
@@ -96,6 +131,8 @@ pub struct UserRecord {
     pub updated_by: String,
     /// Explicit acceptance (join, `/_sim/` accept, seeded member); automatic acceptance is computed.
     pub accepted_at: Option<SimTime>,
+    /// How the user came in (rendered in the 2026 generation).
+    pub source: Source,
 }
 
 impl UserRecord {
@@ -111,6 +148,7 @@ impl UserRecord {
             updated_at: now,
             updated_by: by.to_owned(),
             accepted_at: None,
+            source: Source::Invitation,
         }
     }
 
@@ -238,7 +276,7 @@ pub fn render_user(r: &UserRecord, now: SimTime, cfg: &SimConfig) -> Value {
         }
     }
     if cfg.generation == ApiGeneration::V2026 {
-        m.insert("source".into(), json!("invitation"));
+        m.insert("source".into(), json!(r.source.as_str()));
     }
     Value::Object(m)
 }
