@@ -35,6 +35,7 @@ use super::config::{ApiGeneration, SimConfig};
 use super::error::ApiError;
 use super::state::{Sim, World};
 use super::util::{fnv1a, validate_email};
+use super::workspaces::render as render_workspace;
 
 /// A workspace role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -486,19 +487,6 @@ pub fn decline(
     }
 }
 
-/// The `Workspace` object the join route answers with.
-fn render_workspace(name: &str, clock: &SimClock) -> Value {
-    json!({
-        "name": name,
-        "displayName": name,
-        "id": format!("{:016x}", fnv1a(name.as_bytes())),
-        "status": "ready",
-        "region": "us-pdx-1",
-        "createdAt": clock.rfc3339(SimTime(0)),
-        "updatedAt": clock.rfc3339(SimTime(0)),
-    })
-}
-
 /// `POST /workspaces/{ws}/join` (2025): the invitee accepts; answers `PendingInvitationAccept`.
 pub async fn join(
     State(sim): State<Arc<Sim>>,
@@ -508,8 +496,9 @@ pub async fn join(
     let now = sim.clock.now();
     let mut world = sim.world();
     let r = accept(&mut world, &sim, &ws, &invitee.email, now)?;
+    let workspace = workspace_mut(&mut world, &ws)?;
     Ok(Json(
-        json!({ "email": r.email, "workspace": render_workspace(&ws, &sim.clock) }),
+        json!({ "email": r.email, "workspace": render_workspace(&workspace.meta, now, &sim) }),
     ))
 }
 
