@@ -6,7 +6,7 @@
 //! | `GET /_sim/health` | `{"ok": true}` |
 //! | `GET /_sim/stats` | request counters (see [`super::stats::Stats::snapshot`]) |
 //! | `POST /_sim/stats/reset` | zeroes the counters |
-//! | `GET /_sim/state` | the whole world as JSON (workspaces, users, sandboxes, previews, tokens, malformed records) |
+//! | `GET /_sim/state` | the whole world as JSON (workspaces with their record, users, sandboxes, previews, tokens, malformed records; names held by other accounts) |
 //! | `POST /_sim/reset` | forgets all objects, counters and runtime fault changes (the clock keeps its time) |
 //! | `GET /_sim/faults`, `PUT /_sim/faults` | reads / changes faults at run time (partial updates) |
 //! | `GET/POST/DELETE /_sim/faults/script` | lists / appends / clears scripted faults: `{"route"?, "status" \| "drop": true, "times"?, "retryAfterMs"?}` |
@@ -16,6 +16,8 @@
 //! | `POST /_sim/invitations/{email}/decline` | the invitee declines |
 //! | `POST /_sim/workspaces/{ws}/users` | `{"email", "role"?, "source"?, "accepted"?}`: puts a user straight into the workspace, as if added outside the operator (role `member`, source `invitation`, accepted `true` by default); replaces any record of that address |
 //! | `POST /_sim/workspaces/{ws}/members` | the same (its older name) |
+//! | `POST /_sim/workspaces/{ws}/foreign`, `DELETE` | the name is held (released) by another account (see [`super::workspaces::control`]) |
+//! | `POST /_sim/workspaces/{ws}/fail` | `{"message"?}`: the workspace turns `error` now |
 //! | `POST /_sim/workspaces/{ws}/sandboxes/{name}/fail` | `{"message"}`: the sandbox turns `FAILED` now |
 //! | `POST /_sim/workspaces/{ws}/malformed` | `{"collection": "users" \| "sandboxes", "record": <any JSON>}`: that raw record is appended to the workspace's `GET /users` or `GET /sandboxes` answers (on the last page when paginated); a sandbox record whose `metadata.name` is a string also answers `GET /sandboxes/{that name}` while no live sandbox has it |
 //! | `DELETE /_sim/workspaces/{ws}/malformed` | removes the workspace's raw records |
@@ -37,7 +39,7 @@ use super::faults::ScriptedFault;
 use super::state::{Malformed, Sim, Workspace, World, lock};
 use super::users::{Role, Source, Standing, UserRecord, render_invitation, render_user};
 use super::util::validate_email;
-use super::{previews, sandboxes, users};
+use super::{previews, sandboxes, users, workspaces};
 
 /// The `/_sim` routes (to be nested under `/_sim`).
 pub fn router() -> Router<Arc<Sim>> {
@@ -58,6 +60,11 @@ pub fn router() -> Router<Arc<Sim>> {
         .route("/invitations/{email}/decline", post(decline))
         .route("/workspaces/{ws}/users", post(add_member))
         .route("/workspaces/{ws}/members", post(add_member))
+        .route(
+            "/workspaces/{ws}/foreign",
+            post(workspaces::control::add_foreign).delete(workspaces::control::remove_foreign),
+        )
+        .route("/workspaces/{ws}/fail", post(workspaces::control::fail))
         .route("/workspaces/{ws}/sandboxes/{name}/fail", post(fail_sandbox))
         .route(
             "/workspaces/{ws}/malformed",
@@ -256,7 +263,12 @@ async fn state(State(sim): State<Arc<Sim>>) -> Json<Value> {
             .collect();
         workspaces.insert(
             name.clone(),
-            json!({ "users": users, "sandboxes": sandboxes, "malformed": ws.malformed.to_json() }),
+            json!({
+                "workspace": workspaces::render(&ws.meta, now, &sim),
+                "users": users,
+                "sandboxes": sandboxes,
+                "malformed": ws.malformed.to_json(),
+            }),
         );
     }
     Json(json!({
@@ -274,9 +286,13 @@ async fn state(State(sim): State<Arc<Sim>>) -> Json<Value> {
             "maxBodyBytes": cfg.max_body_bytes,
             "seed": cfg.seed,
             "workspaces": cfg.effective_api_keys().iter().map(|k| k.workspace.clone()).collect::<Vec<_>>(),
+            "accountKeys": cfg.account_keys.len(),
+            "workspaceReadyTime": human(cfg.workspace_ready_time),
+            "foreignWorkspaces": cfg.foreign_workspaces,
         },
         "faults": faults,
         "workspaces": workspaces,
+        "foreignWorkspaces": world.foreign.iter().collect::<Vec<_>>(),
     }))
 }
 

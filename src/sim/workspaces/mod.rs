@@ -24,8 +24,9 @@
 //! - `accountId` is [`ACCOUNT_ID`]; `region` defaults to `us-pdx-1`, `runtime.generation` to `mk3`.
 //!
 //! Files: [`record`] (the record and its status), [`input`] (bodies), [`render`] (answers), [`names`]
-//! (availability), [`routes`] (the API).
+//! (availability), [`routes`] (the API), [`control`] (the `/_sim/` routes about workspaces).
 
+pub mod control;
 pub mod input;
 pub mod names;
 pub mod record;
