@@ -25,6 +25,8 @@ use common::schema::{
     Ty, WORKSPACE, WORKSPACE_USER_2025, WORKSPACE_USER_2026, assert_array_of, assert_shape,
 };
 use common::{Answer, Harness, config, sandbox_body};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -1270,4 +1272,130 @@ async fn state_shows_workspaces_and_failures() {
         )
         .await;
     assert_error(&a, StatusCode::NOT_FOUND, "fail unknown");
+}
+
+// ---- robustness ----
+
+/// A random JSON value (seeded), to put where a valid one was.
+fn random_value(rng: &mut StdRng, depth: u32) -> Value {
+    match rng.random_range(0..if depth > 2 { 6 } else { 8 }) {
+        0 => Value::Null,
+        1 => json!(rng.random::<bool>()),
+        2 => json!(rng.random::<i64>()),
+        3 => json!(rng.random::<f64>() * 1e6),
+        4 => json!(""),
+        5 => json!("\u{0}é💥 \"q\" \\ ../.."),
+        6 => Value::Array(
+            (0..rng.random_range(0..4))
+                .map(|_| random_value(rng, depth + 1))
+                .collect(),
+        ),
+        _ => Value::Object(
+            (0..rng.random_range(0..4))
+                .map(|i| (format!("k{i}"), random_value(rng, depth + 1)))
+                .collect(),
+        ),
+    }
+}
+
+/// Mangled bodies on the workspace routes and the users control route: garbage and non-objects are 400,
+/// a valid body with one field replaced is accepted or refused with a 4xx, never a 5xx; the server keeps
+/// answering.
+#[tokio::test]
+async fn mangled_workspace_bodies_never_cause_server_errors() {
+    let h = Harness::start(cfg(ApiGeneration::V2026)).await;
+    let api = |path: &str| format!("{}{path}", h.sim.base_url());
+    let routes: Vec<(Method, String, Value)> = vec![
+        (
+            Method::POST,
+            api("/workspaces"),
+            json!({ "name": "fz", "displayName": "F", "labels": { "a": "b" }, "region": "r",
+                    "runtime": { "generation": "mk3", "sandbox": { "disableProcessLogging": true } },
+                    "groupMappings": [{ "groupName": "g", "role": "member" }],
+                    "hipaaInfo": { "unsafe": { "enabled": false } } }),
+        ),
+        (
+            Method::PUT,
+            api("/workspaces/ws-a"),
+            json!({ "displayName": "A", "labels": { "a": "b" }, "runtime": { "generation": "x" },
+                    "hipaaInfo": { "unsafe": { "enabled": true } } }),
+        ),
+        (
+            Method::POST,
+            api("/workspaces/availability?withReason=true"),
+            json!({ "name": "fz-free" }),
+        ),
+        (
+            Method::POST,
+            format!("{}/_sim/workspaces/ws-a/users", h.sim.root_url()),
+            json!({ "email": "f@example.com", "role": "admin", "source": "directory_sync", "accepted": false }),
+        ),
+    ];
+    let mut rng = StdRng::seed_from_u64(0x5eed_0ff1);
+    for round in 0..40 {
+        for (method, url, valid) in &routes {
+            let text = valid.to_string();
+            let cut = rng.random_range(0..text.len());
+            let garbage: Vec<u8> = (0..rng.random_range(1..48)).map(|_| rng.random()).collect();
+            let not_objects = [json!([]), json!(1), json!("s"), json!(null), json!(true)];
+            let bodies = [
+                text.as_bytes()[..cut].to_vec(),
+                garbage,
+                not_objects[round % not_objects.len()]
+                    .to_string()
+                    .into_bytes(),
+            ];
+            for body in bodies {
+                let a = h
+                    .send(
+                        h.http
+                            .request(method.clone(), url)
+                            .bearer_auth(ACCOUNT)
+                            .header("content-type", "application/json")
+                            .body(body),
+                    )
+                    .await;
+                assert_error(&a, StatusCode::BAD_REQUEST, &format!("{method} {url}"));
+            }
+            // One top-level or nested value replaced by a random one.
+            let mut mutated = valid.clone();
+            let keys: Vec<String> = valid.as_object().unwrap().keys().cloned().collect();
+            let key = &keys[rng.random_range(0..keys.len())];
+            let new = random_value(&mut rng, 0);
+            match (&mut mutated[key.as_str()], rng.random::<bool>()) {
+                (Value::Object(inner), true) if !inner.is_empty() => {
+                    let k = inner.keys().next().unwrap().clone();
+                    inner.insert(k, new);
+                }
+                (slot, _) => *slot = new,
+            }
+            let a = h
+                .send(
+                    h.http
+                        .request(method.clone(), url)
+                        .bearer_auth(ACCOUNT)
+                        .json(&mutated),
+                )
+                .await;
+            assert!(
+                a.status == StatusCode::OK || a.status.is_client_error(),
+                "{method} {url} with {mutated}: {} {}",
+                a.status,
+                a.raw
+            );
+            if a.status.is_client_error() {
+                assert_shape(&ERROR, &a.body);
+            }
+            // Start over for the next round: the create must be able to succeed again.
+            acct(&h, Method::DELETE, "/workspaces/fz", None).await;
+        }
+    }
+    let stats = h.sim_get("/stats").await;
+    for (status, _) in stats["byStatus"].as_object().unwrap() {
+        assert!(!status.starts_with('5'), "a 5xx slipped through: {stats}");
+    }
+    // ws-b was never written to, so its record still matches the definition exactly.
+    let a = acct(&h, Method::GET, "/workspaces/ws-b", None).await;
+    assert_eq!(a.status, StatusCode::OK, "the server still answers");
+    assert_workspace(ApiGeneration::V2026, &a.body, &[]);
 }
