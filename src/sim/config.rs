@@ -151,6 +151,15 @@ pub struct SimConfig {
     pub manual_clock: bool,
     /// Largest accepted request body in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Keys of the simulator's one account: they list, create, update and delete the account's workspaces
+    /// and act in any of them (the workspace chosen per request by `X-Blaxel-Workspace`).
+    pub account_keys: Vec<String>,
+    /// How long a new workspace takes to pass from `created` through `account_binded`, `account_configured`
+    /// and `workspace_configured` to `ready` (each step a quarter of it). Workspaces named by
+    /// [`SimConfig::api_keys`] are `ready` from the start.
+    pub workspace_ready_time: Duration,
+    /// Workspace names taken by another account: never available, and this account's keys get 403 on them.
+    pub foreign_workspaces: Vec<String>,
 }
 
 impl SimConfig {
@@ -172,7 +181,8 @@ impl SimConfig {
         }
     }
 
-    /// Checks the values clap cannot check on its own (fractions, rates).
+    /// Checks the values clap cannot check on its own (fractions, rates), and that keys and workspace names
+    /// do not contradict each other.
     ///
     /// # Errors
     /// A human-readable description of the first invalid value.
@@ -180,6 +190,30 @@ impl SimConfig {
         validate_faults(&self.faults)?;
         if self.max_body_bytes == 0 {
             return Err("max body size must be positive".to_owned());
+        }
+        let workspace_keys = self.effective_api_keys();
+        for key in &self.account_keys {
+            if &parse_account_key(key)? != key {
+                return Err("an account key must not have surrounding spaces".to_owned());
+            }
+            if workspace_keys.iter().any(|k| &k.key == key) {
+                return Err(format!(
+                    "key {:?} is given both as an account key and as a workspace key",
+                    redact(key)
+                ));
+            }
+        }
+        for name in &self.foreign_workspaces {
+            crate::sim::util::validate_name(
+                "workspace",
+                name,
+                crate::sim::workspaces::MAX_NAME_LEN,
+            )?;
+            if workspace_keys.iter().any(|k| &k.workspace == name) {
+                return Err(format!(
+                    "workspace {name:?} is bound to an API key, so it cannot also belong to another account"
+                ));
+            }
         }
         Ok(())
     }
@@ -228,6 +262,9 @@ impl Default for SimConfig {
             seed: None,
             manual_clock: false,
             max_body_bytes: 1024 * 1024,
+            account_keys: Vec::new(),
+            workspace_ready_time: Duration::from_secs(1),
+            foreign_workspaces: Vec::new(),
         }
     }
 }
@@ -243,6 +280,34 @@ fn parse_optional_duration(s: &str) -> Result<OptionalDuration, String> {
         "never" | "off" | "none" => Ok(OptionalDuration(None)),
         _ => parse_duration(s).map(|d| OptionalDuration(Some(d))),
     }
+}
+
+/// The first characters of a key, for error messages that must not print a whole secret.
+fn redact(key: &str) -> String {
+    let head: String = key.chars().take(4).collect();
+    format!("{head}…")
+}
+
+/// Checks an account key (trimmed): non-empty, not a simulated user token.
+fn parse_account_key(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("an account key must not be empty".to_owned());
+    }
+    if s.starts_with(crate::sim::auth::USER_TOKEN_PREFIX) {
+        return Err(format!(
+            "account keys must not start with {:?}: that prefix names simulated user tokens",
+            crate::sim::auth::USER_TOKEN_PREFIX
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// Checks a workspace name given on the command line.
+fn parse_workspace_name(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    crate::sim::util::validate_name("workspace", s, crate::sim::workspaces::MAX_NAME_LEN)?;
+    Ok(s.to_owned())
 }
 
 fn parse_fraction(s: &str) -> Result<f64, String> {
@@ -374,6 +439,33 @@ pub struct SimArgs {
     /// Largest accepted request body in bytes (larger ones get 413).
     #[arg(long, env = "BLAXEL_SIM_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Key of the simulator's one account: it manages the account's workspaces (/workspaces) and acts in any
+    /// of them (chosen by X-Blaxel-Workspace); repeatable (or comma-separated in the variable).
+    #[arg(
+        long = "account-key",
+        env = "BLAXEL_SIM_ACCOUNT_KEYS",
+        hide_env_values = true,
+        value_name = "KEY",
+        value_delimiter = ',',
+        value_parser = parse_account_key
+    )]
+    pub account_keys: Vec<String>,
+
+    /// How long a new workspace takes to become ready (created, account_binded, account_configured,
+    /// workspace_configured, each a quarter of it, then ready).
+    #[arg(long, env = "BLAXEL_SIM_WORKSPACE_READY_TIME", value_parser = parse_duration, default_value = "1s")]
+    pub workspace_ready_time: Duration,
+
+    /// Workspace name taken by another account (never available; 403 to this account); repeatable.
+    #[arg(
+        long = "foreign-workspace",
+        env = "BLAXEL_SIM_FOREIGN_WORKSPACES",
+        value_name = "NAME",
+        value_delimiter = ',',
+        value_parser = parse_workspace_name
+    )]
+    pub foreign_workspaces: Vec<String>,
 }
 
 impl From<&SimArgs> for SimConfig {
@@ -405,6 +497,9 @@ impl From<&SimArgs> for SimConfig {
             seed: a.seed,
             manual_clock: a.manual_clock,
             max_body_bytes: a.max_body_bytes,
+            account_keys: a.account_keys.clone(),
+            workspace_ready_time: a.workspace_ready_time,
+            foreign_workspaces: a.foreign_workspaces.clone(),
         }
     }
 }
@@ -477,6 +572,14 @@ mod tests {
             "0.25",
             "--seed",
             "7",
+            "--account-key",
+            "acct-1",
+            "--account-key",
+            "acct-2",
+            "--workspace-ready-time",
+            "4s",
+            "--foreign-workspace",
+            "taken-elsewhere",
         ])
         .unwrap();
         let c = SimConfig::from(cli.sim);
@@ -495,6 +598,13 @@ mod tests {
         );
         assert!((c.faults.error_rate - 0.25).abs() < f64::EPSILON);
         assert_eq!(c.seed, Some(7));
+        assert_eq!(
+            c.account_keys,
+            vec!["acct-1".to_owned(), "acct-2".to_owned()]
+        );
+        assert_eq!(c.workspace_ready_time, Duration::from_secs(4));
+        assert_eq!(c.foreign_workspaces, vec!["taken-elsewhere".to_owned()]);
+        assert!(c.validate().is_ok());
     }
 
     /// Out-of-range fractions and malformed keys are rejected at parse time, not at the first request.
@@ -504,5 +614,30 @@ mod tests {
         assert!(Cli::try_parse_from(["x", "--api-key", "nokey"]).is_err());
         assert!(Cli::try_parse_from(["x", "--api-key", "user:a=ws"]).is_err());
         assert!(Cli::try_parse_from(["x", "--deploy-time", "soon"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--account-key", "user:a"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--account-key", ""]).is_err());
+        assert!(Cli::try_parse_from(["x", "--foreign-workspace", "Not_A_Name"]).is_err());
+    }
+
+    /// A key cannot be both an account key and a workspace key, and a foreign name cannot be one of this
+    /// account's workspaces: such configurations are refused before the server starts.
+    #[test]
+    fn contradictory_keys_and_names_rejected() {
+        let both = SimConfig {
+            account_keys: vec![SimConfig::DEFAULT_API_KEY.to_owned()],
+            ..SimConfig::default()
+        };
+        assert!(both.validate().is_err());
+        let ours = SimConfig {
+            foreign_workspaces: vec![SimConfig::DEFAULT_WORKSPACE.to_owned()],
+            ..SimConfig::default()
+        };
+        assert!(ours.validate().is_err());
+        let fine = SimConfig {
+            account_keys: vec!["acct".to_owned()],
+            foreign_workspaces: vec!["elsewhere".to_owned()],
+            ..SimConfig::default()
+        };
+        assert!(fine.validate().is_ok());
     }
 }

@@ -6,7 +6,7 @@
 //! | `GET /_sim/health` | `{"ok": true}` |
 //! | `GET /_sim/stats` | request counters (see [`super::stats::Stats::snapshot`]) |
 //! | `POST /_sim/stats/reset` | zeroes the counters |
-//! | `GET /_sim/state` | the whole world as JSON (workspaces, users, sandboxes, previews, tokens, malformed records) |
+//! | `GET /_sim/state` | the whole world as JSON (workspaces with their record, users, sandboxes, previews, tokens, malformed records; names held by other accounts) |
 //! | `POST /_sim/reset` | forgets all objects, counters and runtime fault changes (the clock keeps its time) |
 //! | `GET /_sim/faults`, `PUT /_sim/faults` | reads / changes faults at run time (partial updates) |
 //! | `GET/POST/DELETE /_sim/faults/script` | lists / appends / clears scripted faults: `{"route"?, "status" \| "drop": true, "times"?, "retryAfterMs"?}` |
@@ -14,7 +14,10 @@
 //! | `POST /_sim/clock/advance` | `{"seconds": N}` or `{"ms": N}`: moves the clock forward |
 //! | `POST /_sim/invitations/{email}/accept` | the invitee accepts (`?workspace=`; default: every workspace inviting them) |
 //! | `POST /_sim/invitations/{email}/decline` | the invitee declines |
-//! | `POST /_sim/workspaces/{ws}/members` | `{"email", "role"}`: adds an accepted member directly (out-of-band drift) |
+//! | `POST /_sim/workspaces/{ws}/users` | `{"email", "role"?, "source"?, "accepted"?}`: puts a user straight into the workspace, as if added outside the operator (role `member`, source `invitation`, accepted `true` by default); replaces any record of that address |
+//! | `POST /_sim/workspaces/{ws}/members` | the same (its older name) |
+//! | `POST /_sim/workspaces/{ws}/foreign`, `DELETE` | the name is held (released) by another account (see [`super::workspaces::control`]) |
+//! | `POST /_sim/workspaces/{ws}/fail` | `{"message"?}`: the workspace turns `error` now |
 //! | `POST /_sim/workspaces/{ws}/sandboxes/{name}/fail` | `{"message"}`: the sandbox turns `FAILED` now |
 //! | `POST /_sim/workspaces/{ws}/malformed` | `{"collection": "users" \| "sandboxes", "record": <any JSON>}`: that raw record is appended to the workspace's `GET /users` or `GET /sandboxes` answers (on the last page when paginated); a sandbox record whose `metadata.name` is a string also answers `GET /sandboxes/{that name}` while no live sandbox has it |
 //! | `DELETE /_sim/workspaces/{ws}/malformed` | removes the workspace's raw records |
@@ -34,9 +37,9 @@ use super::config::{Faults, RateLimit, default_burst, validate_faults};
 use super::error::ApiError;
 use super::faults::ScriptedFault;
 use super::state::{Malformed, Sim, Workspace, World, lock};
-use super::users::{Role, Standing, UserRecord, render_invitation, render_user};
+use super::users::{Role, Source, Standing, UserRecord, render_invitation, render_user};
 use super::util::validate_email;
-use super::{previews, sandboxes, users};
+use super::{previews, sandboxes, users, workspaces};
 
 /// The `/_sim` routes (to be nested under `/_sim`).
 pub fn router() -> Router<Arc<Sim>> {
@@ -55,7 +58,13 @@ pub fn router() -> Router<Arc<Sim>> {
         .route("/clock/advance", post(advance))
         .route("/invitations/{email}/accept", post(accept))
         .route("/invitations/{email}/decline", post(decline))
+        .route("/workspaces/{ws}/users", post(add_member))
         .route("/workspaces/{ws}/members", post(add_member))
+        .route(
+            "/workspaces/{ws}/foreign",
+            post(workspaces::control::add_foreign).delete(workspaces::control::remove_foreign),
+        )
+        .route("/workspaces/{ws}/fail", post(workspaces::control::fail))
         .route("/workspaces/{ws}/sandboxes/{name}/fail", post(fail_sandbox))
         .route(
             "/workspaces/{ws}/malformed",
@@ -254,7 +263,12 @@ async fn state(State(sim): State<Arc<Sim>>) -> Json<Value> {
             .collect();
         workspaces.insert(
             name.clone(),
-            json!({ "users": users, "sandboxes": sandboxes, "malformed": ws.malformed.to_json() }),
+            json!({
+                "workspace": workspaces::render(&ws.meta, now, &sim),
+                "users": users,
+                "sandboxes": sandboxes,
+                "malformed": ws.malformed.to_json(),
+            }),
         );
     }
     Json(json!({
@@ -272,9 +286,13 @@ async fn state(State(sim): State<Arc<Sim>>) -> Json<Value> {
             "maxBodyBytes": cfg.max_body_bytes,
             "seed": cfg.seed,
             "workspaces": cfg.effective_api_keys().iter().map(|k| k.workspace.clone()).collect::<Vec<_>>(),
+            "accountKeys": cfg.account_keys.len(),
+            "workspaceReadyTime": human(cfg.workspace_ready_time),
+            "foreignWorkspaces": cfg.foreign_workspaces,
         },
         "faults": faults,
         "workspaces": workspaces,
+        "foreignWorkspaces": world.foreign.iter().collect::<Vec<_>>(),
     }))
 }
 
@@ -339,11 +357,19 @@ async fn decline(
     Ok(Json(Value::Array(out)))
 }
 
+/// Puts a user straight into a workspace, as if added outside the operator (SCIM, domain capture, the web
+/// console): `{"email", "role"?, "source"?, "accepted"?}`. Replaces any record of that address.
 async fn add_member(
     State(sim): State<Arc<Sim>>,
     SimPath(ws): SimPath<String>,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
+    let known = ["email", "role", "source", "accepted"];
+    if let Some(k) = body.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "unknown key {k:?}; known: {known:?}"
+        )));
+    }
     let email = field::opt_str(&body, "email", "email")?
         .ok_or_else(|| ApiError::bad_request("email is required"))?;
     validate_email(email).map_err(ApiError::bad_request)?;
@@ -353,15 +379,20 @@ async fn add_member(
             Role::parse(r).ok_or_else(|| ApiError::bad_request("role must be admin or member"))?
         }
     };
+    let source = match field::opt_str(&body, "source", "source")? {
+        None => Source::Invitation,
+        Some(s) => Source::parse(s).ok_or_else(|| {
+            ApiError::bad_request("source must be invitation, directory_sync or domain_capture")
+        })?,
+    };
+    let accepted = field::opt_bool(&body, "accepted", "accepted")?.unwrap_or(true);
     let now = sim.clock.now();
     let mut world = sim.world();
-    let w = world
-        .workspaces
-        .get_mut(&ws)
-        .ok_or_else(|| ApiError::not_found(format!("workspace {ws:?} not found")))?;
+    let w = workspace(&mut world, &ws)?;
     let mut r = UserRecord::invitation(&email.to_ascii_lowercase(), now, "sim");
     r.role = role;
-    r.accepted_at = Some(now);
+    r.source = source;
+    r.accepted_at = accepted.then_some(now);
     w.users.put(r.clone());
     Ok(Json(render_user(&r, now, &sim.config)))
 }

@@ -1,6 +1,6 @@
 //! The embedded Blaxel API simulator (`blaxel-operator simulate`): a stateful, in-memory HTTP server that
-//! speaks the Blaxel control-plane API under `/v0` (workspace members and invitations, sandboxes, previews
-//! and preview tokens) in either API generation, with time-based lifecycles driven by a clock tests can
+//! speaks the Blaxel control-plane API under `/v0` (workspaces, workspace members and invitations, sandboxes,
+//! previews and preview tokens) in either API generation, with time-based lifecycles driven by a clock tests can
 //! advance, injectable faults, and introspection under `/_sim/`.
 //!
 //! It is a product feature: users point the operator (or anything that speaks the Blaxel API, via
@@ -11,8 +11,8 @@
 //! - [`config`]: flags ([`SimArgs`]) and settings ([`SimConfig`]).
 //! - [`state`]: the shared [`state::Sim`] (world, clock, stats, faults) behind one lock.
 //! - [`clock`]: the advanceable simulator clock; all transitions are computed lazily from it.
-//! - [`auth`]: bearer keys bound to workspaces (401/403), simulated invitee tokens.
-//! - [`users`], [`sandboxes`], [`previews`]: the API routes and their models.
+//! - [`auth`]: workspace keys and account keys (401/403), workspace selection, simulated invitee tokens.
+//! - [`workspaces`], [`users`], [`sandboxes`], [`previews`]: the API routes and their models.
 //! - [`faults`]: latency, drops, rate limits, injected 5xx. [`stats`]: request counters.
 //! - [`control`]: the `/_sim/` routes. [`error`]: both error bodies. [`body`]: tolerant extractors.
 //! - [`conn`]: connections that fault injection can drop. [`util`]: validation and hashing helpers.
@@ -31,6 +31,7 @@ pub mod state;
 pub mod stats;
 pub mod users;
 pub mod util;
+pub mod workspaces;
 
 use std::future::Future;
 use std::io;
@@ -60,6 +61,20 @@ use state::Sim;
 /// other way, a "dropped" request gets a 503 instead of a closed connection.
 pub fn router(sim: Arc<Sim>) -> Router {
     let mut api = Router::new()
+        .route(
+            "/v0/workspaces",
+            get(workspaces::list).post(workspaces::create),
+        )
+        .route(
+            "/v0/workspaces/availability",
+            post(workspaces::availability),
+        )
+        .route(
+            "/v0/workspaces/{name}",
+            get(workspaces::get)
+                .put(workspaces::update)
+                .delete(workspaces::delete),
+        )
         .route("/v0/users", get(users::list).post(users::invite))
         .route(
             "/v0/users/{subOrEmail}",
@@ -219,6 +234,12 @@ impl SimHandle {
             })
     }
 
+    /// The first configured account key, if any.
+    #[must_use]
+    pub fn account_key(&self) -> Option<String> {
+        self.sim.config.account_keys.first().cloned()
+    }
+
     /// The configuration it runs with.
     #[must_use]
     pub fn config(&self) -> &SimConfig {
@@ -319,7 +340,13 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
             generation_name(config.generation)
         );
     }
-    tracing::info!(%addr, generation = generation_name(config.generation), ?workspaces, "simulator listening");
+    if !config.account_keys.is_empty() {
+        crate::say!(
+            "  {} account key(s): they manage workspaces under http://{addr}/v0/workspaces",
+            config.account_keys.len()
+        );
+    }
+    tracing::info!(%addr, generation = generation_name(config.generation), ?workspaces, account_keys = config.account_keys.len(), "simulator listening");
     serve_sim(Arc::new(Sim::new(config)), listener, termination()).await?;
     tracing::info!("simulator stopped");
     Ok(())

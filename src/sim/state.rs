@@ -1,23 +1,26 @@
-//! The simulator's shared state: configuration, clock, the in-memory world (one [`Workspace`] per workspace
-//! an API key is bound to), request statistics and the fault injector.
+//! The simulator's shared state: configuration, clock, the in-memory world (the account's [`Workspace`]s: one
+//! per workspace an API key is bound to, plus those created through `POST /workspaces`, and the names other
+//! accounts hold), request statistics and the fault injector.
 //!
 //! One `Mutex` guards the world. Every handler takes it once, does O(log n) work (O(n) only for listings),
 //! and releases it before any `.await`, so there are no lock-order or await-holding hazards. A poisoned lock
 //! is recovered rather than propagated: the world holds plain data, valid after any panic in a handler.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::{Value, json};
 
+use super::auth::KeyScope;
 use super::clock::SimClock;
 use super::config::SimConfig;
 use super::faults::FaultState;
 use super::sandboxes::SandboxBook;
 use super::stats::Stats;
 use super::users::UserBook;
+use super::workspaces::WorkspaceRecord;
 
 /// Locks a mutex, recovering the data if a previous holder panicked.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -37,8 +40,10 @@ pub(crate) fn make_rng(seed: Option<u64>, salt: u64) -> StdRng {
 const WORLD_SALT: u64 = 0x5eed_0001;
 
 /// Everything one workspace holds.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Workspace {
+    /// The workspace itself (name, id, labels, status ...).
+    pub meta: WorkspaceRecord,
     /// Members and invitations.
     pub users: UserBook,
     /// Sandboxes (with their previews and tokens).
@@ -56,6 +61,19 @@ pub struct Malformed {
     /// Appended to every `GET /sandboxes` answer (on the last page when paginated); one whose
     /// `metadata.name` is a string also answers `GET /sandboxes/{that name}` while no live sandbox has it.
     pub sandboxes: Vec<Value>,
+}
+
+impl Workspace {
+    /// A workspace with no users, sandboxes or raw records.
+    #[must_use]
+    pub fn new(meta: WorkspaceRecord) -> Self {
+        Self {
+            meta,
+            users: UserBook::default(),
+            sandboxes: SandboxBook::default(),
+            malformed: Malformed::default(),
+        }
+    }
 }
 
 impl Malformed {
@@ -77,8 +95,10 @@ impl Malformed {
 /// All workspaces plus the world's own random stream and sequence counter.
 #[derive(Debug)]
 pub struct World {
-    /// Workspaces by name.
+    /// The account's workspaces by name.
     pub workspaces: BTreeMap<String, Workspace>,
+    /// Workspace names other accounts hold (names are global).
+    pub foreign: BTreeSet<String>,
     /// Random stream for generated values (preview tokens).
     pub rng: StdRng,
     /// Monotonic counter for tie-breaking creation order.
@@ -90,10 +110,14 @@ impl World {
         let workspaces = config
             .effective_api_keys()
             .into_iter()
-            .map(|k| (k.workspace, Workspace::default()))
+            .map(|k| {
+                let meta = WorkspaceRecord::seeded(&k.workspace);
+                (k.workspace, Workspace::new(meta))
+            })
             .collect();
         Self {
             workspaces,
+            foreign: config.foreign_workspaces.iter().cloned().collect(),
             rng: make_rng(config.seed, WORLD_SALT),
             seq: 0,
         }
@@ -111,8 +135,8 @@ impl World {
 pub struct Sim {
     /// Settings it was started with.
     pub config: SimConfig,
-    /// Bearer key → workspace.
-    pub keys: HashMap<String, String>,
+    /// Bearer key → what it may do (one workspace, or the whole account).
+    pub keys: HashMap<String, KeyScope>,
     /// The simulator clock.
     pub clock: SimClock,
     world: Mutex<World>,
@@ -126,11 +150,17 @@ impl Sim {
     /// A fresh simulator.
     #[must_use]
     pub fn new(config: SimConfig) -> Self {
-        let keys = config
+        let mut keys: HashMap<String, KeyScope> = config
             .effective_api_keys()
             .into_iter()
-            .map(|k| (k.key, k.workspace))
+            .map(|k| (k.key, KeyScope::Workspace(k.workspace)))
             .collect();
+        keys.extend(
+            config
+                .account_keys
+                .iter()
+                .map(|k| (k.clone(), KeyScope::Account)),
+        );
         Self {
             keys,
             clock: SimClock::new(config.manual_clock),

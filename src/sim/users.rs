@@ -35,6 +35,7 @@ use super::config::{ApiGeneration, SimConfig};
 use super::error::ApiError;
 use super::state::{Sim, World};
 use super::util::{fnv1a, validate_email};
+use super::workspaces::render as render_workspace;
 
 /// A workspace role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,41 @@ impl Role {
         match self {
             Self::Admin => "admin",
             Self::Member => "member",
+        }
+    }
+}
+
+/// How a user came into the workspace (2026 `WorkspaceUser.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Source {
+    /// Invited (`POST /users`): the only way through the API.
+    #[default]
+    Invitation,
+    /// Provisioned by the identity provider's directory (SCIM); only through `/_sim/`.
+    DirectorySync,
+    /// Joined by e-mail domain; only through `/_sim/`.
+    DomainCapture,
+}
+
+impl Source {
+    /// Parses the API spelling.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "invitation" => Some(Self::Invitation),
+            "directory_sync" => Some(Self::DirectorySync),
+            "domain_capture" => Some(Self::DomainCapture),
+            _ => None,
+        }
+    }
+
+    /// The API spelling.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invitation => "invitation",
+            Self::DirectorySync => "directory_sync",
+            Self::DomainCapture => "domain_capture",
         }
     }
 }
@@ -96,6 +132,8 @@ pub struct UserRecord {
     pub updated_by: String,
     /// Explicit acceptance (join, `/_sim/` accept, seeded member); automatic acceptance is computed.
     pub accepted_at: Option<SimTime>,
+    /// How the user came in (rendered in the 2026 generation).
+    pub source: Source,
 }
 
 impl UserRecord {
@@ -111,6 +149,7 @@ impl UserRecord {
             updated_at: now,
             updated_by: by.to_owned(),
             accepted_at: None,
+            source: Source::Invitation,
         }
     }
 
@@ -238,7 +277,7 @@ pub fn render_user(r: &UserRecord, now: SimTime, cfg: &SimConfig) -> Value {
         }
     }
     if cfg.generation == ApiGeneration::V2026 {
-        m.insert("source".into(), json!("invitation"));
+        m.insert("source".into(), json!(r.source.as_str()));
     }
     Value::Object(m)
 }
@@ -448,19 +487,6 @@ pub fn decline(
     }
 }
 
-/// The `Workspace` object the join route answers with.
-fn render_workspace(name: &str, clock: &SimClock) -> Value {
-    json!({
-        "name": name,
-        "displayName": name,
-        "id": format!("{:016x}", fnv1a(name.as_bytes())),
-        "status": "ready",
-        "region": "us-pdx-1",
-        "createdAt": clock.rfc3339(SimTime(0)),
-        "updatedAt": clock.rfc3339(SimTime(0)),
-    })
-}
-
 /// `POST /workspaces/{ws}/join` (2025): the invitee accepts; answers `PendingInvitationAccept`.
 pub async fn join(
     State(sim): State<Arc<Sim>>,
@@ -470,8 +496,9 @@ pub async fn join(
     let now = sim.clock.now();
     let mut world = sim.world();
     let r = accept(&mut world, &sim, &ws, &invitee.email, now)?;
+    let workspace = workspace_mut(&mut world, &ws)?;
     Ok(Json(
-        json!({ "email": r.email, "workspace": render_workspace(&ws, &sim.clock) }),
+        json!({ "email": r.email, "workspace": render_workspace(&workspace.meta, now, &sim) }),
     ))
 }
 
