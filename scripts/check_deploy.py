@@ -108,12 +108,19 @@ MUST_FAIL: dict[str, tuple[dict, str]] = {
 # Kinds backed by CRDs that the Kubernetes schemas do not describe.
 CRD_KINDS = {"ServiceMonitor"}
 
+def served_kinds() -> list[tuple[str, str]]:
+    """(plural, kind) of every CRD in crds/: the one list of kinds the checks below derive from, so a new
+    kind that the RBAC, the Argo CD patch or the fake API server forgets fails here."""
+    docs = yaml.safe_load_all((REPO / "crds" / "blaxel.ai.yaml").read_text())
+    return [(d["spec"]["names"]["plural"], d["spec"]["names"]["kind"]) for d in docs if d]
+
+
+KINDS = served_kinds()
+
 # The RBAC the operator needs, exactly: (apiGroup, resource) -> verbs.
 CLUSTER_RULES = {
-    ("blaxel.ai", "workspacemembers"): {"get", "list", "watch", "patch", "update"},
-    ("blaxel.ai", "sandboxes"): {"get", "list", "watch", "patch", "update"},
-    ("blaxel.ai", "workspacemembers/status"): {"get", "patch"},
-    ("blaxel.ai", "sandboxes/status"): {"get", "patch"},
+    **{("blaxel.ai", plural): {"get", "list", "watch", "patch", "update"} for plural, _ in KINDS},
+    **{("blaxel.ai", f"{plural}/status"): {"get", "patch"} for plural, _ in KINDS},
     ("", "secrets"): {"get"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("", "events"): {"create", "patch"},
@@ -170,10 +177,7 @@ RESOURCES = {
     ("policy", "v1"): [("poddisruptionbudgets", "PodDisruptionBudget", True)],
     ("apiextensions.k8s.io", "v1"): [("customresourcedefinitions", "CustomResourceDefinition", False)],
     ("monitoring.coreos.com", "v1"): [("servicemonitors", "ServiceMonitor", True)],
-    ("blaxel.ai", "v1alpha1"): [
-        ("workspacemembers", "WorkspaceMember", True),
-        ("sandboxes", "Sandbox", True),
-    ],
+    ("blaxel.ai", "v1alpha1"): [(plural, kind, True) for plural, kind in KINDS],
 }
 
 
@@ -610,8 +614,8 @@ def check_render(name: str, values: dict, objs: list[dict], version: str, skippe
         if secret.get("metadata", {}).get("name") != key.get("name"):
             fail(where, "BL_API_KEY does not refer to the created Secret")
     crds = [o for o in objs if o.get("kind") == "CustomResourceDefinition"]
-    if len(crds) != 2:
-        fail(where, f"expected the 2 CRDs (crds/ or the templated copy) to be installed, got {len(crds)}")
+    if len(crds) != len(KINDS):
+        fail(where, f"expected the {len(KINDS)} CRDs (crds/ or the templated copy) to be installed, got {len(crds)}")
     templated = merged["crds"]["templated"]
     for crd in crds:
         keep = crd["metadata"].get("annotations", {}).get("helm.sh/resource-policy") == "keep"
@@ -904,7 +908,7 @@ def check_argocd() -> None:
     where = "deploy/argocd"
     script = (DEPLOY / "argocd" / "health-check.lua").read_text()
     patch = yaml.safe_load((DEPLOY / "argocd" / "argocd-cm-patch.yaml").read_text())
-    for kind in ("WorkspaceMember", "Sandbox"):
+    for _, kind in KINDS:
         if patch["data"].get(f"resource.customizations.health.blaxel.ai_{kind}") != script:
             fail(where, f"argocd-cm-patch.yaml: the {kind} health script differs from health-check.lua")
     for case, obj, expected in ARGO_CASES:

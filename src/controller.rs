@@ -1,4 +1,5 @@
-//! Wiring: watches, the two controllers, concurrency, backoff and shutdown.
+//! Wiring: one watch and one controller per registered kind ([`Setup::add`]), concurrency, backoff and
+//! shutdown.
 //!
 //! Each kind gets a reflector store (shared with the reconcilers for duplicate claims) and a watch filtered
 //! to what deserves a reconcile: generation (spec and deletion), annotations (pause, reconcile requests)
@@ -9,6 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use kube::api::ListParams;
 use kube::runtime::WatchStreamExt;
@@ -21,13 +23,15 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::blaxel::BlaxelApi;
-use crate::crd::{ANNOTATION_PREFIX, Sandbox, WorkspaceMember};
+use crate::crd::{ANNOTATION_PREFIX, Sandbox, Workspace, WorkspaceMember};
 use crate::metrics::Metrics;
 use crate::reconcile::backoff::Backoff;
 use crate::reconcile::cached::Cached;
 use crate::reconcile::claims::ClaimIndex;
 use crate::reconcile::credentials::DefaultCredentials;
 use crate::reconcile::events::EventPublisher;
+use crate::reconcile::frame::{self, Driver};
+use crate::reconcile::kinds::{KindState, Kinds, ViewState};
 use crate::reconcile::managed::Managed;
 use crate::reconcile::{self, Context, Settings};
 
@@ -89,33 +93,29 @@ pub enum StartError {
     Kube(#[from] kube::Error),
 }
 
-/// Fails with a helpful message unless both CRDs are served. Asks only in `namespace` when the operator
+/// Fails with a helpful message unless `K`'s CRD is served. Asks only in `namespace` when the operator
 /// watches one, so a namespace-scoped Role suffices.
 ///
 /// # Errors
 /// [`StartError::CrdMissing`] naming the missing kind, or the API error.
-pub async fn check_crds(client: &kube::Client, namespace: Option<&str>) -> Result<(), StartError> {
-    async fn served<K>(client: &kube::Client, namespace: Option<&str>) -> Result<(), StartError>
-    where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-    {
-        let api = match namespace {
-            Some(ns) => Api::<K>::namespaced(client.clone(), ns),
-            None => Api::<K>::all(client.clone()),
-        };
-        match api.list_metadata(&ListParams::default().limit(1)).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => {
-                Err(StartError::CrdMissing(K::kind(&()).into_owned()))
-            }
-            Err(e) => Err(e.into()),
+pub async fn check_crd<K>(client: &kube::Client, namespace: Option<&str>) -> Result<(), StartError>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api = match namespace {
+        Some(ns) => Api::<K>::namespaced(client.clone(), ns),
+        None => Api::<K>::all(client.clone()),
+    };
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            Err(StartError::CrdMissing(K::kind(&()).into_owned()))
         }
+        Err(e) => Err(e.into()),
     }
-    served::<WorkspaceMember>(client, namespace).await?;
-    served::<Sandbox>(client, namespace).await
 }
 
 /// A watch on every object of a kind, reflected into a store, and the objects whose change deserves a
@@ -129,6 +129,7 @@ fn watch<K>(
     client: kube::Client,
     namespace: Option<&str>,
     claims: Arc<ClaimIndex<K>>,
+    view: Arc<ViewState>,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = ObjectRef<K>> + Send + use<K>,
@@ -155,6 +156,8 @@ where
             let event = match event {
                 Ok(event) => event,
                 Err(error) => {
+                    // Events may have been missed: the view is incomplete until the next full list.
+                    view.set(false);
                     tracing::warn!(kind = %K::kind(&()), %error, "watch failed; retrying");
                     return std::future::ready(None);
                 }
@@ -164,6 +167,11 @@ where
             claims.apply(&event);
             let wake = wakes(&cached, &event);
             writer.apply_watcher_event(&event);
+            match event {
+                watcher::Event::Init => view.set(false),
+                watcher::Event::InitDone => view.set(true),
+                _ => {}
+            }
             std::future::ready(wake)
         });
     (reader, stream)
@@ -221,32 +229,50 @@ fn slim<K: Resource>(obj: &mut K) {
     }
 }
 
-/// `reconcile` counted and timed in `metrics` (by kind, and by error category when it fails).
-fn measured<K, F, Fut>(
+/// The frame's reconcile of `K` ([`frame::reconcile`]), counted and timed in `metrics` (by kind, and by
+/// error category when it fails), with what every kind shares after a pass:
+/// - a pass that ends without error (Ready, Stalled, deleted) clears the object's backoff, so an object
+///   that stopped failing never stays counted in `objects_in_backoff`;
+/// - a failed pass publishes a Warning Event (remote, Kubernetes, credentials, finalizer errors alike),
+///   as every failed pass must; drivers publish only the failures that end a pass without error
+///   (Stalled);
+/// - waiting for a remote cleanup to finish is counted apart (`cleanup_waits_total`), not as a failure.
+fn measured<K: Driver>(
     metrics: &Arc<Metrics>,
-    kind: &'static str,
-    reconcile: F,
 ) -> impl FnMut(
     Arc<K>,
     Arc<Context>,
 ) -> futures::future::BoxFuture<'static, Result<Action, reconcile::Error>>
-where
-    K: Resource<DynamicType = ()> + Send + Sync + 'static,
-    F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + Clone + 'static,
-    Fut: Future<Output = Result<Action, reconcile::Error>> + Send + 'static,
-{
++ use<K> {
     let metrics = Arc::clone(metrics);
     move |obj, ctx| {
         let metrics = Arc::clone(&metrics);
-        let reconcile = reconcile.clone();
         Box::pin(async move {
+            let kind = K::KIND;
             let started = std::time::Instant::now();
-            let result = reconcile(obj, Arc::clone(&ctx)).await;
-            metrics.reconciled(
-                kind,
-                started.elapsed(),
-                result.as_ref().err().map(reconcile::Error::category),
-            );
+            let result = frame::reconcile(Arc::clone(&obj), Arc::clone(&ctx)).await;
+            let failure = match &result {
+                Ok(_) => {
+                    ctx.backoff.reset(&reconcile::object_key(obj.as_ref()));
+                    None
+                }
+                Err(reconcile::Error::Waiting(..)) => {
+                    metrics.cleanup_waited(kind);
+                    None
+                }
+                Err(error) => {
+                    reconcile::publish(
+                        &ctx.recorder,
+                        obj.as_ref(),
+                        true,
+                        error.category(),
+                        error.to_string(),
+                    )
+                    .await;
+                    Some(error.category())
+                }
+            };
+            metrics.reconciled(kind, started.elapsed(), failure);
             metrics.set_in_backoff(ctx.backoff.in_backoff());
             result
         })
@@ -294,14 +320,12 @@ async fn unless_stopped_unsynced<K>(
     }
 }
 
-/// The reconcilers' shared [`Context`] over the watched stores and their claim indexes.
+/// The reconcilers' shared [`Context`] over the registered kinds.
 fn context(
     client: &kube::Client,
     api: Arc<dyn BlaxelApi>,
     config: &ControllerConfig,
-    (members, sandbox_objects): (Store<Cached<WorkspaceMember>>, Store<Cached<Sandbox>>),
-    member_claims: Arc<ClaimIndex<Cached<WorkspaceMember>>>,
-    sandbox_claims: Arc<ClaimIndex<Cached<Sandbox>>>,
+    kinds: Kinds,
 ) -> Context {
     let reporter = Reporter {
         controller: config.reporter.clone(),
@@ -328,19 +352,90 @@ fn context(
                 .as_deref()
                 .map(|ns| reconcile::removals::Store::new(client.clone(), ns)),
         ),
-        members,
-        sandbox_objects,
-        member_claims,
-        sandbox_claims,
+        watched_namespace: config.namespace.clone(),
+        kinds,
     }
 }
 
-/// Runs both controllers until `shutdown` resolves; in-flight reconciles finish first.
+/// A kind's controller, built once the [`Context`] exists, run until the stop signal.
+type Starter =
+    Box<dyn FnOnce(Arc<Context>, watch::Receiver<bool>) -> BoxFuture<'static, ()> + Send>;
+
+/// The kinds the operator runs, each registered with one [`Setup::add`] line.
+struct Setup<'a> {
+    client: &'a kube::Client,
+    config: &'a ControllerConfig,
+    kinds: Kinds,
+    checks: Vec<BoxFuture<'a, Result<(), StartError>>>,
+    starters: Vec<Starter>,
+    synced: Vec<BoxFuture<'static, bool>>,
+}
+
+impl<'a> Setup<'a> {
+    fn new(client: &'a kube::Client, config: &'a ControllerConfig) -> Self {
+        Self {
+            client,
+            config,
+            kinds: Kinds::default(),
+            checks: Vec::new(),
+            starters: Vec::new(),
+            synced: Vec::new(),
+        }
+    }
+
+    /// Registers kind `K`: its CRD check, its watch (store, claims, view), its controller and its
+    /// readiness.
+    fn add<K: Driver>(&mut self) {
+        let namespace = self.config.namespace.as_deref();
+        self.checks
+            .push(Box::pin(check_crd::<K>(self.client, namespace)));
+        let claims = Arc::new(ClaimIndex::new(<K as Managed>::claim_hash));
+        let view = Arc::new(ViewState::default());
+        let (store, stream) = watch::<K>(
+            self.client.clone(),
+            namespace,
+            Arc::clone(&claims),
+            Arc::clone(&view),
+        );
+        self.kinds.insert(KindState {
+            store: store.clone(),
+            claims,
+            view,
+        });
+        let ready = store.clone();
+        self.synced.push(Box::pin(
+            async move { ready.wait_until_ready().await.is_ok() },
+        ));
+        let metrics = Arc::clone(&self.config.metrics);
+        let concurrency = self.config.max_concurrent_reconciles;
+        self.starters.push(Box::new(move |ctx, stop| {
+            let stopped = {
+                let mut stop = stop.clone();
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                }
+            };
+            let controller = Controller::for_stream(futures::stream::empty(), store.clone())
+                .reconcile_on(stream)
+                .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+                .graceful_shutdown_on(stopped)
+                .run(measured::<K>(&metrics), backoff_gauge(&metrics), ctx)
+                .for_each(|result| async move {
+                    if let Err(e) = result {
+                        tracing::debug!(kind = K::KIND, error = %e, "reconcile failed");
+                    }
+                });
+            Box::pin(unless_stopped_unsynced(controller, store, stop))
+        }));
+    }
+}
+
+/// Runs every kind's controller until `shutdown` resolves; in-flight reconciles finish first.
 ///
-/// `ready` is set to true once both caches have synced (for `/readyz`).
+/// `ready` is set to true once every kind's cache has synced (for `/readyz`).
 ///
 /// # Errors
-/// When the CRDs are not served or the cluster cannot be reached.
+/// When a CRD is not served or the cluster cannot be reached.
 pub async fn run(
     client: kube::Client,
     api: Arc<dyn BlaxelApi>,
@@ -348,80 +443,39 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ready: watch::Sender<bool>,
 ) -> Result<(), StartError> {
-    check_crds(&client, config.namespace.as_deref()).await?;
-    let member_claims = Arc::new(ClaimIndex::new(
-        <Cached<WorkspaceMember> as Managed>::claim_hash,
-    ));
-    let sandbox_claims = Arc::new(ClaimIndex::new(<Cached<Sandbox> as Managed>::claim_hash));
-    let (members, member_stream) = watch::<Cached<WorkspaceMember>>(
-        client.clone(),
-        config.namespace.as_deref(),
-        Arc::clone(&member_claims),
-    );
-    let (sandboxes, sandbox_stream) = watch::<Cached<Sandbox>>(
-        client.clone(),
-        config.namespace.as_deref(),
-        Arc::clone(&sandbox_claims),
-    );
-    let ctx = Arc::new(context(
-        &client,
-        api,
-        &config,
-        (members.clone(), sandboxes.clone()),
-        member_claims,
-        sandbox_claims,
-    ));
+    let mut setup = Setup::new(&client, &config);
+    setup.add::<Cached<WorkspaceMember>>();
+    setup.add::<Cached<Sandbox>>();
+    setup.add::<Cached<Workspace>>();
+    let Setup {
+        kinds,
+        checks,
+        starters,
+        synced,
+        ..
+    } = setup;
+    for check in checks {
+        check.await?;
+    }
+    let ctx = Arc::new(context(&client, api, &config, kinds));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = move |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let controller_config =
-        kube::runtime::controller::Config::default().concurrency(config.max_concurrent_reconciles);
-    let member_controller = Controller::for_stream(futures::stream::empty(), members.clone())
-        .reconcile_on(member_stream)
-        .with_config(controller_config.clone())
-        .graceful_shutdown_on(stopped(stop_rx.clone()))
-        .run(
-            measured(
-                &config.metrics,
-                "WorkspaceMember",
-                reconcile::member::reconcile,
-            ),
-            backoff_gauge(&config.metrics),
-            Arc::clone(&ctx),
-        )
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "WorkspaceMember reconcile failed");
-            }
-        });
-    let sandbox_controller = Controller::for_stream(futures::stream::empty(), sandboxes.clone())
-        .reconcile_on(sandbox_stream)
-        .with_config(controller_config)
-        .graceful_shutdown_on(stopped(stop_rx.clone()))
-        .run(
-            measured(&config.metrics, "Sandbox", reconcile::sandbox::reconcile),
-            backoff_gauge(&config.metrics),
-            Arc::clone(&ctx),
-        )
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "Sandbox reconcile failed");
-            }
-        });
-    let (members_store, sandboxes_store) = (members.clone(), sandboxes.clone());
-    let synced_stop = stopped(stop_rx.clone());
+    let controllers = futures::future::join_all(
+        starters
+            .into_iter()
+            .map(|start| start(Arc::clone(&ctx), stop_rx.clone())),
+    );
+    let mut synced_stop = stop_rx.clone();
     let synced = async move {
         // A shutdown before the caches synced must not wait for a sync that will never come (the stopped
         // watch streams keep their stores' writers alive until this join ends).
         tokio::select! {
-            (a, b) = async { tokio::join!(members.wait_until_ready(), sandboxes.wait_until_ready()) } => {
-                if a.is_ok() && b.is_ok() {
+            all = futures::future::join_all(synced) => {
+                if all.into_iter().all(|ok| ok) {
                     ready.send_replace(true);
                     tracing::info!("caches synced; reconciling");
                 }
             }
-            () = synced_stop => {}
+            _ = synced_stop.wait_for(|s| *s) => {}
         }
     };
     let trigger = async move {
@@ -429,12 +483,7 @@ pub async fn run(
         tracing::info!("shutting down: finishing in-flight reconciles");
         stop_tx.send_replace(true);
     };
-    tokio::join!(
-        unless_stopped_unsynced(member_controller, members_store, stop_rx.clone()),
-        unless_stopped_unsynced(sandbox_controller, sandboxes_store, stop_rx),
-        synced,
-        trigger
-    );
+    tokio::join!(controllers, synced, trigger);
     Ok(())
 }
 

@@ -28,14 +28,14 @@ pub const PREFIX: &str = "blaxel_operator";
 /// `kind` label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
-    /// `WorkspaceMember` or `Sandbox`.
+    /// The kind (`WorkspaceMember`, `Sandbox`, `Workspace`).
     pub kind: &'static str,
 }
 
 /// `kind` and `category` labels.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FailureLabels {
-    /// `WorkspaceMember` or `Sandbox`.
+    /// The kind (`WorkspaceMember`, `Sandbox`, `Workspace`).
     pub kind: &'static str,
     /// The error's stable category (`Unavailable`, `RateLimited`, `KubernetesApi`, ...).
     pub category: &'static str,
@@ -96,6 +96,8 @@ pub struct Metrics {
     pub leader: Gauge<i64, AtomicI64>,
     /// Remote removals held back by the mass-removal guard.
     pub removals_held: Counter,
+    /// Passes that found a remote cleanup still under way (waiting, not failing), by kind.
+    pub cleanup_waits: Family<KindLabels, Counter>,
     hooks: Mutex<Vec<ScrapeHook>>,
 }
 
@@ -177,9 +179,16 @@ impl Metrics {
             "Remote removals (members, invitations, sandboxes) held back by --removal-limit until a person confirms",
             removals_held.clone(),
         );
+        let cleanup_waits = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "cleanup_waits",
+            "Passes over a deleted object whose remote cleanup is still under way (waiting, not failing), by kind",
+            cleanup_waits.clone(),
+        );
         Self {
             registry,
             removals_held,
+            cleanup_waits,
             reconciles,
             failures,
             reconcile_duration,
@@ -205,6 +214,11 @@ impl Metrics {
                 .get_or_create(&FailureLabels { kind, category })
                 .inc();
         }
+    }
+
+    /// Counts one pass over a deleted object of `kind` whose remote cleanup is still under way.
+    pub fn cleanup_waited(&self, kind: &'static str) {
+        self.cleanup_waits.get_or_create(&KindLabels { kind }).inc();
     }
 
     /// Counts one remote HTTP attempt.

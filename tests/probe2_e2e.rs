@@ -13,9 +13,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use blaxel_operator::sim::SimConfig;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::DeleteParams;
 use serde_json::json;
 use support::operator::{
     DEADLINE, World, condition, condition_is, eventually, fast_sandboxes, nudged_until,
@@ -42,21 +42,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn secret(world: &World, name: &str, key: &str) {
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            ..kube::api::ObjectMeta::default()
-        },
-        string_data: Some([("apiKey".to_owned(), key.to_owned())].into()),
-        ..Secret::default()
-    };
-    Api::<Secret>::namespaced(world.client.clone(), &world.ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
 }
 
 /// The Stalled reason of sandbox object `name`, when Stalled is True.
@@ -221,7 +206,7 @@ async fn failed_removal_attempts_do_not_use_up_the_removal_limit() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_list_during_cleanup_does_not_leave_the_sandbox_behind() {
     let mut world = World::new(fast_sandboxes()).await;
-    secret(&world, "made-up", "not-a-real-key-789").await;
+    world.key_secret("made-up", "not-a-real-key-789").await;
     let target = format!("box-{:08x}", rand::random::<u32>());
     let mut squat = world.sandbox_spec();
     squat["sandboxName"] = target.clone().into();
@@ -329,7 +314,7 @@ async fn a_sandbox_is_deleted_with_its_owner_even_after_a_senior_claims_its_name
     let owner = format!("{}.junior", world.ns);
     // The senior's credentials arrive (a valid key for the workspace).
     let key = world.key.clone();
-    secret(&world, "late", &key).await;
+    world.key_secret("late", &key).await;
     nudged_until(&world.sandboxes(), "senior", "senior acts", || async {
         (stalled_reason(&world, "senior").await? == "OwnedByAnother").then_some(())
     })

@@ -1,4 +1,5 @@
-//! The custom resources users write: `WorkspaceMember` and `Sandbox` (group `blaxel.ai`, `v1alpha1`).
+//! The custom resources users write: `WorkspaceMember`, `Sandbox` and `Workspace` (group `blaxel.ai`,
+//! `v1alpha1`).
 //!
 //! Types only, no IO. The CRD YAML in `crds/` is generated from these types by `blaxel-operator crds`,
 //! with the schema's `format`s narrowed to those the Kubernetes API server recognises
@@ -7,17 +8,21 @@
 mod common;
 mod member;
 mod sandbox;
+mod workspace;
 
 pub use common::{CredentialsRef, DeletionPolicy};
 pub use member::{MemberPhase, Role, WorkspaceMember, WorkspaceMemberSpec, WorkspaceMemberStatus};
 pub use sandbox::{
     PortProtocol, PowerState, Sandbox, SandboxEnv, SandboxPort, SandboxSpec, SandboxStatus,
 };
+pub use workspace::{
+    MemberCounts, MembersSpec, MembershipPolicy, Workspace, WorkspaceSpec, WorkspaceStatus,
+};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-/// The finalizer both kinds carry while remote cleanup is pending.
+/// The finalizer every kind carries while remote cleanup is pending.
 pub const FINALIZER: &str = "blaxel.ai/cleanup";
 /// Every annotation the operator reads starts with this.
 pub const ANNOTATION_PREFIX: &str = "blaxel.ai/";
@@ -29,7 +34,7 @@ pub const RECONCILE_REQUESTED_ANNOTATION: &str = "blaxel.ai/reconcile-requested-
 /// Every CRD the operator serves, in a stable order.
 #[must_use]
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![WorkspaceMember::crd(), Sandbox::crd()]
+    vec![WorkspaceMember::crd(), Sandbox::crd(), Workspace::crd()]
         .into_iter()
         .map(kubernetes_formats)
         .collect()

@@ -85,6 +85,15 @@ impl<T> Default for ListCache<T> {
     }
 }
 
+/// A whole list as cached: shared, not copied.
+#[derive(Debug)]
+pub struct Snapshot<T> {
+    /// Every item that was read, by key.
+    pub items: Arc<HashMap<String, T>>,
+    /// How many records could not be read.
+    pub unreadable: usize,
+}
+
 /// What a list says about one key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Seen<T> {
@@ -260,6 +269,29 @@ impl<T: Listed> ListCache<T> {
             Seen::Unsure
         } else {
             Seen::Absent
+        })
+    }
+
+    /// The whole list, no older than `max_age` (fetched when needed): every item by key, and how many
+    /// records could not be read (with or without an identity).
+    ///
+    /// # Errors
+    /// The fetch's error (this reader's, or one shared within its window).
+    pub async fn snapshot<F, Fut>(
+        &self,
+        scope: &Scope,
+        max_age: Duration,
+        fetch: F,
+    ) -> Result<Snapshot<T>, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Listing<T>, ApiError>>,
+    {
+        let entry = self.entry(scope);
+        let guard = Self::fresh(&entry, max_age, fetch).await?;
+        Ok(Snapshot {
+            items: Arc::clone(&guard.items),
+            unreadable: guard.unreadable.len() + guard.anonymous,
         })
     }
 

@@ -45,6 +45,24 @@ impl EventPublisher {
         if event.type_ == EventType::Warning {
             return self.warnings.publish(event, regarding).await;
         }
+        self.create(event, regarding).await
+    }
+
+    /// Publishes `event` about `regarding` as an Event of its own, never folded into a series (whose
+    /// later members keep the first note): for announcements whose note matters each time, made only
+    /// when what they announce changed.
+    ///
+    /// # Errors
+    /// The Kubernetes API error.
+    pub async fn announce(
+        &self,
+        event: &Event,
+        regarding: &ObjectReference,
+    ) -> Result<(), kube::Error> {
+        self.create(event, regarding).await
+    }
+
+    async fn create(&self, event: &Event, regarding: &ObjectReference) -> Result<(), kube::Error> {
         let now = jiff::Timestamp::now();
         let namespace = regarding.namespace.as_deref().unwrap_or("default");
         let body = K8sEvent {
@@ -73,7 +91,14 @@ impl EventPublisher {
                     .clone()
                     .unwrap_or_else(|| self.reporter.controller.clone()),
             ),
-            type_: Some("Normal".to_owned()),
+            type_: Some(
+                if event.type_ == EventType::Warning {
+                    "Warning"
+                } else {
+                    "Normal"
+                }
+                .to_owned(),
+            ),
             related: event.secondary.clone(),
             ..K8sEvent::default()
         };

@@ -1,4 +1,4 @@
-//! What both kinds share before any remote call: the [`Managed`] trait, duplicate claims, credentials,
+//! What every kind shares before any remote call: the [`Managed`] trait, duplicate claims, credentials,
 //! and the start of cleanup. The drivers differ only in what they observe, plan and report.
 
 use std::fmt::Debug;
@@ -7,18 +7,14 @@ use std::time::Duration;
 use k8s_openapi::NamespaceResourceScope;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::Store;
 use serde::de::DeserializeOwned;
 
-use super::cache::{email_key, same_email};
-use super::cached::Cached;
-use super::claims::{ClaimIndex, hash_of};
 use super::conditions::{Health, Why};
 use super::credentials::CredentialsError;
 use super::removals::Hold;
 use super::{Context, Error, claims, is_paused, jittered, publish};
 use crate::blaxel::{ApiError, Scope};
-use crate::crd::{CredentialsRef, DeletionPolicy, FINALIZER, Sandbox, WorkspaceMember};
+use crate::crd::{CredentialsRef, DeletionPolicy, FINALIZER};
 
 /// A custom resource that manages one remote Blaxel object.
 pub trait Managed:
@@ -49,10 +45,6 @@ pub trait Managed:
     fn deletion_policy(&self) -> DeletionPolicy;
     /// The remote object, in words (`alice@example.com`, `sandbox dev-box`).
     fn identity(&self) -> String;
-    /// Every object of the kind, from the controller's cache.
-    fn store(ctx: &Context) -> &Store<Self>;
-    /// Who claims what among the objects of the kind, kept from the watch.
-    fn claims(ctx: &Context) -> &ClaimIndex<Self>;
     /// Whether two objects name the same remote identity, which they must not share. Allocation-free:
     /// it runs against the rivals of a contested claim on every reconcile.
     fn same_claim(&self, other: &Self) -> bool;
@@ -64,85 +56,6 @@ pub trait Managed:
         ctx: &Context,
         scope: &Scope,
     ) -> impl std::future::Future<Output = Result<(), ApiError>> + Send;
-}
-
-impl Managed for Cached<WorkspaceMember> {
-    const DUPLICATE_REASON: &'static str = "DuplicateMember";
-    const OWNS_REMOTELY: bool = false;
-    fn spec_problem(&self) -> Option<Why> {
-        (!is_canonical_email(&self.spec.email)).then(|| {
-            Why::new(
-                "EmailNotCanonical",
-                "spec.email is not in canonical form (lower-case ASCII, no whitespace); it was stored \
-                 before the operator refused such addresses. Delete this object and create it again \
-                 with the address in that form",
-            )
-        })
-    }
-    fn workspace(&self) -> &str {
-        &self.spec.workspace
-    }
-    fn credentials_ref(&self) -> Option<&CredentialsRef> {
-        self.spec.credentials_ref.as_ref()
-    }
-    fn deletion_policy(&self) -> DeletionPolicy {
-        self.spec.deletion_policy
-    }
-    fn identity(&self) -> String {
-        self.spec.email.clone()
-    }
-    fn store(ctx: &Context) -> &Store<Self> {
-        &ctx.members
-    }
-    fn claims(ctx: &Context) -> &ClaimIndex<Self> {
-        &ctx.member_claims
-    }
-    fn same_claim(&self, other: &Self) -> bool {
-        self.spec.workspace == other.spec.workspace
-            && same_email(&self.spec.email, &other.spec.email)
-    }
-    fn claim_hash(&self) -> u64 {
-        hash_of((&self.spec.workspace, email_key(&self.spec.email)))
-    }
-    async fn prove(ctx: &Context, scope: &Scope) -> Result<(), ApiError> {
-        ctx.users
-            .readable(scope, ctx.settings.resync, || ctx.api.list_users(scope))
-            .await
-    }
-}
-
-impl Managed for Cached<Sandbox> {
-    const DUPLICATE_REASON: &'static str = "DuplicateSandbox";
-    const OWNS_REMOTELY: bool = true;
-    fn workspace(&self) -> &str {
-        &self.spec.workspace
-    }
-    fn credentials_ref(&self) -> Option<&CredentialsRef> {
-        self.spec.credentials_ref.as_ref()
-    }
-    fn deletion_policy(&self) -> DeletionPolicy {
-        self.spec.deletion_policy
-    }
-    fn identity(&self) -> String {
-        format!("sandbox {}", remote_name(self))
-    }
-    fn store(ctx: &Context) -> &Store<Self> {
-        &ctx.sandbox_objects
-    }
-    fn claims(ctx: &Context) -> &ClaimIndex<Self> {
-        &ctx.sandbox_claims
-    }
-    fn same_claim(&self, other: &Self) -> bool {
-        self.spec.workspace == other.spec.workspace && remote_name(self) == remote_name(other)
-    }
-    fn claim_hash(&self) -> u64 {
-        hash_of((&self.spec.workspace, remote_name(self)))
-    }
-    async fn prove(ctx: &Context, scope: &Scope) -> Result<(), ApiError> {
-        ctx.sandboxes
-            .readable(scope, ctx.settings.resync, || ctx.api.list_sandboxes(scope))
-            .await
-    }
 }
 
 /// True for an e-mail in the one form the operator acts on, the form the CRD's rule admits: lower-case
@@ -159,16 +72,6 @@ pub fn is_canonical_email(email: &str) -> bool {
         && domain
             .char_indices()
             .any(|(i, c)| c == '.' && i > 0 && i + 1 < domain.len())
-}
-
-/// A sandbox's remote name: `spec.sandboxName`, else `metadata.name`.
-#[must_use]
-pub fn remote_name(s: &Cached<Sandbox>) -> &str {
-    s.spec
-        .sandbox_name
-        .as_deref()
-        .or(s.metadata.name.as_deref())
-        .unwrap_or_default()
 }
 
 /// What the checks before any remote call decided.
@@ -231,7 +134,10 @@ async fn may_act<K: Managed>(obj: &K, ctx: &Context) -> Result<bool, Error> {
 /// # Errors
 /// When whether a senior may act cannot be told just now.
 pub async fn duplicate_of<K: Managed>(obj: &K, ctx: &Context) -> Result<Option<Holder>, Error> {
-    for senior in claims::seniors_in(obj, K::store(ctx), K::claims(ctx), K::same_claim) {
+    let Some(kind) = ctx.kinds.get::<K>() else {
+        return Ok(None);
+    };
+    for senior in claims::seniors_in(obj, &kind.store, &kind.claims, K::same_claim) {
         if may_act(senior.as_ref(), ctx).await? {
             let name = (senior.namespace() == obj.namespace()).then(|| senior.name_any());
             return Ok(Some(Holder { name }));
@@ -286,7 +192,11 @@ pub async fn admit<K: Managed>(obj: &K, ctx: &Context) -> Result<Admission, Erro
     };
     // A contested claim is told about only to an object whose own key works: a made-up key must not
     // learn what other namespaces manage.
-    if K::claims(ctx).contested(obj) {
+    if ctx
+        .kinds
+        .get::<K>()
+        .is_some_and(|kind| kind.claims.contested(obj))
+    {
         match K::prove(ctx, &scope).await {
             Ok(()) => {}
             Err(e) if e.is_transient() => return Err(e.into()),
@@ -312,14 +222,16 @@ pub async fn admit<K: Managed>(obj: &K, ctx: &Context) -> Result<Admission, Erro
     Ok(Admission::Proceed(scope))
 }
 
-/// Takes one remote removal in `workspace` from the mass-removal guard. When it is held, publishes
-/// the Warning Event and returns the verdict to report and when to look again.
+/// Takes one remote removal in `workspace` (of `subject`, see [`super::removals::RemovalGuard::take`])
+/// from the mass-removal guard. When it is held, publishes the Warning Event and returns the verdict to
+/// report and when to look again.
 pub async fn removal_held<K: Managed>(
     obj: &K,
     ctx: &Context,
     workspace: &str,
+    subject: &str,
 ) -> Option<(Health, Duration)> {
-    let hold = ctx.removals.take(workspace, obj).await.err()?;
+    let hold = ctx.removals.take(workspace, obj, subject).await.err()?;
     let message = ctx.removals.message(workspace, &hold);
     match hold {
         Hold::Limit { retry_in, .. } => {

@@ -1,12 +1,15 @@
 //! Reconcilers, one per kind, each in the shape observe → plan (pure) → act → report.
 //!
-//! - [`member`] and [`sandbox`]: the drivers (IO) and their pure planners.
+//! - [`member`], [`sandbox`] and [`workspace`]: one folder per kind, its driver (IO) and its pure planner.
+//! - [`frame`]: what every kind's reconcile runs in (finalizer, admission), and the [`frame::Driver`]
+//!   trait a kind implements.
+//! - [`kinds`]: the registry of kinds (store, claims, view) by type.
 //! - [`conditions`]: pure status conditions.
 //! - [`cache`]: shared, single-flight remote lists.
 //! - [`cached`]: the compact copy of each object kept between reconciles.
 //! - [`claims`]: duplicate-claim detection from the controller's cache.
 //! - [`credentials`]: which API key an object may use.
-//! - [`managed`]: what both kinds share before any remote call (claims, credentials, start of cleanup).
+//! - [`managed`]: what every kind shares before any remote call (claims, credentials, start of cleanup).
 //! - [`events`]: Kubernetes Events (Normal ones without kube's Recorder cache).
 //! - [`removals`]: the mass-removal guard (at most so many remote removals per workspace per window).
 //! - [`backoff`]: per-object retry delays.
@@ -20,10 +23,13 @@ pub mod claims;
 pub mod conditions;
 pub mod credentials;
 pub mod events;
+pub mod frame;
+pub mod kinds;
 pub mod managed;
 pub mod member;
 pub mod removals;
 pub mod sandbox;
+pub mod workspace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +38,6 @@ use kube::api::{Patch, PatchParams};
 use kube::core::object::{HasSpec, HasStatus};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
 use rand::Rng;
 
@@ -101,14 +106,10 @@ pub struct Context {
     pub backoff: Backoff,
     /// The mass-removal guard.
     pub removals: removals::RemovalGuard,
-    /// Every WorkspaceMember, for duplicate claims.
-    pub members: Store<Cached<crate::crd::WorkspaceMember>>,
-    /// Every Sandbox, for duplicate claims.
-    pub sandbox_objects: Store<Cached<crate::crd::Sandbox>>,
-    /// Who claims what among the WorkspaceMembers (kept from the watch).
-    pub member_claims: Arc<claims::ClaimIndex<Cached<crate::crd::WorkspaceMember>>>,
-    /// Who claims what among the Sandboxes (kept from the watch).
-    pub sandbox_claims: Arc<claims::ClaimIndex<Cached<crate::crd::Sandbox>>>,
+    /// The namespace the operator watches, when it watches one only.
+    pub watched_namespace: Option<String>,
+    /// Every registered kind's store, claims and view.
+    pub kinds: kinds::Kinds,
 }
 
 /// Why a reconcile did not finish; decides the retry in [`error_policy`].
@@ -285,10 +286,25 @@ pub fn conditions_for<K: HasSpec + HasStatus>(
     )
 }
 
-/// Publishes a Kubernetes Event about `obj`; a failure to publish is logged, never fatal.
+/// Publishes a Kubernetes Event about `obj` for the action `Reconcile`; a failure to publish is logged,
+/// never fatal.
 pub async fn publish<K: Resource<DynamicType = ()>>(
     recorder: &EventPublisher,
     obj: &K,
+    warning: bool,
+    reason: &str,
+    note: String,
+) {
+    publish_for(recorder, obj, "Reconcile", warning, reason, note).await;
+}
+
+/// Publishes a Kubernetes Event about `obj` for `action`. Events of one object, reason and action form
+/// one series (later ones count up, keeping the first note), so a verdict told at another step (the
+/// admission, the cleanup) uses an action of its own.
+pub async fn publish_for<K: Resource<DynamicType = ()>>(
+    recorder: &EventPublisher,
+    obj: &K,
+    action: &str,
     warning: bool,
     reason: &str,
     note: String,
@@ -301,7 +317,7 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
         },
         reason: reason.to_owned(),
         note: Some(note),
-        action: "Reconcile".to_owned(),
+        action: action.to_owned(),
         secondary: None,
     };
     if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {

@@ -139,12 +139,18 @@ impl RemovalGuard {
         }
     }
 
-    /// Takes one removal in `workspace` for `obj`: through when under the limit or confirmed on the
+    /// Takes one removal in `workspace` for `obj` (of `subject`, when one object removes several
+    /// things: a Workspace's unmanaged members): through when under the limit or confirmed on the
     /// object (and recorded before it is made), else held.
     ///
     /// # Errors
     /// [`Hold`]: the limit is reached, or the record could not be kept.
-    pub async fn take<K: Resource>(&self, workspace: &str, obj: &K) -> Result<(), Hold> {
+    pub async fn take<K: Resource>(
+        &self,
+        workspace: &str,
+        obj: &K,
+        subject: &str,
+    ) -> Result<(), Hold> {
         if self.limit == 0 {
             return Ok(());
         }
@@ -163,7 +169,12 @@ impl RemovalGuard {
             };
             let mut next = log;
             let now = jiff::Timestamp::now().as_second();
-            let uid = obj.meta().uid.as_deref().unwrap_or_default();
+            let uid = match (obj.meta().uid.as_deref(), subject) {
+                (Some(uid), "") => uid.to_owned(),
+                (Some(uid), subject) => format!("{uid}/{subject}"),
+                (None, _) => String::new(),
+            };
+            let uid = uid.as_str();
             let recent = next.entry(workspace.to_owned()).or_default();
             if let Err(hold) = take_from(recent, now, uid, self.window, self.limit, confirmed) {
                 // Kept as read (less what the window dropped): a held removal reads nothing again.
@@ -336,14 +347,17 @@ mod tests {
     async fn per_workspace_and_zero_is_no_limit() {
         let counted = Counter::default();
         let guard = RemovalGuard::new(1, MINUTE, counted.clone(), None);
-        assert!(guard.take("a", &obj(false)).await.is_ok());
-        let hold = guard.take("a", &obj(false)).await.unwrap_err();
+        assert!(guard.take("a", &obj(false), "").await.is_ok());
+        let hold = guard.take("a", &obj(false), "").await.unwrap_err();
         assert!(guard.message("a", &hold).contains(CONFIRM_ANNOTATION));
         assert_eq!(counted.get(), 1);
-        assert!(guard.take("b", &obj(false)).await.is_ok(), "per workspace");
+        assert!(
+            guard.take("b", &obj(false), "").await.is_ok(),
+            "per workspace"
+        );
         let off = RemovalGuard::new(0, MINUTE, Counter::default(), None);
         for _ in 0..100 {
-            assert!(off.take("a", &obj(false)).await.is_ok());
+            assert!(off.take("a", &obj(false), "").await.is_ok());
         }
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use blaxel_operator::crd::{MemberPhase, Sandbox, WorkspaceMember};
+use blaxel_operator::crd::{MemberPhase, Sandbox, Workspace, WorkspaceMember};
 use blaxel_operator::sim::{self, SimConfig, SimHandle};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
@@ -261,6 +261,11 @@ impl World {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
+    /// Workspaces in the test namespace.
+    pub fn workspaces(&self) -> Api<Workspace> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
     /// Applies an object of this namespace from JSON (server-side apply, as `kubectl apply --server-side`).
     pub async fn apply<K>(&self, api: &Api<K>, name: &str, body: Value) -> K
     where
@@ -289,6 +294,22 @@ impl World {
     pub async fn apply_sandbox(&self, name: &str, spec: Value) -> Sandbox {
         self.apply(&self.sandboxes(), name, serde_json::json!({ "spec": spec }))
             .await
+    }
+
+    /// A Secret `name` in the test namespace holding `key` under `apiKey` (for a `credentialsRef`).
+    pub async fn key_secret(&self, name: &str, key: &str) {
+        let secret = k8s_openapi::api::core::v1::Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..kube::api::ObjectMeta::default()
+            },
+            string_data: Some([("apiKey".to_owned(), key.to_owned())].into()),
+            ..k8s_openapi::api::core::v1::Secret::default()
+        };
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(self.client.clone(), &self.ns)
+            .create(&kube::api::PostParams::default(), &secret)
+            .await
+            .unwrap_or_else(|e| panic!("creating Secret {name}: {e}"));
     }
 
     /// The phase of member object `name`, once it has one.
@@ -505,11 +526,9 @@ where
 }
 
 /// Waits until a deleted object of `kind` ran its cleanup and chose to wait (a cleanup keeps the
-/// finalizer by failing with the category `CleanupPending`).
+/// finalizer, counted in `cleanup_waits_total`).
 pub async fn wait_cleanup_pending(op: &Operator, kind: &str) {
-    let series = format!(
-        "blaxel_operator_reconcile_failures_total{{kind=\"{kind}\",category=\"CleanupPending\"}}"
-    );
+    let series = format!("blaxel_operator_cleanup_waits_total{{kind=\"{kind}\"}}");
     eventually("a cleanup that waits", DEADLINE, || async {
         (sample(&op.scrape().await?, &series)? >= 1.0).then_some(())
     })

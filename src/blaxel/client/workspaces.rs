@@ -52,8 +52,12 @@ impl WorkspacesApi for HttpClient {
     ) -> Result<WorkspaceAvailability, ApiError> {
         let check = async {
             let segments = ["workspaces", "availability"];
-            let call = Call::new(Method::POST, "/workspaces/availability", &segments)
-                .json(&json!({ "name": name }))?;
+            // Today's API gives the reason only when asked; the 2025 API ignores the parameter.
+            let call = Call {
+                query: &[("withReason", "true")],
+                ..Call::new(Method::POST, "/workspaces/availability", &segments)
+            }
+            .json(&json!({ "name": name }))?;
             availability(&self.execute(scope, &call).await?)
         };
         seal(scope, check.await)

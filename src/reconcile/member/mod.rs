@@ -3,49 +3,94 @@
 
 pub mod plan;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::{Api, ResourceExt};
-use tracing::{info, instrument};
+use tracing::info;
 
-use super::cache::{Seen, email_key};
+use super::cache::{Seen, email_key, same_email};
 use super::cached::Cached;
+use super::claims::hash_of;
 use super::conditions::{Health, Why};
-use super::managed::{Admission, CleanupStart, admit, begin_cleanup, keep_finalizer, removal_held};
+use super::frame::Driver;
+use super::managed::{
+    CleanupStart, Managed, begin_cleanup, is_canonical_email, keep_finalizer, removal_held,
+};
 use super::{
     Context, Error, conditions_for, is_paused, pending_request, publish, remote_verdict,
     requeue_after, write_status,
 };
 use crate::blaxel::model::WorkspaceUser;
 use crate::blaxel::{ApiError, Scope};
-use crate::crd::{FINALIZER, MemberPhase, WorkspaceMember, WorkspaceMemberStatus};
+use crate::crd::{
+    CredentialsRef, DeletionPolicy, MemberPhase, WorkspaceMember, WorkspaceMemberStatus,
+};
 use plan::{MemberAction, MemberInput};
 
 /// At most this many remote writes in one reconcile (invite, then set role); more waits for the next pass.
 const MAX_STEPS: usize = 3;
 
-/// Reconciles one WorkspaceMember.
-///
-/// # Errors
-/// Transient failures, for [`super::error_policy`] to back off.
-#[instrument(skip_all, fields(kind = "WorkspaceMember", namespace = obj.namespace().unwrap_or_default(), object = obj.name_any()))]
-pub async fn reconcile(
-    obj: Arc<Cached<WorkspaceMember>>,
-    ctx: Arc<Context>,
-) -> Result<Action, Error> {
-    let api: Api<Cached<WorkspaceMember>> =
-        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    finalizer(&api, FINALIZER, obj, |event| async {
-        match event {
-            FinalizerEvent::Apply(obj) => apply(&obj, &ctx).await,
-            FinalizerEvent::Cleanup(obj) => cleanup(&obj, &ctx).await,
-        }
-    })
-    .await
-    .map_err(Error::from_finalizer)
+impl Managed for Cached<WorkspaceMember> {
+    const DUPLICATE_REASON: &'static str = "DuplicateMember";
+    const OWNS_REMOTELY: bool = false;
+    fn spec_problem(&self) -> Option<Why> {
+        (!is_canonical_email(&self.spec.email)).then(|| {
+            Why::new(
+                "EmailNotCanonical",
+                "spec.email is not in canonical form (lower-case ASCII, no whitespace); it was stored \
+                 before the operator refused such addresses. Delete this object and create it again \
+                 with the address in that form",
+            )
+        })
+    }
+    fn workspace(&self) -> &str {
+        &self.spec.workspace
+    }
+    fn credentials_ref(&self) -> Option<&CredentialsRef> {
+        self.spec.credentials_ref.as_ref()
+    }
+    fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy
+    }
+    fn identity(&self) -> String {
+        self.spec.email.clone()
+    }
+    fn same_claim(&self, other: &Self) -> bool {
+        self.spec.workspace == other.spec.workspace
+            && same_email(&self.spec.email, &other.spec.email)
+    }
+    fn claim_hash(&self) -> u64 {
+        hash_of((&self.spec.workspace, email_key(&self.spec.email)))
+    }
+    async fn prove(ctx: &Context, scope: &Scope) -> Result<(), ApiError> {
+        ctx.users
+            .readable(scope, ctx.settings.resync, || ctx.api.list_users(scope))
+            .await
+    }
+}
+
+impl Driver for Cached<WorkspaceMember> {
+    const KIND: &'static str = "WorkspaceMember";
+
+    async fn apply(obj: &Self, ctx: &Context, scope: Scope) -> Result<Action, Error> {
+        apply(obj, ctx, &scope).await
+    }
+
+    async fn stopped(obj: &Self, ctx: &Context, health: Health) -> Result<(), Error> {
+        let status = obj.status_fields();
+        let report = Report {
+            phase: MemberPhase::Failed,
+            health,
+            observed: None,
+            adopted: status.adopted,
+            reinvites: status.reinvites,
+        };
+        finish(obj, ctx, report).await
+    }
+
+    async fn cleanup(obj: &Self, ctx: &Context) -> Result<Action, Error> {
+        cleanup(obj, ctx).await
+    }
 }
 
 /// What a pass decided about the object's status, before it becomes a `WorkspaceMemberStatus`.
@@ -57,7 +102,11 @@ struct Report {
     reinvites: u32,
 }
 
-async fn apply(obj: &Cached<WorkspaceMember>, ctx: &Context) -> Result<Action, Error> {
+async fn apply(
+    obj: &Cached<WorkspaceMember>,
+    ctx: &Context,
+    scope: &Scope,
+) -> Result<Action, Error> {
     let status = obj.status_fields();
     let mut report = Report {
         phase: status.phase.unwrap_or(MemberPhase::Pending),
@@ -65,15 +114,6 @@ async fn apply(obj: &Cached<WorkspaceMember>, ctx: &Context) -> Result<Action, E
         observed: None,
         adopted: status.adopted,
         reinvites: status.reinvites,
-    };
-    let scope = match admit(obj, ctx).await? {
-        Admission::Proceed(scope) => scope,
-        Admission::Stop(health, again) => {
-            report.phase = MemberPhase::Failed;
-            report.health = health;
-            finish(obj, ctx, report).await?;
-            return Ok(again);
-        }
     };
     // A person's edit restarts the re-invitation budget of an invitation given up on.
     let gave_up = matches!(
@@ -95,9 +135,9 @@ async fn apply(obj: &Cached<WorkspaceMember>, ctx: &Context) -> Result<Action, E
     } else {
         ctx.settings.invitation_poll
     };
-    let mut observed = match observe(ctx, &scope, &obj.spec.email, max_age).await {
+    let mut observed = match observe(ctx, scope, &obj.spec.email, max_age).await {
         Ok(user) => user,
-        Err(e) => return fail(obj, ctx, &scope, report, e).await,
+        Err(e) => return fail(obj, ctx, scope, report, e).await,
     };
     if status.phase.is_none() && observed.is_some() {
         report.adopted = true;
@@ -116,11 +156,11 @@ async fn apply(obj: &Cached<WorkspaceMember>, ctx: &Context) -> Result<Action, E
         let Some(action) = plan.action.filter(|_| !paused) else {
             break;
         };
-        match act(obj, ctx, &scope, action, observed.as_ref()).await {
+        match act(obj, ctx, scope, action, observed.as_ref()).await {
             Ok(now) => observed = now,
             Err(e) => {
                 report.observed = observed;
-                return fail(obj, ctx, &scope, report, e).await;
+                return fail(obj, ctx, scope, report, e).await;
             }
         }
         if plan.reinvite {
@@ -136,7 +176,6 @@ async fn apply(obj: &Cached<WorkspaceMember>, ctx: &Context) -> Result<Action, E
     report.observed = observed;
     let action = requeue_after(&report.health, &ctx.settings, ctx.settings.invitation_poll);
     finish(obj, ctx, report).await?;
-    ctx.backoff.reset(&super::object_key(obj));
     Ok(action)
 }
 
@@ -161,7 +200,7 @@ async fn cleanup(obj: &Cached<WorkspaceMember>, ctx: &Context) -> Result<Action,
     let Some(action) = plan::plan_cleanup(obj.spec.deletion_policy) else {
         return Ok(Action::await_change());
     };
-    if let Some((health, after)) = removal_held(obj, ctx, &scope.workspace).await {
+    if let Some((health, after)) = removal_held(obj, ctx, &scope.workspace, "").await {
         let error = keep_finalizer(&health, after);
         finish(obj, ctx, report(health)).await?;
         return Err(error);
@@ -287,8 +326,12 @@ async fn fail(
         // What we saw is out of date: the next pass lists again.
         ctx.users.invalidate(scope).await;
     }
-    publish(&ctx.recorder, obj, true, err.category(), err.to_string()).await;
+    let (category, message) = (err.category(), err.to_string());
     let (health, outcome) = remote_verdict(err, &ctx.settings);
+    // A failure is published by the frame; one that stalls the object ends the pass without error.
+    if outcome.is_ok() {
+        publish(&ctx.recorder, obj, true, category, message).await;
+    }
     report.health = health;
     finish(obj, ctx, report).await?;
     outcome

@@ -3,48 +3,88 @@
 
 pub mod plan;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::{Api, ResourceExt};
-use tracing::{info, instrument};
+use tracing::info;
 
 use super::cache::Seen;
 use super::cached::Cached;
+use super::claims::hash_of;
 use super::conditions::{self, Health, Why};
-use super::managed::{
-    Admission, CleanupStart, admit, begin_cleanup, keep_finalizer, remote_name, removal_held,
-};
+use super::frame::Driver;
+use super::managed::{CleanupStart, Managed, begin_cleanup, keep_finalizer, removal_held};
 use super::{
     Context, Error, conditions_for, is_paused, pending_request, publish, remote_verdict,
     requeue_after, write_status,
 };
 use crate::blaxel::model::{Sandbox as RemoteSandbox, SandboxPhase};
 use crate::blaxel::{ApiError, PowerControl, Scope, error_map};
-use crate::crd::{FINALIZER, Sandbox, SandboxStatus};
+use crate::crd::{CredentialsRef, DeletionPolicy, Sandbox, SandboxStatus};
 use plan::{CleanupStep, EXPIRED_PHASE, Owner, SandboxAction, SandboxInput, observed_power};
 
 /// At most this many remote writes in one reconcile; more waits for the next pass.
 const MAX_STEPS: usize = 3;
 
-/// Reconciles one Sandbox.
-///
-/// # Errors
-/// Transient failures, for [`super::error_policy`] to back off.
-#[instrument(skip_all, fields(kind = "Sandbox", namespace = obj.namespace().unwrap_or_default(), object = obj.name_any()))]
-pub async fn reconcile(obj: Arc<Cached<Sandbox>>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let api: Api<Cached<Sandbox>> =
-        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    finalizer(&api, FINALIZER, obj, |event| async {
-        match event {
-            FinalizerEvent::Apply(obj) => apply(&obj, &ctx).await,
-            FinalizerEvent::Cleanup(obj) => cleanup(&obj, &ctx).await,
-        }
-    })
-    .await
-    .map_err(Error::from_finalizer)
+impl Managed for Cached<Sandbox> {
+    const DUPLICATE_REASON: &'static str = "DuplicateSandbox";
+    const OWNS_REMOTELY: bool = true;
+    fn workspace(&self) -> &str {
+        &self.spec.workspace
+    }
+    fn credentials_ref(&self) -> Option<&CredentialsRef> {
+        self.spec.credentials_ref.as_ref()
+    }
+    fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy
+    }
+    fn identity(&self) -> String {
+        format!("sandbox {}", remote_name(self))
+    }
+    fn same_claim(&self, other: &Self) -> bool {
+        self.spec.workspace == other.spec.workspace && remote_name(self) == remote_name(other)
+    }
+    fn claim_hash(&self) -> u64 {
+        hash_of((&self.spec.workspace, remote_name(self)))
+    }
+    async fn prove(ctx: &Context, scope: &Scope) -> Result<(), ApiError> {
+        ctx.sandboxes
+            .readable(scope, ctx.settings.resync, || ctx.api.list_sandboxes(scope))
+            .await
+    }
+}
+
+/// A sandbox's remote name: `spec.sandboxName`, else `metadata.name`.
+#[must_use]
+pub fn remote_name(s: &Cached<Sandbox>) -> &str {
+    s.spec
+        .sandbox_name
+        .as_deref()
+        .or(s.metadata.name.as_deref())
+        .unwrap_or_default()
+}
+
+impl Driver for Cached<Sandbox> {
+    const KIND: &'static str = "Sandbox";
+
+    async fn apply(obj: &Self, ctx: &Context, scope: Scope) -> Result<Action, Error> {
+        apply(obj, ctx, &scope).await
+    }
+
+    async fn stopped(obj: &Self, ctx: &Context, health: Health) -> Result<(), Error> {
+        let report = Report {
+            health,
+            observed: None,
+            adopted: obj.status_fields().adopted,
+            expired: false,
+        };
+        finish(obj, ctx, report).await
+    }
+
+    async fn cleanup(obj: &Self, ctx: &Context) -> Result<Action, Error> {
+        cleanup(obj, ctx).await
+    }
 }
 
 /// What a pass decided, before it becomes a `SandboxStatus`.
@@ -68,7 +108,7 @@ fn owner<'a>(label: &'a str, ctx: &'a Context) -> Owner<'a> {
     }
 }
 
-async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
+async fn apply(obj: &Cached<Sandbox>, ctx: &Context, scope: &Scope) -> Result<Action, Error> {
     let status = obj.status_fields();
     let mut report = Report {
         health: Health::Progressing(Why::new("Reconciling", "Reconciling")),
@@ -77,17 +117,9 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
         expired: false,
     };
     let name = remote_name(obj).to_owned();
-    let scope = match admit(obj, ctx).await? {
-        Admission::Proceed(scope) => scope,
-        Admission::Stop(health, again) => {
-            report.health = health;
-            finish(obj, ctx, report).await?;
-            return Ok(again);
-        }
-    };
-    let mut observed = match observe(ctx, &scope, &name, list_age(obj, ctx)).await {
+    let mut observed = match observe(ctx, scope, &name, list_age(obj, ctx)).await {
         Ok(s) => s,
-        Err(e) => return fail(obj, ctx, &scope, report, e).await,
+        Err(e) => return fail(obj, ctx, scope, report, e).await,
     };
     let label = owner_label(obj);
     let paused = is_paused(obj);
@@ -117,18 +149,18 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
         };
         if !matches!(action, SandboxAction::Create(_)) && !fresh {
             fresh = true;
-            match refresh(ctx, &scope, &name).await {
+            match refresh(ctx, scope, &name).await {
                 Ok(now) => {
                     observed = now;
                     continue;
                 }
                 Err(e) => {
                     report.observed = observed;
-                    return fail(obj, ctx, &scope, report, e).await;
+                    return fail(obj, ctx, scope, report, e).await;
                 }
             }
         }
-        match act(obj, ctx, &scope, &name, action, observed.as_ref()).await {
+        match act(obj, ctx, scope, &name, action, observed.as_ref()).await {
             Ok(Some(now)) => {
                 // Taken over only now that the write carrying our ownership succeeded.
                 report.adopted |= plan.adopts;
@@ -145,7 +177,7 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
             }
             Err(e) => {
                 report.observed = observed;
-                return fail(obj, ctx, &scope, report, e).await;
+                return fail(obj, ctx, scope, report, e).await;
             }
         }
     }
@@ -162,7 +194,6 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
     report.observed = observed.filter(|_| !report.expired);
     let action = requeue_after(&report.health, &ctx.settings, ctx.settings.transition_poll);
     finish(obj, ctx, report).await?;
-    ctx.backoff.reset(&super::object_key(obj));
     Ok(action)
 }
 
@@ -227,7 +258,7 @@ async fn cleanup(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> 
             };
         }
         CleanupStep::Delete => {
-            if let Some((health, after)) = removal_held(obj, ctx, &scope.workspace).await {
+            if let Some((health, after)) = removal_held(obj, ctx, &scope.workspace, "").await {
                 let error = keep_finalizer(&health, after);
                 finish(obj, ctx, report(health, observed)).await?;
                 return Err(error);
@@ -416,8 +447,12 @@ async fn fail(
         // What we saw is out of date: the next pass lists again.
         ctx.sandboxes.invalidate(scope).await;
     }
-    publish(&ctx.recorder, obj, true, err.category(), err.to_string()).await;
+    let (category, message) = (err.category(), err.to_string());
     let (health, outcome) = remote_verdict(err, &ctx.settings);
+    // A failure is published by the frame; one that stalls the object ends the pass without error.
+    if outcome.is_ok() {
+        publish(&ctx.recorder, obj, true, category, message).await;
+    }
     report.health = health;
     finish(obj, ctx, report).await?;
     outcome

@@ -1,0 +1,84 @@
+//! The frame every kind's reconcile runs in: the finalizer, then admission ([`admit`]: spec, credentials,
+//! duplicate claims) before the kind's own pass, or the kind's cleanup on deletion. A kind supplies its
+//! [`Driver`]; the controller ([`crate::controller`]) adds metrics, backoff and Warning Events around it.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Api, ResourceExt};
+use serde::Serialize;
+use tracing::Instrument;
+
+use super::conditions::Health;
+use super::managed::{Admission, Managed, admit};
+use super::{Context, Error, publish_for};
+use crate::blaxel::Scope;
+use crate::crd::FINALIZER;
+
+/// One kind's side of a reconcile: its pass once admitted, its status when admission stopped it, and
+/// its cleanup.
+pub trait Driver: Managed + Serialize {
+    /// The kind's name in metrics and logs.
+    const KIND: &'static str;
+
+    /// Observes, plans and acts for an admitted object, with the credentials admission chose.
+    fn apply(
+        obj: &Self,
+        ctx: &Context,
+        scope: Scope,
+    ) -> impl Future<Output = Result<Action, Error>> + Send;
+
+    /// Reports the verdict of an admission that stopped the object (it may not act).
+    fn stopped(
+        obj: &Self,
+        ctx: &Context,
+        health: Health,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Cleans up remotely after the object's deletion; an error keeps the finalizer.
+    fn cleanup(obj: &Self, ctx: &Context) -> impl Future<Output = Result<Action, Error>> + Send;
+}
+
+/// Reconciles one object of kind `K` inside the finalizer.
+///
+/// # Errors
+/// Transient failures, for [`super::error_policy`] to back off.
+pub async fn reconcile<K: Driver>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let span = tracing::info_span!(
+        "reconcile",
+        kind = K::KIND,
+        namespace = obj.namespace().unwrap_or_default(),
+        object = obj.name_any()
+    );
+    finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            FinalizerEvent::Apply(obj) => match admit(obj.as_ref(), &ctx).await? {
+                Admission::Proceed(scope) => K::apply(&obj, &ctx, scope).await,
+                Admission::Stop(health, again) => {
+                    // Every pass that cannot go on says so in an Event, not only in the status.
+                    if let Health::Stalled(why) = &health {
+                        let note = why.message.clone();
+                        publish_for(
+                            &ctx.recorder,
+                            obj.as_ref(),
+                            "Admit",
+                            true,
+                            &why.reason,
+                            note,
+                        )
+                        .await;
+                    }
+                    K::stopped(&obj, &ctx, health).await?;
+                    Ok(again)
+                }
+            },
+            FinalizerEvent::Cleanup(obj) => K::cleanup(&obj, &ctx).await,
+        }
+    })
+    .instrument(span)
+    .await
+    .map_err(Error::from_finalizer)
+}

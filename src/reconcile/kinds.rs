@@ -1,0 +1,88 @@
+//! The registry of kinds: what the controller keeps per kind from its watch (the store, the claim index,
+//! whether the view is complete), reachable by the kind's type from any reconcile. The Workspace kind
+//! reads the WorkspaceMembers and Sandboxes through it, and every kind its own claims.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kube::runtime::reflector::Store;
+
+use super::claims::ClaimIndex;
+
+/// Whether a kind's cache holds every object the API server has: false from the start until the first
+/// list is complete, and again from a watch error or a re-list until that list is complete. While it is
+/// false, an object missing from the store may well exist.
+#[derive(Debug, Default)]
+pub struct ViewState(AtomicBool);
+
+impl ViewState {
+    /// Whether the view is complete now.
+    #[must_use]
+    pub fn complete(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Records what a watch event says about completeness.
+    pub fn set(&self, complete: bool) {
+        self.0.store(complete, Ordering::Release);
+    }
+}
+
+/// What the controller keeps of one kind.
+pub struct KindState<K: kube::Resource<DynamicType = ()> + Clone + 'static> {
+    /// Every object of the kind the operator watches.
+    pub store: Store<K>,
+    /// Who claims what among them.
+    pub claims: Arc<ClaimIndex<K>>,
+    /// Whether `store` is complete now.
+    pub view: Arc<ViewState>,
+}
+
+/// Every registered kind's [`KindState`], by type.
+#[derive(Default)]
+pub struct Kinds {
+    states: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+}
+
+impl Kinds {
+    /// Registers `K` (a second registration replaces the first).
+    pub fn insert<K>(&mut self, state: KindState<K>)
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    {
+        self.states.insert(TypeId::of::<K>(), Box::new(state));
+    }
+
+    /// `K`'s state, when `K` is registered.
+    #[must_use]
+    pub fn get<K>(&self) -> Option<&KindState<K>>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    {
+        self.states.get(&TypeId::of::<K>())?.downcast_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    use kube::runtime::reflector;
+
+    /// A kind is found by its type, and only a registered one.
+    #[test]
+    fn kinds_are_found_by_type() {
+        let mut kinds = Kinds::default();
+        let (store, _writer) = reflector::store::<ConfigMap>();
+        kinds.insert(KindState {
+            store,
+            claims: Arc::new(ClaimIndex::new(|_: &ConfigMap| 0)),
+            view: Arc::default(),
+        });
+        let state = kinds.get::<ConfigMap>();
+        assert!(state.is_some_and(|s| !s.view.complete()));
+        assert!(kinds.get::<Secret>().is_none());
+    }
+}
