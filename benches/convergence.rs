@@ -35,7 +35,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use blaxel_operator::crd::{Sandbox, WorkspaceMember};
+use blaxel_operator::crd::{Sandbox, Workspace, WorkspaceMember};
 use blaxel_operator::reconcile::cached::{Cached, WithConditions};
 use blaxel_operator::sim::{self, ApiGeneration, ApiKey, Faults, RateLimit, SimConfig, SimHandle};
 use futures::{FutureExt, StreamExt, TryStreamExt};
@@ -241,6 +241,7 @@ struct Seen {
 struct Watches {
     members: Arc<Mutex<Seen>>,
     sandboxes: Arc<Mutex<Seen>>,
+    workspaces: Arc<Mutex<Seen>>,
 }
 
 impl Watches {
@@ -249,8 +250,15 @@ impl Watches {
         (count(&self.members), count(&self.sandboxes))
     }
 
+    fn workspaces_ready(&self) -> usize {
+        let seen = self.workspaces.lock().unwrap();
+        seen.ready.values().filter(|r| **r).count()
+    }
+
     fn changes(&self) -> u64 {
-        self.members.lock().unwrap().changes + self.sandboxes.lock().unwrap().changes
+        self.members.lock().unwrap().changes
+            + self.sandboxes.lock().unwrap().changes
+            + self.workspaces.lock().unwrap().changes
     }
 }
 
@@ -464,6 +472,20 @@ impl World {
             Arc::clone(&watches.sandboxes),
             |s| is_ready(s.status.as_ref().map_or(&[][..], |s| &s.conditions)),
         );
+        // A Workspace has converged when it is Ready and its counts describe the converged world:
+        // every declared member present, none unmanaged.
+        spawn_watch(
+            Api::<Workspace>::namespaced(client.clone(), &ns),
+            Arc::clone(&watches.workspaces),
+            |w| {
+                w.status.as_ref().is_some_and(|s| {
+                    is_ready(&s.conditions)
+                        && s.members.as_ref().is_some_and(|m| {
+                            m.unmanaged == 0 && m.present == m.declared && m.declared > 0
+                        })
+                })
+            },
+        );
         let logs = bench_dir().join("logs").join(&ns);
         std::fs::create_dir_all(&logs).unwrap();
         Self {
@@ -488,6 +510,20 @@ impl World {
                 "workspace": format!("ws-{w}"),
                 "email": email,
                 "role": "member",
+                "credentialsRef": {"name": format!("blaxel-ws-{w}"), "key": "apiKey"},
+            },
+        })
+    }
+
+    /// An Authoritative Workspace for workspace `w`, with the workspace's own key: every member of the
+    /// workspace is declared, so its steady state removes no one and reads the members' shared list.
+    fn workspace_body(w: usize) -> Value {
+        json!({
+            "apiVersion": "blaxel.ai/v1alpha1",
+            "kind": "Workspace",
+            "metadata": {"name": format!("ws-{w}")},
+            "spec": {
+                "members": {"policy": "Authoritative", "maxRemovals": 0},
                 "credentialsRef": {"name": format!("blaxel-ws-{w}"), "key": "apiKey"},
             },
         })
@@ -537,7 +573,19 @@ impl World {
             }
             .boxed()
         });
-        futures::stream::iter(member_jobs.chain(sandbox_jobs))
+        let workspaces: Api<Workspace> = Api::namespaced(self.client.clone(), &self.ns);
+        // One Workspace per workspace, for the run itself only (the floor and latency runs add objects).
+        let workspace_jobs = (0..if prefix.is_empty() { w } else { 0 }).map(|w| {
+            let (api, pp) = (workspaces.clone(), pp.clone());
+            let body = Self::workspace_body(w);
+            async move {
+                api.patch(&format!("ws-{w}"), &pp, &Patch::Apply(&body))
+                    .await
+                    .map(|_| ())
+            }
+            .boxed()
+        });
+        futures::stream::iter(member_jobs.chain(sandbox_jobs).chain(workspace_jobs))
             .buffer_unordered(CREATE_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await
@@ -610,13 +658,15 @@ impl World {
         let mut last_print = Instant::now();
         loop {
             let (m, s) = self.watches.ready();
+            let w = self.watches.workspaces_ready();
             *rss_max = (*rss_max).max(op.rss_kib());
-            if m >= want_m && s >= want_s {
+            if m >= want_m && s >= want_s && w >= self.scale.workspaces {
                 return Some(started.elapsed());
             }
             if started.elapsed() > deadline {
                 eprintln!(
-                    "  timed out: {m}/{want_m} members and {s}/{want_s} sandboxes Ready; operator log tail:\n{}",
+                    "  timed out: {m}/{want_m} members, {s}/{want_s} sandboxes and {w}/{} workspaces Ready; operator log tail:\n{}",
+                    self.scale.workspaces,
                     op.log_tail(20)
                 );
                 return None;

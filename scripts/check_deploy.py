@@ -972,6 +972,17 @@ def check_image_and_ci() -> None:
         else:
             print(f"  {what}: ok")
     check_release_workflow()
+    check_ci_waits_for_every_crd()
+
+
+def check_ci_waits_for_every_crd() -> None:
+    """The CI workflow waits for every CRD of crds/ to be Established before its tests (a new kind
+    forgotten there makes the tests race the API server)."""
+    where = ".github/workflows/ci.yml"
+    text = (WORKFLOWS / "ci.yml").read_text()
+    for plural, kind in KINDS:
+        if f"crd/{plural}.blaxel.ai" not in text:
+            fail(where, f"no `kubectl wait` for crd/{plural}.blaxel.ai ({kind})")
 
 
 def check_release_workflow() -> None:

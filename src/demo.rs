@@ -614,10 +614,7 @@ fn render(
                 .workspace_name
                 .clone()
                 .unwrap_or_else(|| w.name_any()),
-            format!(
-                "{}, {unmanaged} unmanaged",
-                w.spec.members.policy.as_str()
-            ),
+            format!("{}, {unmanaged} unmanaged", w.spec.members.policy.as_str()),
             reason(status.map(|s| &s.conditions)),
         ]);
     }

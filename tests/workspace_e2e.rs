@@ -500,3 +500,60 @@ async fn a_restart_with_a_thousand_declared_members_removes_no_one() {
     assert_eq!(before, 0);
     assert_eq!(world.remote_users().await.len(), N);
 }
+
+/// Bad Workspace specs are refused at admission with a readable message: a remote name Blaxel would
+/// refuse, a protected e-mail in another form than the canonical one, `namespaces: []` (it would
+/// declare no one), and a change of the remote name.
+#[tokio::test]
+async fn admission_refuses_bad_workspace_specs() {
+    use kube::api::{Patch, PatchParams};
+
+    let world = World::new(SimConfig::default()).await;
+    let apply = |name: &str, spec: Value| {
+        let body = json!({"apiVersion": "blaxel.ai/v1alpha1", "kind": "Workspace",
+                          "metadata": {"name": name}, "spec": spec});
+        let api = world.workspaces();
+        let name = name.to_owned();
+        async move {
+            api.patch(&name, &PatchParams::apply("e2e-test"), &Patch::Apply(&body))
+                .await
+        }
+    };
+    for (spec, message) in [
+        (
+            json!({"workspaceName": "Acme_Prod"}),
+            "workspaceName must be lower-case letters, digits and hyphens",
+        ),
+        (
+            json!({"members": {"protected": ["Owner@Example.com"]}}),
+            "protected e-mails must be lower-case ASCII addresses",
+        ),
+        (
+            json!({"members": {"namespaces": []}}),
+            "should have at least 1 items",
+        ),
+        (
+            json!({"members": {"policy": "Strict"}}),
+            "Unsupported value: \"Strict\"",
+        ),
+    ] {
+        let err = apply("bad", spec.clone()).await.unwrap_err();
+        assert!(err.to_string().contains(message), "{spec}: {err}");
+    }
+    apply("named", json!({"workspaceName": "one"}))
+        .await
+        .unwrap();
+    let err = apply("named", json!({"workspaceName": "two"}))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("workspaceName is immutable"),
+        "{err}"
+    );
+    // Removing it would switch the remote name to metadata.name: refused as well.
+    let err = apply("named", json!({})).await.unwrap_err();
+    assert!(
+        err.to_string().contains("workspaceName is immutable"),
+        "{err}"
+    );
+}

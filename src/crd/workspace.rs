@@ -43,6 +43,7 @@ use super::common::{CredentialsRef, DeletionPolicy};
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[x_kube(validation = Rule::new("has(self.workspaceName) == has(oldSelf.workspaceName)").message("workspaceName is immutable"))]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceSpec {
     /// The remote workspace name (lower-case letters, digits and hyphens); default `metadata.name`.
@@ -104,10 +105,12 @@ pub struct MembersSpec {
     #[serde(default = "default_max_removals")]
     #[schemars(range(max = 1000))]
     pub max_removals: u32,
-    /// The namespaces whose WorkspaceMember objects count as declared for this workspace; default this
-    /// object's namespace.
+    /// The namespaces whose WorkspaceMember objects count as declared for this workspace (in status, and
+    /// as the view that must be complete); default this object's namespace. At least one: `[]` would
+    /// declare no one. WorkspaceMembers of other namespaces that name the workspace are never removed
+    /// either, so two teams' objects never fight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 100), inner(length(min = 1, max = 63)))]
+    #[schemars(length(min = 1, max = 100), inner(length(min = 1, max = 63)))]
     pub namespaces: Option<Vec<String>>,
 }
 

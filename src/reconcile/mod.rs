@@ -14,7 +14,18 @@
 //! - [`removals`]: the mass-removal guard (at most so many remote removals per workspace per window).
 //! - [`backoff`]: per-object retry delays.
 //!
-//! This module holds what both drivers share: the [`Context`], the [`Error`] type and status/Event helpers.
+//! This module holds what every driver shares: the [`Context`], the [`Error`] type and status/Event
+//! helpers.
+//!
+//! # Adding a kind
+//! 1. `src/crd/<kind>.rs`: the spec and status types (and the kind in `crd::all()`).
+//! 2. `src/reconcile/<kind>/`: `plan.rs` (pure) and `mod.rs` (the [`managed::Managed`] and
+//!    [`frame::Driver`] impls, and `WithConditions` for the status).
+//! 3. One line in `controller::run`: `setup.add::<Cached<Kind>>()`.
+//! 4. If it calls new endpoints: a trait in `blaxel/api.rs` and a file in `blaxel/client/`.
+//! 5. Outside Rust: regenerate `crds/` (a test says when it is stale); the RBAC rules, the chart's CRD
+//!    annotation and the Argo CD keys (`scripts/check_deploy.py` derives the expected lists from `crds/`
+//!    and fails until they are there).
 
 pub mod backoff;
 pub mod cache;

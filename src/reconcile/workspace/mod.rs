@@ -294,7 +294,8 @@ async fn members(
     let plan = plan::plan_members(&MembersInput {
         policy: spec.policy,
         present: listing.items.values().collect(),
-        declared: &declared,
+        declared: &declared.here,
+        declared_elsewhere: &declared.elsewhere,
         protected: &protected,
         max_removals: spec.max_removals,
         view: &view,
@@ -438,26 +439,40 @@ fn member_view(obj: &Cached<Workspace>, ctx: &Context) -> View {
     }
 }
 
-/// The e-mails WorkspaceMember objects declare for workspace `name` in the member namespaces: every
-/// such object counts, whatever its state (pending, Stalled, duplicate, being deleted), so no one a
-/// person tried to declare is removed.
-fn declared(obj: &Cached<Workspace>, ctx: &Context, name: &str) -> BTreeSet<String> {
+/// The e-mails WorkspaceMember objects declare for workspace `name` (the workspace name compared in
+/// any ASCII case): those of the member namespaces, and those of any other namespace. Every such object
+/// counts, whatever its state (pending, Stalled, duplicate, being deleted), so no one a person tried to
+/// declare is removed, and a WorkspaceMember of another team is never fought over.
+fn declared(obj: &Cached<Workspace>, ctx: &Context, name: &str) -> Declared {
     let namespaces = member_namespaces(obj);
+    let mut declared = Declared::default();
     let Some(kind) = ctx.kinds.get::<Cached<WorkspaceMember>>() else {
-        return BTreeSet::new();
+        return declared;
     };
-    kind.store
-        .state()
-        .iter()
-        .filter(|m| m.spec.workspace == name)
-        .filter(|m| {
-            m.metadata
-                .namespace
-                .as_ref()
-                .is_some_and(|ns| namespaces.contains(ns))
-        })
-        .map(|m| email_key(&m.spec.email))
-        .collect()
+    for member in kind.store.state() {
+        if !member.spec.workspace.eq_ignore_ascii_case(name) {
+            continue;
+        }
+        let here = member
+            .metadata
+            .namespace
+            .as_ref()
+            .is_some_and(|ns| namespaces.contains(ns));
+        let key = email_key(&member.spec.email);
+        if here {
+            declared.here.insert(key);
+        } else {
+            declared.elsewhere.insert(key);
+        }
+    }
+    declared
+}
+
+/// Who WorkspaceMembers declare: in the member namespaces, and elsewhere.
+#[derive(Default)]
+struct Declared {
+    here: BTreeSet<String>,
+    elsewhere: BTreeSet<String>,
 }
 
 /// What still manages something in workspace `name`: WorkspaceMembers and Sandboxes naming it, in any
@@ -469,7 +484,7 @@ fn users_of(ctx: &Context, name: &str) -> Vec<String> {
             .store
             .state()
             .iter()
-            .filter(|m| m.spec.workspace == name)
+            .filter(|m| m.spec.workspace.eq_ignore_ascii_case(name))
             .count();
         if n > 0 {
             users.push(format!("{n} WorkspaceMember(s)"));
@@ -480,7 +495,7 @@ fn users_of(ctx: &Context, name: &str) -> Vec<String> {
             .store
             .state()
             .iter()
-            .filter(|s| s.spec.workspace == name)
+            .filter(|s| s.spec.workspace.eq_ignore_ascii_case(name))
             .count();
         if n > 0 {
             users.push(format!("{n} Sandbox(es)"));

@@ -175,8 +175,11 @@ pub struct MembersInput<'a> {
     pub policy: MembershipPolicy,
     /// Members and invitations as listed.
     pub present: Vec<&'a WorkspaceUser>,
-    /// E-mails WorkspaceMember objects declare (canonical keys).
+    /// E-mails WorkspaceMember objects of the member namespaces declare (canonical keys).
     pub declared: &'a BTreeSet<String>,
+    /// E-mails WorkspaceMember objects of other namespaces declare: not counted as declared here, but
+    /// never unmanaged either (another team's object would invite them again: no fight).
+    pub declared_elsewhere: &'a BTreeSet<String>,
     /// E-mails never removed (canonical keys).
     pub protected: &'a BTreeSet<String>,
     /// The most removals one pass may make.
@@ -207,7 +210,8 @@ fn provisioned_elsewhere(user: &WorkspaceUser) -> bool {
     )
 }
 
-/// Plans the membership: unmanaged = present, not declared, not protected. `Authoritative` removes
+/// Plans the membership: unmanaged = present, not declared (in the member namespaces or elsewhere),
+/// not protected. `Authoritative` removes
 /// them (those provisioned by directory sync or domain capture excepted), never on an incomplete view
 /// and never more than `max_removals` in one pass.
 #[must_use]
@@ -239,7 +243,10 @@ pub fn plan_members(input: &MembersInput<'_>) -> MembersPlan {
     for user in &input.present {
         let key = email_key(&user.email);
         present.insert(key.clone());
-        if input.declared.contains(&key) || input.protected.contains(&key) {
+        if input.declared.contains(&key)
+            || input.declared_elsewhere.contains(&key)
+            || input.protected.contains(&key)
+        {
             continue;
         }
         if !provisioned_elsewhere(user) {
@@ -440,11 +447,13 @@ mod tests {
             user("carol@example.com", None),
             user("dave@example.com", Some("directory_sync")),
             user("owner@example.com", None),
+            user("erin@example.com", None),
         ];
         plan_members(&MembersInput {
             policy,
             present: present.iter().collect(),
             declared: &keys(&["alice@example.com"]),
+            declared_elsewhere: &keys(&["erin@example.com"]),
             protected: &keys(&["owner@example.com"]),
             max_removals: max,
             view,
@@ -465,7 +474,7 @@ mod tests {
             plan.counts.unwrap(),
             MemberCounts {
                 declared: 1,
-                present: 5,
+                present: 6,
                 unmanaged: 3
             }
         );
