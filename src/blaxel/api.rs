@@ -4,8 +4,8 @@ use async_trait::async_trait;
 
 use super::error::ApiError;
 use super::model::{
-    Listing, PendingInvitation, Preview, PreviewToken, Sandbox, Workspace, WorkspaceAvailability,
-    WorkspaceUser,
+    IntegrationConnection, Listing, PendingInvitation, Preview, PreviewToken, Sandbox, Workspace,
+    WorkspaceAvailability, WorkspaceUser,
 };
 use super::secret::ApiKey;
 
@@ -45,9 +45,12 @@ impl PowerControl {
 /// Non-idempotent calls (`invite_user`, `create_sandbox`, `create_workspace`) are never retried by an
 /// implementation: the caller re-observes instead, so a lost answer cannot send a second invitation or
 /// create a second object.
-pub trait BlaxelApi: UsersApi + SandboxesApi + PreviewsApi + WorkspacesApi {}
+pub trait BlaxelApi:
+    UsersApi + SandboxesApi + PreviewsApi + WorkspacesApi + IntegrationsApi
+{
+}
 
-impl<T: UsersApi + SandboxesApi + PreviewsApi + WorkspacesApi> BlaxelApi for T {}
+impl<T: UsersApi + SandboxesApi + PreviewsApi + WorkspacesApi + IntegrationsApi> BlaxelApi for T {}
 
 /// Workspace members and invitations (`/users`).
 #[async_trait]
@@ -167,4 +170,31 @@ pub trait WorkspacesApi: Send + Sync {
     ) -> Result<Workspace, ApiError>;
     /// `DELETE /workspaces/{name}`.
     async fn delete_workspace(&self, scope: &Scope, name: &str) -> Result<(), ApiError>;
+}
+
+/// Integration connections (`/integrations/connections`).
+#[async_trait]
+pub trait IntegrationsApi: Send + Sync {
+    /// `GET /integrations/connections`: every connection of the workspace, secrets left out; records
+    /// that do not decode are reported apart.
+    async fn list_connections(
+        &self,
+        scope: &Scope,
+    ) -> Result<Listing<IntegrationConnection>, ApiError>;
+    /// `POST /integrations/connections`, secret included.
+    async fn create_connection(
+        &self,
+        scope: &Scope,
+        connection: &IntegrationConnection,
+    ) -> Result<IntegrationConnection, ApiError>;
+    /// `PUT /integrations/connections/{metadata.name}`: replaces the connection, secret included.
+    async fn update_connection(
+        &self,
+        scope: &Scope,
+        connection: &IntegrationConnection,
+    ) -> Result<IntegrationConnection, ApiError>;
+    /// `DELETE /integrations/connections/{name}`.
+    async fn delete_connection(&self, scope: &Scope, name: &str) -> Result<(), ApiError>;
+    /// `GET /integrations/connections/{name}/models`: how many models the connection offers.
+    async fn count_models(&self, scope: &Scope, name: &str) -> Result<u32, ApiError>;
 }

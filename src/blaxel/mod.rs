@@ -23,9 +23,12 @@ pub mod retry;
 pub mod route;
 pub mod secret;
 
-pub use api::{BlaxelApi, PowerControl, PreviewsApi, SandboxesApi, Scope, UsersApi, WorkspacesApi};
+pub use api::{
+    BlaxelApi, IntegrationsApi, PowerControl, PreviewsApi, SandboxesApi, Scope, UsersApi,
+    WorkspacesApi,
+};
 pub use client::{Attempt, AttemptObserver, ClientConfig, ConfigError, HttpClient};
 pub use error::ApiError;
 pub use ratelimit::RateLimitStats;
 pub use retry::RetryPolicy;
-pub use secret::ApiKey;
+pub use secret::{ApiKey, SecretValue};

@@ -34,6 +34,14 @@ impl OtherFields {
         self.to_map().contains_key(key)
     }
 
+    /// Drops the field `key`, if the API sent it.
+    pub fn remove(&mut self, key: &str) {
+        let mut map = self.to_map();
+        if map.remove(key).is_some() {
+            *self = Self::from_map(&map);
+        }
+    }
+
     /// Sets the field `key`.
     pub fn insert(&mut self, key: String, value: Value) {
         let mut map = self.to_map();
@@ -530,4 +538,61 @@ pub struct WorkspaceAvailability {
     /// Blaxel's explanation, when not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// An integration connection (`/integrations/connections`). Its secret values are sent, never read
+/// back: reads leave `spec.secret` out (or redact it), so it is never compared.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IntegrationConnection {
+    /// Name and the rest of the metadata.
+    #[serde(default)]
+    pub metadata: ConnectionMetadata,
+    /// The connection's settings.
+    #[serde(default)]
+    pub spec: ConnectionSpec,
+    /// Everything else the API sent.
+    #[serde(flatten)]
+    pub extra: OtherFields,
+}
+
+/// Integration connection metadata.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionMetadata {
+    /// The connection name, unique in its workspace.
+    #[serde(default)]
+    pub name: String,
+    /// Everything else the API sent.
+    #[serde(flatten)]
+    pub extra: OtherFields,
+}
+
+/// Integration connection specification.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionSpec {
+    /// The integration (`openai`, `anthropic`, ...).
+    #[serde(default)]
+    pub integration: String,
+    /// Non-secret settings.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Whether the connection uses sandbox (test) credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<bool>,
+    /// The secret values, on the way out only: never deserialized from an answer.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<BTreeMap<String, super::secret::SecretValue>>,
+    /// Everything else the API sent. `secret`, as Blaxel may show it, lands here on a read and is
+    /// dropped by [`IntegrationConnection::without_remote_secret`]: never kept, never sent back.
+    #[serde(flatten)]
+    pub extra: OtherFields,
+}
+
+impl IntegrationConnection {
+    /// The connection as read, less whatever Blaxel showed of its secret (a read-modify-write `PUT`
+    /// must carry the operator's values, not echo redacted ones).
+    #[must_use]
+    pub fn without_remote_secret(mut self) -> Self {
+        self.spec.extra.remove("secret");
+        self
+    }
 }

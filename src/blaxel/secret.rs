@@ -1,7 +1,9 @@
-//! Credentials that must never be printed: the API key wrapper.
+//! Credentials that must never be printed: the API key wrapper, and [`SecretValue`] for the secret values
+//! the operator sends on a user's behalf (an integration connection's keys).
 //!
 //! `Debug` and `Display` both redact; the only way to the key's text is [`ApiKey::expose`], which the HTTP
-//! layer calls when it writes the `Authorization` header.
+//! layer calls when it writes the `Authorization` header; a secret value's text leaves only in the body
+//! of the request that carries it (its `Serialize`).
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -57,6 +59,44 @@ impl fmt::Display for ApiKey {
     }
 }
 
+/// A secret value sent to Blaxel (a key of an integration connection's secret). Cheap to clone; never
+/// shows its value in `Debug` or `Display`. It serializes as the plain string: it exists to be sent, in
+/// a request body, which the client never logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(Arc<str>);
+
+impl SecretValue {
+    /// Wraps a value, as it is (no trimming: a secret's bytes are the user's).
+    #[must_use]
+    pub fn new(value: &str) -> Self {
+        Self(Arc::from(value))
+    }
+
+    /// The value's text, to digest it or to scrub it from a message.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretValue(<redacted>)")
+    }
+}
+
+impl fmt::Display for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl serde::Serialize for SecretValue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +109,18 @@ mod tests {
         for shown in [format!("{key:?}"), format!("{key}"), key.fingerprint()] {
             assert!(!shown.contains("super_secret"), "{shown}");
         }
+    }
+
+    /// A secret value is redacted in Debug and Display, and sent as is.
+    #[test]
+    fn secret_values_redact_but_serialize() {
+        let value = SecretValue::new("sk-live-123 ");
+        for shown in [format!("{value:?}"), format!("{value}")] {
+            assert!(!shown.contains("sk-live"), "{shown}");
+        }
+        assert_eq!(
+            serde_json::to_string(&value).unwrap_or_default(),
+            "\"sk-live-123 \""
+        );
     }
 }

@@ -14,7 +14,9 @@ use super::{Call, HttpClient};
 use crate::blaxel::api::Scope;
 use crate::blaxel::error::ApiError;
 use crate::blaxel::error_map;
-use crate::blaxel::model::{Listing, Preview, PreviewToken, Sandbox, Unreadable, WorkspaceUser};
+use crate::blaxel::model::{
+    IntegrationConnection, Listing, Preview, PreviewToken, Sandbox, Unreadable, WorkspaceUser,
+};
 
 /// Page size asked for when listing sandboxes (the API's maximum).
 const PAGE_LIMIT: &str = "200";
@@ -187,6 +189,18 @@ impl Record for Sandbox {
 
     fn identity(raw: &RawValue) -> Option<String> {
         string_at(raw, "/metadata/name")
+    }
+}
+
+impl Record for IntegrationConnection {
+    const SKIP_UNREADABLE: bool = true;
+
+    fn identity(raw: &RawValue) -> Option<String> {
+        string_at(raw, "/metadata/name")
+    }
+
+    fn unusable(&self) -> Option<&'static str> {
+        self.metadata.name.trim().is_empty().then_some("no name")
     }
 }
 

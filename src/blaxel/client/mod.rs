@@ -1,7 +1,8 @@
 //! The HTTP implementation of [`BlaxelApi`]: reqwest (rustls) behind the operator's own traits.
 //!
 //! This module is the transport, shared by every resource; each resource's calls are in a file of their
-//! own ([`users`], [`sandboxes`], [`previews`], [`workspaces`]), and lists are read in [`listing`].
+//! own ([`users`], [`sandboxes`], [`previews`], [`workspaces`], [`integrations`]), and lists are read in
+//! [`listing`].
 //!
 //! Every request carries `Authorization: Bearer <key>`, `X-Blaxel-Workspace` and `Blaxel-Version:
 //! 2026-04-28` (so today's API paginates `GET /sandboxes`; the 2025 API ignores the header and answers a
@@ -16,6 +17,7 @@
 //! ([`HttpClient::set_write_fence`]): refused outside it, and abandoned at its deadline. Leader election
 //! therefore fences every remote write in one place, whatever the resource.
 
+mod integrations;
 mod listing;
 mod previews;
 mod sandboxes;
