@@ -126,8 +126,9 @@ CLUSTER_RULES = {
     ("", "events"): {"create", "patch"},
 }
 LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
-# The record of recent removals (the mass-removal guard survives restarts): one ConfigMap.
-REMOVALS_RULES = {("", "configmaps"): {"get", "create", "update"}}
+# The record of recent removals (the mass-removal guard survives restarts): one ConfigMap; and the digest
+# key of secret values sent (status.secretDigest survives restarts): one Secret, created once.
+REMOVALS_RULES = {("", "configmaps"): {"get", "create", "update"}, ("", "secrets"): {"create"}}
 
 
 def own_namespace_rules(leader_election: bool) -> dict[tuple[str, str], set[str]]:

@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::blaxel::BlaxelApi;
-use crate::crd::{ANNOTATION_PREFIX, Sandbox, Workspace, WorkspaceMember};
+use crate::crd::{ANNOTATION_PREFIX, IntegrationConnection, Sandbox, Workspace, WorkspaceMember};
 use crate::metrics::Metrics;
 use crate::reconcile::backoff::Backoff;
 use crate::reconcile::cached::Cached;
@@ -341,6 +341,7 @@ fn context(
         // no object names its workspace any more).
         users: reconcile::cache::ListCache::new(config.settings.resync * 3),
         sandboxes: reconcile::cache::ListCache::new(config.settings.resync * 3),
+        connections: reconcile::cache::ListCache::new(config.settings.resync * 3),
         recorder: EventPublisher::new(client.clone(), reporter),
         backoff: Backoff::new(config.backoff_base, config.backoff_max),
         removals: reconcile::removals::RemovalGuard::new(
@@ -353,6 +354,10 @@ fn context(
                 .map(|ns| reconcile::removals::Store::new(client.clone(), ns)),
         ),
         watched_namespace: config.namespace.clone(),
+        digests: reconcile::digest::DigestKeys::new(
+            client,
+            config.removal_store_namespace.as_deref(),
+        ),
         kinds,
     }
 }
@@ -447,6 +452,7 @@ pub async fn run(
     setup.add::<Cached<WorkspaceMember>>();
     setup.add::<Cached<Sandbox>>();
     setup.add::<Cached<Workspace>>();
+    setup.add::<Cached<IntegrationConnection>>();
     let Setup {
         kinds,
         checks,

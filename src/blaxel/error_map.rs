@@ -129,10 +129,27 @@ pub fn outgoing_text(message: &str, key: &ApiKey) -> String {
     truncate(&scrub(message, key))
 }
 
+/// Removes each of `secrets` (values of 4 characters or more) from a message.
+fn scrub_all(message: &str, secrets: &[&str]) -> String {
+    let mut out = message.to_owned();
+    for secret in secrets {
+        if secret.len() >= 4 && out.contains(secret) {
+            out = out.replace(secret, "<redacted>");
+        }
+    }
+    out
+}
+
 /// Every error leaving the client: each message it carries goes through [`outgoing_text`].
 #[must_use]
 pub fn outgoing(error: ApiError, key: &ApiKey) -> ApiError {
-    let text = |message: String| outgoing_text(&message, key);
+    outgoing_with(error, key, &[])
+}
+
+/// [`outgoing`], scrubbing `also` as well (secret values the request carried), before the cut.
+#[must_use]
+pub fn outgoing_with(error: ApiError, key: &ApiKey, also: &[&str]) -> ApiError {
+    let text = |message: String| truncate(&scrub_all(&scrub(&message, key), also));
     match error {
         ApiError::NotFound { message } => ApiError::NotFound {
             message: text(message),

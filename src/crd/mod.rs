@@ -6,11 +6,15 @@
 //! ([`kubernetes_formats`]).
 
 mod common;
+mod integration;
 mod member;
 mod sandbox;
 mod workspace;
 
 pub use common::{CredentialsRef, DeletionPolicy};
+pub use integration::{
+    IntegrationConnection, IntegrationConnectionSpec, IntegrationConnectionStatus, SecretRef,
+};
 pub use member::{MemberPhase, Role, WorkspaceMember, WorkspaceMemberSpec, WorkspaceMemberStatus};
 pub use sandbox::{
     PortProtocol, PowerState, Sandbox, SandboxEnv, SandboxPort, SandboxSpec, SandboxStatus,
@@ -34,10 +38,15 @@ pub const RECONCILE_REQUESTED_ANNOTATION: &str = "blaxel.ai/reconcile-requested-
 /// Every CRD the operator serves, in a stable order.
 #[must_use]
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![WorkspaceMember::crd(), Sandbox::crd(), Workspace::crd()]
-        .into_iter()
-        .map(kubernetes_formats)
-        .collect()
+    vec![
+        WorkspaceMember::crd(),
+        Sandbox::crd(),
+        Workspace::crd(),
+        IntegrationConnection::crd(),
+    ]
+    .into_iter()
+    .map(kubernetes_formats)
+    .collect()
 }
 
 /// String formats the API server validates (`k8s.io/apiextensions-apiserver`, `validation/formats.go`,

@@ -1,6 +1,6 @@
 //! Reconcilers, one per kind, each in the shape observe → plan (pure) → act → report.
 //!
-//! - [`member`], [`sandbox`] and [`workspace`]: one folder per kind, its driver (IO) and its pure planner.
+//! - [`member`], [`sandbox`], [`workspace`] and [`integration`]: one folder per kind, its driver (IO) and its pure planner.
 //! - [`frame`]: what every kind's reconcile runs in (finalizer, admission), and the [`frame::Driver`]
 //!   trait a kind implements.
 //! - [`kinds`]: the registry of kinds (store, claims, view) by type.
@@ -33,8 +33,10 @@ pub mod cached;
 pub mod claims;
 pub mod conditions;
 pub mod credentials;
+pub mod digest;
 pub mod events;
 pub mod frame;
+pub mod integration;
 pub mod kinds;
 pub mod managed;
 pub mod member;
@@ -111,6 +113,8 @@ pub struct Context {
     pub users: ListCache<WorkspaceUser>,
     /// Shared `GET /sandboxes` answers.
     pub sandboxes: ListCache<RemoteSandbox>,
+    /// Shared `GET /integrations/connections` answers.
+    pub connections: ListCache<crate::blaxel::model::IntegrationConnection>,
     /// Kubernetes Events.
     pub recorder: EventPublisher,
     /// Per-object retry delays.
@@ -121,6 +125,8 @@ pub struct Context {
     pub watched_namespace: Option<String>,
     /// Every registered kind's store, claims and view.
     pub kinds: kinds::Kinds,
+    /// The key of the digests of secret values sent.
+    pub digests: digest::DigestKeys,
 }
 
 /// Why a reconcile did not finish; decides the retry in [`error_policy`].
@@ -135,6 +141,9 @@ pub enum Error {
     /// Credentials could not be read for a transient reason.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
+    /// The digest key could not be read or created.
+    #[error(transparent)]
+    Digest(#[from] digest::DigestKeyError),
     /// Remote cleanup is under way: look again after the delay (keeps the finalizer).
     #[error("waiting for remote cleanup: {0}")]
     Waiting(String, Duration),
@@ -151,6 +160,7 @@ impl Error {
             Self::Remote(e) => e.category(),
             Self::Kube(_) => "KubernetesApi",
             Self::Credentials(e) => e.reason(),
+            Self::Digest(_) => "DigestKey",
             Self::Waiting(..) => "CleanupPending",
             Self::Finalizer(_) => "Finalizer",
         }

@@ -7,11 +7,21 @@ use async_trait::async_trait;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::{Call, HttpClient, seal};
+use super::{Call, HttpClient, seal, seal_with};
 use crate::blaxel::api::{IntegrationsApi, Scope};
 use crate::blaxel::error::ApiError;
 use crate::blaxel::error_map;
 use crate::blaxel::model::{IntegrationConnection, Listing};
+
+/// The secret values a connection carries, to scrub from any error its request brings back.
+fn secret_texts(connection: &IntegrationConnection) -> Vec<&str> {
+    connection
+        .spec
+        .secret
+        .iter()
+        .flat_map(|secret| secret.values().map(crate::blaxel::SecretValue::expose))
+        .collect()
+}
 
 /// How many models a models answer lists: a bare array, or an object holding one (`data`, `models`,
 /// `items`). The definitions give the answer no schema; anything else is a decode error.
@@ -66,13 +76,13 @@ impl IntegrationsApi for HttpClient {
     ) -> Result<IntegrationConnection, ApiError> {
         let create = async {
             let segments = ["integrations", "connections"];
-            let call = Call::new(Method::POST, "/integrations/connections", &segments)
-                .json(connection)?;
+            let call =
+                Call::new(Method::POST, "/integrations/connections", &segments).json(connection)?;
             self.fetch::<IntegrationConnection>(scope, &call, "integration connection")
                 .await
                 .map(IntegrationConnection::without_remote_secret)
         };
-        seal(scope, create.await)
+        seal_with(scope, &secret_texts(connection), create.await)
     }
 
     async fn update_connection(
@@ -96,7 +106,7 @@ impl IntegrationsApi for HttpClient {
                 .await
                 .map(IntegrationConnection::without_remote_secret)
         };
-        seal(scope, update.await)
+        seal_with(scope, &secret_texts(connection), update.await)
     }
 
     async fn delete_connection(&self, scope: &Scope, name: &str) -> Result<(), ApiError> {
@@ -136,7 +146,11 @@ mod tests {
         assert_eq!(model_count(br#"{"data":[{"id":"a"}]}"#).unwrap(), 1);
         assert_eq!(model_count(b"[]").unwrap(), 0);
         for bad in [&b"null"[..], b"{}", b"7", br#"{"data":5}"#] {
-            assert_eq!(model_count(bad).unwrap_err().category(), "Decode", "{bad:?}");
+            assert_eq!(
+                model_count(bad).unwrap_err().category(),
+                "Decode",
+                "{bad:?}"
+            );
         }
     }
 
@@ -152,9 +166,15 @@ mod tests {
         let mut mine = read.without_remote_secret();
         mine.spec.secret = Some([("apiKey".to_owned(), SecretValue::new("sk-1"))].into());
         let sent = serde_json::to_value(&mine).unwrap();
-        assert_eq!(sent["spec"]["secret"], serde_json::json!({"apiKey": "sk-1"}));
+        assert_eq!(
+            sent["spec"]["secret"],
+            serde_json::json!({"apiKey": "sk-1"})
+        );
         assert_eq!(sent["spec"]["extra"], 1);
         assert_eq!(sent["metadata"]["labels"], serde_json::json!({"a": "b"}));
-        assert!(!format!("{mine:?}").contains("sk-1"), "Debug shows the secret");
+        assert!(
+            !format!("{mine:?}").contains("sk-1"),
+            "Debug shows the secret"
+        );
     }
 }

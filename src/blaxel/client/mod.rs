@@ -565,6 +565,12 @@ fn seal<T>(scope: &Scope, result: Result<T, ApiError>) -> Result<T, ApiError> {
     result.map_err(|error| error_map::outgoing(error, &scope.api_key))
 }
 
+/// [`seal`], scrubbing the secret values the request carried as well (a server that quotes a rejected
+/// value must not put it in a status).
+fn seal_with<T>(scope: &Scope, also: &[&str], result: Result<T, ApiError>) -> Result<T, ApiError> {
+    result.map_err(|error| error_map::outgoing_with(error, &scope.api_key, also))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]

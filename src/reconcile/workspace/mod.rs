@@ -24,8 +24,8 @@ use super::{
 use crate::blaxel::model::{Workspace as RemoteWorkspace, WorkspaceUser};
 use crate::blaxel::{ApiError, Scope, error_map};
 use crate::crd::{
-    CredentialsRef, DeletionPolicy, MemberCounts, MembershipPolicy, Sandbox, Workspace,
-    WorkspaceMember, WorkspaceStatus,
+    CredentialsRef, DeletionPolicy, IntegrationConnection, MemberCounts, MembershipPolicy, Sandbox,
+    Workspace, WorkspaceMember, WorkspaceStatus,
 };
 use plan::{MembersInput, View, WorkspaceAction, WorkspaceInput};
 
@@ -475,8 +475,8 @@ struct Declared {
     elsewhere: BTreeSet<String>,
 }
 
-/// What still manages something in workspace `name`: WorkspaceMembers and Sandboxes naming it, in any
-/// namespace the operator watches.
+/// What still manages something in workspace `name`: WorkspaceMembers, Sandboxes and
+/// IntegrationConnections naming it, in any namespace the operator watches.
 fn users_of(ctx: &Context, name: &str) -> Vec<String> {
     let mut users = Vec::new();
     if let Some(kind) = ctx.kinds.get::<Cached<WorkspaceMember>>() {
@@ -499,6 +499,17 @@ fn users_of(ctx: &Context, name: &str) -> Vec<String> {
             .count();
         if n > 0 {
             users.push(format!("{n} Sandbox(es)"));
+        }
+    }
+    if let Some(kind) = ctx.kinds.get::<Cached<IntegrationConnection>>() {
+        let n = kind
+            .store
+            .state()
+            .iter()
+            .filter(|c| c.spec.workspace.eq_ignore_ascii_case(name))
+            .count();
+        if n > 0 {
+            users.push(format!("{n} IntegrationConnection(s)"));
         }
     }
     users
