@@ -128,7 +128,7 @@ CLUSTER_RULES = {
 LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
 # The record of recent removals (the mass-removal guard survives restarts): one ConfigMap; and the digest
 # key of secret values sent (status.secretDigest survives restarts): one Secret, created once.
-REMOVALS_RULES = {("", "configmaps"): {"get", "create", "update"}, ("", "secrets"): {"create"}}
+REMOVALS_RULES = {("", "configmaps"): {"get", "create", "update"}, ("", "secrets"): {"get", "create"}}
 
 
 def own_namespace_rules(leader_election: bool) -> dict[tuple[str, str], set[str]]:
