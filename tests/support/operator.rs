@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use blaxel_operator::crd::{MemberPhase, Sandbox, Workspace, WorkspaceMember};
+use blaxel_operator::crd::{
+    IntegrationConnection, MemberPhase, Sandbox, Workspace, WorkspaceMember,
+};
 use blaxel_operator::sim::{self, SimConfig, SimHandle};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
@@ -180,6 +182,11 @@ impl World {
 
     /// Starts the operator binary on this namespace with fast test timings, plus `extra` flags.
     pub fn start_operator(&mut self, extra: &[&str]) -> Operator {
+        self.start_operator_logging(extra, "info,blaxel_operator=debug")
+    }
+
+    /// [`World::start_operator`] with `RUST_LOG` set to `filter` (`trace` for secrecy tests).
+    pub fn start_operator_logging(&mut self, extra: &[&str], filter: &str) -> Operator {
         self.operators += 1;
         let log = self
             .logs
@@ -238,7 +245,7 @@ impl World {
             .args(&args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("BL_API_KEY", &self.key)
-            .env("RUST_LOG", "info,blaxel_operator=debug")
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
@@ -263,6 +270,11 @@ impl World {
 
     /// Workspaces in the test namespace.
     pub fn workspaces(&self) -> Api<Workspace> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// IntegrationConnections in the test namespace.
+    pub fn connections(&self) -> Api<IntegrationConnection> {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
