@@ -174,7 +174,7 @@ async fn the_secret_reaches_blaxel_and_nowhere_else() {
     )
     .await;
     let settled = puts(&world);
-    assert_eq!(settled, 2);
+    assert_eq!(settled, 3, "the rotation, the hand edit, and one repair");
 
     // Settled: forced resyncs write nothing.
     for round in 0..3 {

@@ -6,7 +6,7 @@
 //! | `GET /_sim/health` | `{"ok": true}` |
 //! | `GET /_sim/stats` | request counters (see [`super::stats::Stats::snapshot`]) |
 //! | `POST /_sim/stats/reset` | zeroes the counters |
-//! | `GET /_sim/state` | the whole world as JSON (workspaces with their record, users, sandboxes, previews, tokens, malformed records; names held by other accounts) |
+//! | `GET /_sim/state` | the whole world as JSON (workspaces with their record, users, sandboxes, previews, tokens, integration connections with their secret values, malformed records; names held by other accounts) |
 //! | `POST /_sim/reset` | forgets all objects, counters and runtime fault changes (the clock keeps its time) |
 //! | `GET /_sim/faults`, `PUT /_sim/faults` | reads / changes faults at run time (partial updates) |
 //! | `GET/POST/DELETE /_sim/faults/script` | lists / appends / clears scripted faults: `{"route"?, "status" \| "drop": true, "times"?, "retryAfterMs"?}` |
@@ -21,6 +21,7 @@
 //! | `POST /_sim/workspaces/{ws}/sandboxes/{name}/fail` | `{"message"}`: the sandbox turns `FAILED` now |
 //! | `POST /_sim/workspaces/{ws}/malformed` | `{"collection": "users" \| "sandboxes", "record": <any JSON>}`: that raw record is appended to the workspace's `GET /users` or `GET /sandboxes` answers (on the last page when paginated); a sandbox record whose `metadata.name` is a string also answers `GET /sandboxes/{that name}` while no live sandbox has it |
 //! | `DELETE /_sim/workspaces/{ws}/malformed` | removes the workspace's raw records |
+//! | `PUT /_sim/integrations/{integration}/models` | `{"count": N}`: how many models that catalogue integration offers from now on (404 for an integration not in the catalogue) |
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,7 +40,7 @@ use super::faults::ScriptedFault;
 use super::state::{Malformed, Sim, Workspace, World, lock};
 use super::users::{Role, Source, Standing, UserRecord, render_invitation, render_user};
 use super::util::validate_email;
-use super::{previews, sandboxes, users, workspaces};
+use super::{integrations, previews, sandboxes, users, workspaces};
 
 /// The `/_sim` routes (to be nested under `/_sim`).
 pub fn router() -> Router<Arc<Sim>> {
@@ -55,6 +56,10 @@ pub fn router() -> Router<Arc<Sim>> {
             get(script).post(add_script).delete(clear_script),
         )
         .route("/clock", get(clock))
+        .route(
+            "/integrations/{integration}/models",
+            axum::routing::put(set_model_count),
+        )
         .route("/clock/advance", post(advance))
         .route("/invitations/{email}/accept", post(accept))
         .route("/invitations/{email}/decline", post(decline))
@@ -267,6 +272,12 @@ async fn state(State(sim): State<Arc<Sim>>) -> Json<Value> {
                 "workspace": workspaces::render(&ws.meta, now, &sim),
                 "users": users,
                 "sandboxes": sandboxes,
+                // The secret values as received: this is where tests check what reached Blaxel.
+                "integrationConnections": ws
+                    .connections
+                    .values()
+                    .map(|c| integrations::render(c, name, &sim, true))
+                    .collect::<Vec<_>>(),
                 "malformed": ws.malformed.to_json(),
             }),
         );
@@ -467,4 +478,23 @@ async fn clear_malformed(
     let malformed = &mut workspace(&mut world, &ws)?.malformed;
     *malformed = Malformed::default();
     Ok(Json(malformed.to_json()))
+}
+
+/// `PUT /_sim/integrations/{integration}/models {"count": N}`.
+async fn set_model_count(
+    State(sim): State<Arc<Sim>>,
+    SimPath(integration): SimPath<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let count = field::opt_uint(&body, "count", "count")?
+        .ok_or_else(|| ApiError::bad_request("count is required"))?;
+    let count = u32::try_from(count).map_err(|_| ApiError::bad_request("count is too large"))?;
+    let mut world = sim.world();
+    if integrations::model_count(&world, &integration).is_none() {
+        return Err(ApiError::not_found(format!(
+            "integration {integration:?} is not in the catalogue"
+        )));
+    }
+    world.model_counts.insert(integration.clone(), count);
+    Ok(Json(json!({"integration": integration, "models": count})))
 }

@@ -25,6 +25,7 @@ pub mod conn;
 pub mod control;
 pub mod error;
 pub mod faults;
+pub mod integrations;
 pub mod previews;
 pub mod sandboxes;
 pub mod state;
@@ -74,6 +75,32 @@ pub fn router(sim: Arc<Sim>) -> Router {
             get(workspaces::get)
                 .put(workspaces::update)
                 .delete(workspaces::delete),
+        )
+        .route(
+            "/v0/integrations/connections",
+            get(integrations::list).post(integrations::create),
+        )
+        .route(
+            "/v0/integrations/connections/{connectionName}",
+            get(integrations::get)
+                .put(integrations::update)
+                .delete(integrations::delete),
+        )
+        .route(
+            "/v0/integrations/connections/{connectionName}/models",
+            get(integrations::list_models),
+        )
+        .route(
+            "/v0/integrations/connections/{connectionName}/models/{modelId}",
+            get(integrations::get_model),
+        )
+        .route(
+            "/v0/integrations/connections/{connectionName}/endpointConfigurations",
+            get(integrations::endpoint_configurations),
+        )
+        .route(
+            "/v0/integrations/{integrationName}",
+            get(integrations::get_integration),
         )
         .route("/v0/users", get(users::list).post(users::invite))
         .route(

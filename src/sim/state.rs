@@ -48,6 +48,8 @@ pub struct Workspace {
     pub users: UserBook,
     /// Sandboxes (with their previews and tokens).
     pub sandboxes: SandboxBook,
+    /// Integration connections (with their secret values).
+    pub connections: super::integrations::ConnectionBook,
     /// Raw records added to the list answers on request (`/_sim/workspaces/{ws}/malformed`).
     pub malformed: Malformed,
 }
@@ -71,6 +73,7 @@ impl Workspace {
             meta,
             users: UserBook::default(),
             sandboxes: SandboxBook::default(),
+            connections: super::integrations::ConnectionBook::default(),
             malformed: Malformed::default(),
         }
     }
@@ -103,6 +106,8 @@ pub struct World {
     pub rng: StdRng,
     /// Monotonic counter for tie-breaking creation order.
     pub seq: u64,
+    /// Model counts set by `/_sim/integrations/{name}/models`, over the catalogue's.
+    pub model_counts: BTreeMap<String, u32>,
 }
 
 impl World {
@@ -120,6 +125,7 @@ impl World {
             foreign: config.foreign_workspaces.iter().cloned().collect(),
             rng: make_rng(config.seed, WORLD_SALT),
             seq: 0,
+            model_counts: BTreeMap::new(),
         }
     }
 
