@@ -23,14 +23,14 @@ use tokio::sync::watch;
 
 use crate::blaxel::client::{ClientConfig, HttpClient};
 use crate::controller::{self, ControllerConfig};
-use crate::crd::{self, Sandbox, Workspace, WorkspaceMember};
+use crate::crd::{self, IntegrationConnection, Sandbox, Workspace, WorkspaceMember};
 use crate::kube_local::{self, LocalApiServer, StartOptions};
 use crate::reconcile::Settings;
 use crate::reconcile::conditions;
 use crate::sim::{self, SimConfig};
 
 /// The examples the demo applies (the files under `examples/`, built in so the demo runs from anywhere).
-const EXAMPLES: [(&str, &str); 5] = [
+const EXAMPLES: [(&str, &str); 6] = [
     (
         "00-namespace.yaml",
         include_str!("../examples/00-namespace.yaml"),
@@ -50,6 +50,10 @@ const EXAMPLES: [(&str, &str); 5] = [
     (
         "20-sandboxes.yaml",
         include_str!("../examples/20-sandboxes.yaml"),
+    ),
+    (
+        "30-integration.yaml",
+        include_str!("../examples/30-integration.yaml"),
     ),
 ];
 /// The namespace the examples live in.
@@ -138,6 +142,7 @@ enum CreatedObject {
     Member(String),
     Sandbox(String),
     Workspace(String),
+    Connection(String),
 }
 
 /// Runs the demo to the end.
@@ -217,7 +222,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
             (None, ClusterChoice::Local { .. }) => PathBuf::new(),
         };
         crate::say!(
-            "\nStill running. Try: kubectl --kubeconfig {} get bws,wsm,sbx -n {NAMESPACE}\nPress Ctrl-C to stop.",
+            "\nStill running. Try: kubectl --kubeconfig {} get bws,wsm,sbx,bic -n {NAMESPACE}\nPress Ctrl-C to stop.",
             kubeconfig.display()
         );
         let _ = tokio::signal::ctrl_c().await;
@@ -399,6 +404,16 @@ async fn apply_examples(
                     .await?,
                     CreatedObject::Member,
                 ),
+                Some("IntegrationConnection") => (
+                    apply_one(
+                        &Api::<IntegrationConnection>::namespaced(client.clone(), NAMESPACE),
+                        &name,
+                        &value,
+                        given,
+                    )
+                    .await?,
+                    CreatedObject::Connection,
+                ),
                 Some("Workspace") => (
                     apply_one(
                         &Api::<Workspace>::namespaced(client.clone(), NAMESPACE),
@@ -446,6 +461,7 @@ async fn remove_created(client: &kube::Client, created: &[CreatedObject]) -> Res
     let members = Api::<WorkspaceMember>::namespaced(client.clone(), NAMESPACE);
     let sandboxes = Api::<Sandbox>::namespaced(client.clone(), NAMESPACE);
     let workspaces = Api::<Workspace>::namespaced(client.clone(), NAMESPACE);
+    let connections = Api::<IntegrationConnection>::namespaced(client.clone(), NAMESPACE);
     let secrets = Api::<Secret>::namespaced(client.clone(), NAMESPACE);
     let namespaces = Api::<Namespace>::all(client.clone());
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
@@ -456,6 +472,7 @@ async fn remove_created(client: &kube::Client, created: &[CreatedObject]) -> Res
             CreatedObject::Member(name) => delete(&members, name).await?,
             CreatedObject::Sandbox(name) => delete(&sandboxes, name).await?,
             CreatedObject::Workspace(name) => delete(&workspaces, name).await?,
+            CreatedObject::Connection(name) => delete(&connections, name).await?,
             _ => {}
         }
     }
@@ -464,6 +481,7 @@ async fn remove_created(client: &kube::Client, created: &[CreatedObject]) -> Res
             CreatedObject::Member(name) => wait_gone(&members, name, deadline).await?,
             CreatedObject::Sandbox(name) => wait_gone(&sandboxes, name, deadline).await?,
             CreatedObject::Workspace(name) => wait_gone(&workspaces, name, deadline).await?,
+            CreatedObject::Connection(name) => wait_gone(&connections, name, deadline).await?,
             _ => true,
         };
         if !gone {
@@ -552,6 +570,7 @@ async fn watch_table(client: &kube::Client, timeout: Duration) -> Result<bool, D
     let members: Api<WorkspaceMember> = Api::namespaced(client.clone(), NAMESPACE);
     let sandboxes: Api<Sandbox> = Api::namespaced(client.clone(), NAMESPACE);
     let workspaces: Api<Workspace> = Api::namespaced(client.clone(), NAMESPACE);
+    let connections: Api<IntegrationConnection> = Api::namespaced(client.clone(), NAMESPACE);
     let tty = std::io::stdout().is_terminal();
     let deadline = Instant::now() + timeout;
     let mut last = String::new();
@@ -560,7 +579,8 @@ async fn watch_table(client: &kube::Client, timeout: Duration) -> Result<bool, D
         let ms = members.list(&ListParams::default()).await?.items;
         let ss = sandboxes.list(&ListParams::default()).await?.items;
         let ws = workspaces.list(&ListParams::default()).await?.items;
-        let (table, all_ready) = render(&ws, &ms, &ss);
+        let cs = connections.list(&ListParams::default()).await?.items;
+        let (table, all_ready) = render(&ws, &ms, &ss, &cs);
         if table != last {
             let mut out = std::io::stdout().lock();
             if tty && drawn_lines > 0 {
@@ -582,11 +602,12 @@ async fn watch_table(client: &kube::Client, timeout: Duration) -> Result<bool, D
     }
 }
 
-/// The table `kubectl get bws,wsm,sbx` would print, and whether every object is Ready.
+/// The table `kubectl get bws,wsm,sbx,bic` would print, and whether every object is Ready.
 fn render(
     workspaces: &[Workspace],
     members: &[WorkspaceMember],
     sandboxes: &[Sandbox],
+    connections: &[IntegrationConnection],
 ) -> (String, bool) {
     let mut rows = vec![[
         "NAME".to_owned(),
@@ -650,6 +671,25 @@ fn render(
                     .and_then(|s| s.state)
                     .map_or_else(|| "-".to_owned(), |p| format!("{p:?}")),
                 s.spec.state
+            ),
+            reason(status.map(|s| &s.conditions)),
+        ]);
+    }
+    for c in connections {
+        let status = c.status.as_ref();
+        let ready = ready_of(status.map(|s| &s.conditions));
+        all_ready &= ready == "True";
+        rows.push([
+            format!("integrationconnection/{}", c.name_any()),
+            ready.to_owned(),
+            "-".to_owned(),
+            c.spec.workspace.clone(),
+            format!(
+                "{}, {} models",
+                c.spec.integration,
+                status
+                    .and_then(|s| s.models)
+                    .map_or_else(|| "-".to_owned(), |n| n.to_string())
             ),
             reason(status.map(|s| &s.conditions)),
         ]);
