@@ -35,7 +35,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use blaxel_operator::crd::{Sandbox, Workspace, WorkspaceMember};
+use blaxel_operator::crd::{IntegrationConnection, Sandbox, Workspace, WorkspaceMember};
 use blaxel_operator::reconcile::cached::{Cached, WithConditions};
 use blaxel_operator::sim::{self, ApiGeneration, ApiKey, Faults, RateLimit, SimConfig, SimHandle};
 use futures::{FutureExt, StreamExt, TryStreamExt};
@@ -242,6 +242,7 @@ struct Watches {
     members: Arc<Mutex<Seen>>,
     sandboxes: Arc<Mutex<Seen>>,
     workspaces: Arc<Mutex<Seen>>,
+    connections: Arc<Mutex<Seen>>,
 }
 
 impl Watches {
@@ -250,15 +251,17 @@ impl Watches {
         (count(&self.members), count(&self.sandboxes))
     }
 
-    fn workspaces_ready(&self) -> usize {
-        let seen = self.workspaces.lock().unwrap();
-        seen.ready.values().filter(|r| **r).count()
+    /// Workspaces and integration connections settled (one of each per workspace).
+    fn per_workspace_ready(&self) -> (usize, usize) {
+        let count = |s: &Arc<Mutex<Seen>>| s.lock().unwrap().ready.values().filter(|r| **r).count();
+        (count(&self.workspaces), count(&self.connections))
     }
 
     fn changes(&self) -> u64 {
         self.members.lock().unwrap().changes
             + self.sandboxes.lock().unwrap().changes
             + self.workspaces.lock().unwrap().changes
+            + self.connections.lock().unwrap().changes
     }
 }
 
@@ -440,15 +443,20 @@ impl World {
             .collect::<Vec<_>>();
         let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
         for k in &api_keys {
-            let secret: Secret = serde_json::from_value(json!({
-                "metadata": {"name": format!("blaxel-{}", k.workspace)},
-                "stringData": {"apiKey": k.key},
-            }))
-            .unwrap();
-            secrets
-                .create(&PostParams::default(), &secret)
-                .await
+            for (name, value) in [
+                (format!("blaxel-{}", k.workspace), k.key.clone()),
+                (format!("openai-{}", k.workspace), format!("sk-bench-{}", k.workspace)),
+            ] {
+                let secret: Secret = serde_json::from_value(json!({
+                    "metadata": {"name": name},
+                    "stringData": {"apiKey": value},
+                }))
                 .unwrap();
+                secrets
+                    .create(&PostParams::default(), &secret)
+                    .await
+                    .unwrap();
+            }
         }
         let sim = sim::spawn(SimConfig {
             api_keys,
@@ -483,6 +491,15 @@ impl World {
                         && s.members.as_ref().is_some_and(|m| {
                             m.unmanaged == 0 && m.present == m.declared && m.declared > 0
                         })
+                })
+            },
+        );
+        spawn_watch(
+            Api::<IntegrationConnection>::namespaced(client.clone(), &ns),
+            Arc::clone(&watches.connections),
+            |c| {
+                c.status.as_ref().is_some_and(|s| {
+                    is_ready(&s.conditions) && s.models.is_some() && s.secret_digest.is_some()
                 })
             },
         );
@@ -524,6 +541,22 @@ impl World {
             "metadata": {"name": format!("ws-{w}")},
             "spec": {
                 "members": {"policy": "Authoritative", "maxRemovals": 0},
+                "credentialsRef": {"name": format!("blaxel-ws-{w}"), "key": "apiKey"},
+            },
+        })
+    }
+
+    /// An integration connection for workspace `w`, its secret in Secret `openai-ws-{w}`.
+    fn connection_body(w: usize) -> Value {
+        json!({
+            "apiVersion": "blaxel.ai/v1alpha1",
+            "kind": "IntegrationConnection",
+            "metadata": {"name": format!("openai-{w}")},
+            "spec": {
+                "workspace": format!("ws-{w}"),
+                "integration": "openai",
+                "config": {"organization": "bench"},
+                "secretRef": {"name": format!("openai-ws-{w}")},
                 "credentialsRef": {"name": format!("blaxel-ws-{w}"), "key": "apiKey"},
             },
         })
@@ -585,7 +618,24 @@ impl World {
             }
             .boxed()
         });
-        futures::stream::iter(member_jobs.chain(sandbox_jobs).chain(workspace_jobs))
+        let connections: Api<IntegrationConnection> =
+            Api::namespaced(self.client.clone(), &self.ns);
+        let connection_jobs = (0..if prefix.is_empty() { w } else { 0 }).map(|w| {
+            let (api, pp) = (connections.clone(), pp.clone());
+            let body = Self::connection_body(w);
+            async move {
+                api.patch(&format!("openai-{w}"), &pp, &Patch::Apply(&body))
+                    .await
+                    .map(|_| ())
+            }
+            .boxed()
+        });
+        futures::stream::iter(
+            member_jobs
+                .chain(sandbox_jobs)
+                .chain(workspace_jobs)
+                .chain(connection_jobs),
+        )
             .buffer_unordered(CREATE_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await
@@ -682,11 +732,12 @@ impl World {
     }
 
     /// Waits until every Workspace counts the converged world (it recounts at its resync, after the
-    /// members it counts converged): the steady state starts from there. Not part of the convergence
-    /// time, which is the members' and sandboxes'.
+    /// members it counts converged) and every integration connection is Ready: the steady state starts
+    /// from there. Not part of the convergence time, which is the members' and sandboxes'.
     async fn wait_workspaces_counted(&self, deadline: Duration) -> bool {
         let until = Instant::now() + deadline;
-        while self.watches.workspaces_ready() < self.scale.workspaces {
+        let want = (self.scale.workspaces, self.scale.workspaces);
+        while self.watches.per_workspace_ready() < want {
             if Instant::now() > until {
                 return false;
             }
