@@ -445,7 +445,10 @@ impl World {
         for k in &api_keys {
             for (name, value) in [
                 (format!("blaxel-{}", k.workspace), k.key.clone()),
-                (format!("openai-{}", k.workspace), format!("sk-bench-{}", k.workspace)),
+                (
+                    format!("openai-{}", k.workspace),
+                    format!("sk-bench-{}", k.workspace),
+                ),
             ] {
                 let secret: Secret = serde_json::from_value(json!({
                     "metadata": {"name": name},
@@ -636,10 +639,10 @@ impl World {
                 .chain(workspace_jobs)
                 .chain(connection_jobs),
         )
-            .buffer_unordered(CREATE_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await
-            .unwrap();
+        .buffer_unordered(CREATE_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .unwrap();
         started.elapsed()
     }
 
