@@ -124,7 +124,7 @@ where
 /// kube-runtime's own trigger (`Controller::for_stream`) references an object with its uid and
 /// resourceVersion as well, and its scheduler keeps two copies of the reference of every object with a
 /// requeue pending, that is of every settled one: two strings fewer in each is ≈ 3 MB at 10,000 objects.
-/// A watch error is logged here; the watch retries with kube's default backoff.
+/// A watch error is logged here; the watch lists again ([`relisting`]) after kube's default backoff.
 fn watch<K>(
     client: kube::Client,
     namespace: Option<&str>,
@@ -149,14 +149,14 @@ where
         None => Api::<K>::all(client),
     };
     let cached = reader.clone();
-    let stream = watcher(api, watcher::Config::default().any_semantic())
+    let stream = relisting(api)
         .default_backoff()
         .modify(slim)
         .filter_map(move |event| {
             let event = match event {
                 Ok(event) => event,
                 Err(error) => {
-                    // Events may have been missed: the view is incomplete until the next full list.
+                    // The view is incomplete until the next full list is (see `relisting`).
                     view.set(false);
                     tracing::warn!(kind = %K::kind(&()), %error, "watch failed; retrying");
                     return std::future::ready(None);
@@ -175,6 +175,32 @@ where
             std::future::ready(wake)
         });
     (reader, stream)
+}
+
+/// Watch events of every `K` in `api`, listing everything again after any error.
+///
+/// kube's watcher resumes a watch that failed for any reason but 410 Gone from its last resourceVersion,
+/// without a list: nothing is missed, but nothing says so either, and a view marked incomplete at the
+/// error would stay so for ever (the Workspace kind concludes nothing from an incomplete view). A new
+/// watcher after each error starts with a list, whose end ([`watcher::Event::InitDone`]) tells that the
+/// view is complete again. The error ends the old watcher before it is polled again, so it retries
+/// nothing itself; the caller's backoff paces the new one.
+fn relisting<K>(
+    api: Api<K>,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + use<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    futures::stream::repeat_with(move || {
+        let one = watcher(api.clone(), watcher::Config::default().any_semantic()).boxed();
+        futures::stream::unfold(Some(one), |state| async move {
+            let mut watch = state?;
+            let event = watch.next().await?;
+            let rest = event.is_ok().then_some(watch);
+            Some((event, rest))
+        })
+    })
+    .flatten()
 }
 
 /// The reference a reconcile is scheduled by: namespace and name (all the store's lookup hashes).

@@ -50,7 +50,10 @@ async fn connections_keep_secrets_without_echoing_them() {
             )
             .await;
         assert_eq!(created.status, StatusCode::OK, "{}", created.raw);
-        assert_eq!(created.body["spec"]["secretKeys"], json!(["apiKey"]));
+        assert_eq!(
+            created.body["spec"]["secret"],
+            json!({"apiKey": "********"})
+        );
         assert_eq!(
             created.body["metadata"]["extraMeta"], 1,
             "unknown fields kept"

@@ -501,6 +501,71 @@ async fn a_restart_with_a_thousand_declared_members_removes_no_one() {
     assert_eq!(world.remote_users().await.len(), N);
 }
 
+/// Every kind refuses a workspace name in any other form than Blaxel's (case, surrounding or inner
+/// whitespace, dots, underscores): two objects naming one workspace must spell it alike, or the
+/// Workspace kind would not count one as declaring its member (a trailing space still reaches the
+/// workspace through the header, and an Authoritative policy would remove whom it manages).
+#[tokio::test]
+async fn every_kind_refuses_workspace_names_in_another_form() {
+    use kube::api::{DynamicObject, Patch, PatchParams};
+    use kube::discovery::ApiResource;
+
+    let world = World::new(SimConfig::default()).await;
+    for (kind, plural, field, extra) in [
+        (
+            "WorkspaceMember",
+            "workspacemembers",
+            "workspace",
+            json!({"email": "a@example.com"}),
+        ),
+        (
+            "Sandbox",
+            "sandboxes",
+            "workspace",
+            json!({"image": "blaxel/base:latest"}),
+        ),
+        (
+            "IntegrationConnection",
+            "integrationconnections",
+            "workspace",
+            json!({"integration": "openai", "secretRef": {"name": "s"}}),
+        ),
+        ("Workspace", "workspaces", "workspaceName", json!({})),
+    ] {
+        let resource = ApiResource {
+            group: "blaxel.ai".into(),
+            version: "v1alpha1".into(),
+            api_version: "blaxel.ai/v1alpha1".into(),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(world.client.clone(), &world.ns, &resource);
+        for name in [
+            "acme ",
+            " acme",
+            "Acme",
+            "ac me",
+            "acme.prod",
+            "acme_prod",
+            "-acme",
+        ] {
+            let mut spec = extra.clone();
+            spec[field] = json!(name);
+            let body = json!({"apiVersion": "blaxel.ai/v1alpha1", "kind": kind,
+                              "metadata": {"name": "odd"}, "spec": spec});
+            let err = api
+                .patch("odd", &PatchParams::apply("e2e-test"), &Patch::Apply(&body))
+                .await
+                .expect_err(&format!("{kind} with {field} {name:?} was admitted"));
+            assert!(
+                err.to_string().contains("must be a workspace name"),
+                "{kind} {name:?}: {err}"
+            );
+        }
+    }
+}
+
 /// Bad Workspace specs are refused at admission with a readable message: a remote name Blaxel would
 /// refuse, a protected e-mail in another form than the canonical one, `namespaces: []` (it would
 /// declare no one), and a change of the remote name.
@@ -522,7 +587,7 @@ async fn admission_refuses_bad_workspace_specs() {
     for (spec, message) in [
         (
             json!({"workspaceName": "Acme_Prod"}),
-            "workspaceName must be lower-case letters, digits and hyphens",
+            "must be a workspace name: lower-case letters, digits and hyphens",
         ),
         (
             json!({"members": {"protected": ["Owner@Example.com"]}}),

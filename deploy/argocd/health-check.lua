@@ -9,6 +9,7 @@
 --   Degraded     Stalled=True (needs a person; reasons: CredentialsNotPermitted, DefaultCredentialsMissing,
 --                CredentialsNotFound, Unauthorized, Forbidden, Invalid, DuplicateMember, DuplicateSandbox,
 --                OwnedByAnother, InvitationExpired, InvitationDeclined, EmailNotCanonical,
+--                WorkspaceNotCanonical,
 --                TtlExpired (phase EXPIRED), RemoteFailed, RemovalLimitReached, DuplicateWorkspace,
 --                NameUnavailable, WorkspaceError, TooManyRemovals, IncompleteView, WorkspaceInUse,
 --                SecretNotFound, IntegrationMismatch, DuplicateConnection;

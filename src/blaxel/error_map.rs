@@ -113,13 +113,7 @@ fn parse_seconds(value: &str, unit: f64) -> Option<Duration> {
 /// Removes the API key's text from a message (defence in depth: no known server echoes it).
 #[must_use]
 pub fn scrub(message: &str, key: &ApiKey) -> String {
-    let secret = key.expose();
-    // Very short keys would mangle ordinary words; such keys are rejected by Blaxel anyway.
-    if secret.len() >= 4 && message.contains(secret) {
-        message.replace(secret, "<redacted>")
-    } else {
-        message.to_owned()
-    }
+    scrub_all(message, &[key.expose()])
 }
 
 /// What an error may say once it leaves the client: `message` scrubbed of the key, then cut to a bounded
@@ -129,15 +123,50 @@ pub fn outgoing_text(message: &str, key: &ApiKey) -> String {
     truncate(&scrub(message, key))
 }
 
-/// Removes each of `secrets` (values of 4 characters or more) from a message.
+/// Removes each of `secrets` from a message, in every form a server quoting it may show: as it is,
+/// JSON-escaped (a body quoted back: `\"`, `\n`), and each long line of a multi-line value alone (a
+/// PEM key's body quoted in part, its lines split by newlines or by `\n` escapes). Values (and lines) too short to be secrets are left: they would
+/// mangle ordinary words, and Blaxel refuses such keys anyway.
 fn scrub_all(message: &str, secrets: &[&str]) -> String {
     let mut out = message.to_owned();
     for secret in secrets {
-        if secret.len() >= 4 && out.contains(secret) {
-            out = out.replace(secret, "<redacted>");
+        for form in forms(secret) {
+            if out.contains(form.as_str()) {
+                out = out.replace(form.as_str(), "<redacted>");
+            }
         }
     }
     out
+}
+
+/// The forms of `secret` [`scrub_all`] removes, longest first (so a part never leaves the rest of a
+/// whole behind).
+fn forms(secret: &str) -> Vec<String> {
+    const SHORTEST: usize = 4;
+    const SHORTEST_LINE: usize = 16;
+    if secret.len() < SHORTEST {
+        return Vec::new();
+    }
+    let escaped = |s: &str| {
+        let quoted = serde_json::Value::String(s.to_owned()).to_string();
+        quoted[1..quoted.len() - 1].to_owned()
+    };
+    let mut forms = vec![secret.to_owned(), escaped(secret)];
+    // Lines split on newlines, and on `\n` escapes too: a JSON credential holds its PEM key so.
+    let unescaped = secret.replace("\\n", "\n");
+    if unescaped.contains('\n') {
+        for line in unescaped
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.len() >= SHORTEST_LINE)
+        {
+            forms.push(line.to_owned());
+            forms.push(escaped(line));
+        }
+    }
+    forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    forms.dedup();
+    forms
 }
 
 /// Every error leaving the client: each message it carries goes through [`outgoing_text`].
@@ -213,6 +242,35 @@ pub fn decode_message(what: &str, error: &serde_json::Error) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
+
+    /// A secret quoted back JSON-escaped, or one line of a multi-line secret quoted alone, is scrubbed
+    /// like the raw value.
+    #[test]
+    fn secrets_are_scrubbed_in_every_quoted_form() {
+        let body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7";
+        let secret = format!(
+            "{{\"type\":\"sa\",\"key\":\"-----BEGIN KEY-----\\n{body}\\n-----END KEY-----\\n\"}}"
+        );
+        let raw = format!("refused: {secret}");
+        let quoted = format!(
+            "invalid secret {}",
+            serde_json::json!({ "credentials": secret })
+        );
+        let partial = format!("bad key line {body}");
+        for message in [raw, quoted, partial] {
+            let out = scrub_all(&message, &[&secret]);
+            assert!(!out.contains(body), "{out}");
+            assert!(out.contains("<redacted>"), "{out}");
+        }
+        let multi = format!("-----BEGIN KEY-----\n{body}\n-----END KEY-----\n");
+        let out = scrub_all(&format!("at line 2: {body}"), &[&multi]);
+        assert!(!out.contains(body), "{out}");
+        assert_eq!(
+            scrub_all("a bcd word", &["bcd"]),
+            "a bcd word",
+            "too short to be a secret"
+        );
+    }
 
     fn now() -> jiff::Timestamp {
         "2026-11-28T03:00:00Z".parse().unwrap()

@@ -6,7 +6,7 @@
 //! of them sit in the shared user lists). Unknown fields or enum values (a new sandbox status, say) always
 //! deserialize.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -505,9 +505,10 @@ pub struct Workspace {
     /// The name shown to people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    /// Labels.
+    /// Labels. Their values are strings in today's definition, any JSON in the 2025 one (`labels:
+    /// object`): a value of another type set by another tool must not make the record unreadable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<BTreeMap<String, String>>,
+    pub labels: Option<BTreeMap<String, Value>>,
     /// The write region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
@@ -581,6 +582,10 @@ pub struct ConnectionSpec {
     /// The secret values, on the way out only: never deserialized from an answer.
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub secret: Option<BTreeMap<String, super::secret::SecretValue>>,
+    /// The names of the secret's keys, as a read showed them (`spec.secret`'s keys; its values are
+    /// dropped unread). `None` when the read showed no secret at all.
+    #[serde(skip)]
+    pub secret_keys_shown: Option<BTreeSet<String>>,
     /// Everything else the API sent. `secret`, as Blaxel may show it, lands here on a read and is
     /// dropped by [`IntegrationConnection::without_remote_secret`]: never kept, never sent back.
     #[serde(flatten)]
@@ -589,10 +594,13 @@ pub struct ConnectionSpec {
 
 impl IntegrationConnection {
     /// The connection as read, less whatever Blaxel showed of its secret (a read-modify-write `PUT`
-    /// must carry the operator's values, not echo redacted ones).
+    /// must carry the operator's values, not echo redacted ones) but the names of its keys.
     #[must_use]
     pub fn without_remote_secret(mut self) -> Self {
-        self.spec.extra.remove("secret");
+        if let Some(shown) = self.spec.extra.get("secret") {
+            self.spec.secret_keys_shown = shown.as_object().map(|m| m.keys().cloned().collect());
+            self.spec.extra.remove("secret");
+        }
         self
     }
 }

@@ -8,7 +8,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{CredentialsRef, DeletionPolicy};
+use super::common::{CredentialsRef, DeletionPolicy, WORKSPACE_NAME_MESSAGE, WORKSPACE_NAME_RULE};
 
 /// An integration connection kept as declared; its secret comes from a Secret, never from the spec.
 #[allow(
@@ -47,8 +47,11 @@ use super::common::{CredentialsRef, DeletionPolicy};
 #[serde(rename_all = "camelCase")]
 pub struct IntegrationConnectionSpec {
     /// Name of the Blaxel workspace. Immutable.
-    #[x_kube(validation = Rule::new("self == oldSelf").message("workspace is immutable"))]
-    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(
+        validation = Rule::new("self == oldSelf").message("workspace is immutable"),
+        validation = Rule::new(WORKSPACE_NAME_RULE).message(WORKSPACE_NAME_MESSAGE)
+    )]
+    #[schemars(length(min = 1, max = 63))]
     pub workspace: String,
     /// The connection's remote name; default `metadata.name`. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{CredentialsRef, DeletionPolicy};
+use super::common::{CredentialsRef, DeletionPolicy, WORKSPACE_NAME_MESSAGE, WORKSPACE_NAME_RULE};
 
 /// A person's membership of a Blaxel workspace: invited, observed until accepted, kept at its role.
 #[allow(
@@ -40,8 +40,11 @@ use super::common::{CredentialsRef, DeletionPolicy};
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceMemberSpec {
     /// Name of the Blaxel workspace. Immutable.
-    #[x_kube(validation = Rule::new("self == oldSelf").message("workspace is immutable"))]
-    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(
+        validation = Rule::new("self == oldSelf").message("workspace is immutable"),
+        validation = Rule::new(WORKSPACE_NAME_RULE).message(WORKSPACE_NAME_MESSAGE)
+    )]
+    #[schemars(length(min = 1, max = 63))]
     pub workspace: String,
     /// E-mail address of the person to invite, in its one canonical form: lower-case printable ASCII, no
     /// whitespace of any kind (the form lookups, claims and every remote call use). Immutable.

@@ -11,7 +11,7 @@ mod member;
 mod sandbox;
 mod workspace;
 
-pub use common::{CredentialsRef, DeletionPolicy};
+pub use common::{CredentialsRef, DeletionPolicy, is_canonical_email, is_canonical_workspace};
 pub use integration::{
     IntegrationConnection, IntegrationConnectionSpec, IntegrationConnectionStatus, SecretRef,
 };

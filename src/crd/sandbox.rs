@@ -7,7 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{CredentialsRef, DeletionPolicy};
+use super::common::{CredentialsRef, DeletionPolicy, WORKSPACE_NAME_MESSAGE, WORKSPACE_NAME_RULE};
 
 /// A Blaxel sandbox kept at the declared image, resources and power state.
 #[allow(
@@ -48,8 +48,11 @@ use super::common::{CredentialsRef, DeletionPolicy};
 #[serde(rename_all = "camelCase")]
 pub struct SandboxSpec {
     /// Name of the Blaxel workspace. Immutable.
-    #[x_kube(validation = Rule::new("self == oldSelf").message("workspace is immutable"))]
-    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(
+        validation = Rule::new("self == oldSelf").message("workspace is immutable"),
+        validation = Rule::new(WORKSPACE_NAME_RULE).message(WORKSPACE_NAME_MESSAGE)
+    )]
+    #[schemars(length(min = 1, max = 63))]
     pub workspace: String,
     /// Name of the sandbox in Blaxel; defaults to `metadata.name`. Immutable.
     #[x_kube(validation = Rule::new("self == oldSelf").message("sandboxName is immutable"))]

@@ -7,7 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{CredentialsRef, DeletionPolicy};
+use super::common::{CredentialsRef, DeletionPolicy, WORKSPACE_NAME_MESSAGE, WORKSPACE_NAME_RULE};
 
 /// A Blaxel workspace: created or adopted, its display name, labels and region kept as declared, and
 /// its membership checked against the WorkspaceMember objects that name it.
@@ -51,7 +51,7 @@ pub struct WorkspaceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(
         validation = Rule::new("self == oldSelf").message("workspaceName is immutable"),
-        validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("workspaceName must be lower-case letters, digits and hyphens, starting and ending with a letter or digit")
+        validation = Rule::new(WORKSPACE_NAME_RULE).message(WORKSPACE_NAME_MESSAGE)
     )]
     #[schemars(length(min = 1, max = 63))]
     pub workspace_name: Option<String>,
@@ -177,15 +177,20 @@ pub struct WorkspaceStatus {
     /// Blaxel's id of the workspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// True when the workspace existed before this object.
-    #[serde(default)]
-    pub adopted: bool,
+    /// True when the workspace existed before this object, false when this object created it (set
+    /// as the create is sent, so a lost answer does not pass it off as adopted); absent until known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<bool>,
     /// Member counts, once the membership was read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members: Option<MemberCounts>,
     /// The first 50 unmanaged members and invitations, sorted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unmanaged: Vec<String>,
+    /// A digest of the whole unmanaged set (the list above stops at 50), so that a change past the
+    /// 50th is still announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmanaged_digest: Option<String>,
     /// The last `blaxel.ai/reconcile-requested-at` value handled (a forced resync).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,

@@ -7,6 +7,9 @@
 //! the Secret `blaxel-operator-digest-key` of the operator's namespace, created with 32 random bytes on
 //! first use, so a restart keeps it and does not push every secret again. Without a namespace to keep it
 //! in (a one-process test), the key is random per process.
+//!
+//! Also a plain short digest of a list of names ([`list_digest`]), for a status to tell that a set it
+//! lists only in part changed (nothing secret: the Workspace kind's unmanaged e-mails).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -129,9 +132,24 @@ fn digest_with(key: &hmac::Key, values: &BTreeMap<String, SecretValue>) -> Strin
             ctx.update(part);
         }
     }
-    let tag = ctx.sign();
-    let mut out = String::from("hmac-sha256:");
-    for byte in tag.as_ref() {
+    format!("hmac-sha256:{}", hex(ctx.sign().as_ref()))
+}
+
+/// A short digest of a sorted list of names, stable across builds and versions (SHA-256, its first 8
+/// bytes in hex): tells whether a set changed without keeping it.
+#[must_use]
+pub fn list_digest(items: &[String]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for item in items {
+        ctx.update(&(item.len() as u64).to_be_bytes());
+        ctx.update(item.as_bytes());
+    }
+    hex(&ctx.finish().as_ref()[..8])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
         let _ = write!(out, "{byte:02x}");
     }
     out

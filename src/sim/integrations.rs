@@ -4,8 +4,9 @@
 //!
 //! Choices where the definitions are silent (docs/simulator.md):
 //! - **Secrets are never echoed.** A connection's `spec.secret` values are kept, but no answer (GET, list,
-//!   or the answers to POST and PUT) carries them: a read shows `secretKeys`, the sorted names of the
-//!   secret's keys, so a client can tell which are set. `/_sim/state` shows the values, for tests.
+//!   or the answers to POST and PUT) carries them: a read shows `spec.secret` in the definition's shape
+//!   with every value masked ([`MASK`]), so a client can tell which keys are set. `/_sim/state` shows
+//!   the values, for tests.
 //! - **`PUT` replaces the spec**: a body without `spec.secret` leaves the connection without secret
 //!   values, as a replacing `PUT` does. The integration cannot change (400).
 //! - **A built-in catalogue** of integrations: model providers with a fixed number of models (openai 12,
@@ -80,7 +81,10 @@ pub fn model_count(world: &World, integration: &str) -> Option<u32> {
     )
 }
 
-/// A connection as answered: `secretKeys` in place of the secret (or, for `/_sim/state`, `secret`).
+/// What a read shows in place of each secret value.
+pub const MASK: &str = "********";
+
+/// A connection as answered: its secret's values masked (or, for `/_sim/state`, as they are).
 pub fn render(c: &ConnectionRecord, workspace: &str, sim: &Sim, with_secret: bool) -> Value {
     let clock = &sim.clock;
     let mut metadata = c.metadata.clone();
@@ -94,14 +98,12 @@ pub fn render(c: &ConnectionRecord, workspace: &str, sim: &Sim, with_secret: boo
     metadata.insert("createdBy".into(), json!(c.created_by));
     metadata.insert("updatedBy".into(), json!(c.updated_by));
     let mut spec = c.spec.clone();
-    if with_secret {
-        spec.insert("secret".into(), json!(c.secret));
-    } else {
-        spec.insert(
-            "secretKeys".into(),
-            json!(c.secret.keys().collect::<Vec<_>>()),
-        );
-    }
+    let shown: BTreeMap<&String, &str> = c
+        .secret
+        .iter()
+        .map(|(k, v)| (k, if with_secret { v.as_str() } else { MASK }))
+        .collect();
+    spec.insert("secret".into(), json!(shown));
     json!({"metadata": metadata, "spec": spec})
 }
 
@@ -143,7 +145,6 @@ fn parse(body: &Map<String, Value>) -> Result<Input, ApiError> {
         .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_owned())))
         .collect();
     spec.remove("secret");
-    spec.remove("secretKeys");
     Ok(Input {
         name,
         metadata,

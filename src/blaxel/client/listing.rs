@@ -17,6 +17,7 @@ use crate::blaxel::error_map;
 use crate::blaxel::model::{
     IntegrationConnection, Listing, Preview, PreviewToken, Sandbox, Unreadable, WorkspaceUser,
 };
+use crate::crd::is_canonical_email;
 
 /// Page size asked for when listing sandboxes (the API's maximum).
 const PAGE_LIMIT: &str = "200";
@@ -179,8 +180,18 @@ impl Record for WorkspaceUser {
     }
 
     fn unusable(&self) -> Option<&'static str> {
-        // Users are matched by e-mail: a record without one cannot be told apart from any other.
-        self.email.trim().is_empty().then_some("no e-mail")
+        // Users are matched by e-mail: a record without one cannot be told apart from any other, and
+        // one in another form than the canonical (ASCII case aside) cannot be addressed by it (a
+        // DELETE of ` alice@example.com` is no removal of it).
+        if self.email.trim().is_empty() {
+            Some("no e-mail")
+        } else if !is_canonical_email(&self.email.to_ascii_lowercase()) {
+            Some(
+                "an e-mail in no canonical form (whitespace, or characters outside printable ASCII)",
+            )
+        } else {
+            None
+        }
     }
 }
 

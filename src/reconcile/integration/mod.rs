@@ -147,6 +147,11 @@ async fn secret_values(
         let Ok(text) = String::from_utf8(bytes.0) else {
             return not_found(format!("key {key} of Secret {name} is not UTF-8 text"));
         };
+        if text.trim().is_empty() {
+            // An unset variable in `kubectl create secret`, or a secret store not filled in yet: a
+            // `PUT` of it would replace a working secret with nothing.
+            return not_found(format!("key {key} of Secret {name} is empty"));
+        }
         values.insert(key, SecretValue::new(&text));
     }
     if values.is_empty() {
@@ -196,6 +201,7 @@ async fn apply(
         observed: observed.as_ref(),
         digest: &digest,
         sent: report.sent.as_deref(),
+        keys: values.keys().map(String::as_str).collect(),
     });
     report.health = plan.health;
     if let Some(action) = plan.action.filter(|_| !super::is_paused(obj)) {
@@ -225,6 +231,14 @@ async fn apply(
             }
             Err(e @ ApiError::Conflict { .. }) => {
                 // Created meanwhile: list again.
+                ctx.connections.invalidate(scope).await;
+                return fail(obj, ctx, report, e).await;
+            }
+            Err(e @ ApiError::Unavailable { .. }) => {
+                // The write may have been applied with its answer lost: the values count as sent,
+                // so a connection that then exists is not passed off as adopted, nor written again,
+                // and the list is read again rather than trusted to say it is absent.
+                report.sent = Some(digest);
                 ctx.connections.invalidate(scope).await;
                 return fail(obj, ctx, report, e).await;
             }

@@ -24,6 +24,8 @@ pub struct ConnectionInput<'a> {
     pub digest: &'a str,
     /// The digest of the values last sent (from status), if any.
     pub sent: Option<&'a str>,
+    /// The names of the Secret's keys now (sorted).
+    pub keys: Vec<&'a str>,
 }
 
 /// The next remote write.
@@ -81,7 +83,14 @@ pub fn plan(input: &ConnectionInput<'_>) -> ConnectionPlan {
     if observed.spec.sandbox.unwrap_or(false) != input.spec.sandbox {
         changed.push("sandbox");
     }
-    if input.sent != Some(input.digest) {
+    // The keys Blaxel shows, where it shows them, must be the Secret's: a connection replaced by hand
+    // without its secret (a `PUT` replaces it all) is told from them, though the digest still matches.
+    let shown_differ = observed
+        .spec
+        .secret_keys_shown
+        .as_ref()
+        .is_some_and(|shown| !shown.iter().eq(input.keys.iter()));
+    if input.sent != Some(input.digest) || shown_differ {
         changed.push("secret");
     }
     if changed.is_empty() {
@@ -124,6 +133,7 @@ pub fn body(
         config: spec.config.clone(),
         sandbox: Some(spec.sandbox),
         secret: Some(secret.clone()),
+        secret_keys_shown: None,
         extra: body.spec.extra,
     };
     body
@@ -133,6 +143,8 @@ pub fn body(
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
+    use std::collections::BTreeSet;
+
     use crate::crd::{DeletionPolicy, SecretRef};
 
     fn spec() -> IntegrationConnectionSpec {
@@ -169,6 +181,7 @@ mod tests {
             observed,
             digest: "d1",
             sent,
+            keys: vec!["apiKey"],
         }
     }
 
@@ -212,6 +225,37 @@ mod tests {
         assert_eq!(
             (p.action, p.changed),
             (Some(ConnectionAction::Update), vec!["sandbox"])
+        );
+    }
+
+    /// Key names Blaxel shows that are not the Secret's (a connection replaced by hand without its
+    /// secret) are a secret change though the digest matches; the same names, or none shown, are not.
+    #[test]
+    fn shown_secret_keys_that_differ_update() {
+        let spec = spec();
+        let mut wiped = remote(&[("org", "acme")]);
+        wiped.spec.secret_keys_shown = Some(BTreeSet::new());
+        assert_eq!(
+            plan(&input(&spec, Some(&wiped), Some("d1"))).changed,
+            ["secret"]
+        );
+        let mut same = remote(&[("org", "acme")]);
+        same.spec.secret_keys_shown = Some(["apiKey".to_owned()].into());
+        assert_eq!(plan(&input(&spec, Some(&same), Some("d1"))).action, None);
+        let read: RemoteConnection = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "openai"},
+            "spec": {"integration": "openai", "config": {"org": "acme"}, "sandbox": false,
+                     "secret": {"apiKey": "********", "orgKey": "********"}}
+        }))
+        .unwrap();
+        let read = read.without_remote_secret();
+        assert!(
+            !serde_json::to_string(&read).unwrap().contains("****"),
+            "values dropped"
+        );
+        assert_eq!(
+            plan(&input(&spec, Some(&read), Some("d1"))).changed,
+            ["secret"]
         );
     }
 

@@ -13,9 +13,7 @@ use super::cached::Cached;
 use super::claims::hash_of;
 use super::conditions::{Health, Why};
 use super::frame::Driver;
-use super::managed::{
-    CleanupStart, Managed, begin_cleanup, is_canonical_email, keep_finalizer, removal_held,
-};
+use super::managed::{CleanupStart, Managed, begin_cleanup, keep_finalizer, removal_held};
 use super::{
     Context, Error, conditions_for, is_paused, pending_request, publish, remote_verdict,
     requeue_after, write_status,
@@ -24,6 +22,7 @@ use crate::blaxel::model::WorkspaceUser;
 use crate::blaxel::{ApiError, Scope};
 use crate::crd::{
     CredentialsRef, DeletionPolicy, MemberPhase, WorkspaceMember, WorkspaceMemberStatus,
+    is_canonical_email,
 };
 use plan::{MemberAction, MemberInput};
 

@@ -3,20 +3,24 @@
 
 pub mod plan;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use tracing::info;
 
 use super::cache::email_key;
 use super::cached::{Cached, WithConditions};
 use super::claims::hash_of;
 use super::conditions::{Health, Why};
+use super::digest::list_digest;
 use super::frame::Driver;
-use super::managed::{CleanupStart, Managed, begin_cleanup, keep_finalizer, removal_held};
+use super::managed::{CleanupStart, Managed, begin_cleanup, keep_finalizer, may_act, removal_held};
+use super::removals::CONFIRM_ANNOTATION;
 use super::{
     Context, Error, conditions_for, is_paused, jittered, pending_request, publish, remote_verdict,
     requeue_after, write_status,
@@ -98,7 +102,7 @@ impl Driver for Cached<Workspace> {
 struct Report {
     health: Health,
     observed: Option<RemoteWorkspace>,
-    adopted: bool,
+    adopted: Option<bool>,
     counts: Option<MemberCounts>,
     unmanaged: Option<Vec<String>>,
 }
@@ -117,7 +121,6 @@ impl Report {
 }
 
 async fn apply(obj: &Cached<Workspace>, ctx: &Context, scope: &Scope) -> Result<Action, Error> {
-    let status = obj.status_fields();
     let name = remote_name(obj).to_owned();
     let mut report = Report::kept(obj, Health::Progressing(Why::new("Reconciling", "")));
     let paused = is_paused(obj);
@@ -125,11 +128,21 @@ async fn apply(obj: &Cached<Workspace>, ctx: &Context, scope: &Scope) -> Result<
         Ok(observed) => observed,
         Err(e) => return fail(obj, ctx, report, e).await,
     };
-    // Adopted: found on the first look, before this object created anything.
-    if status.id.is_none() && status.phase.is_none() && observed.is_some() {
-        report.adopted = true;
+    // Adopted: found before this object sent a create of its own.
+    if report.adopted.is_none() && observed.is_some() {
+        report.adopted = Some(true);
     }
-    let mut health = match converge(obj, ctx, scope, &name, paused, &mut observed).await {
+    let mut health = match converge(
+        obj,
+        ctx,
+        scope,
+        &name,
+        paused,
+        &mut observed,
+        &mut report.adopted,
+    )
+    .await
+    {
         Ok(health) => health,
         Err(e) => {
             report.observed = observed;
@@ -177,7 +190,8 @@ async fn apply(obj: &Cached<Workspace>, ctx: &Context, scope: &Scope) -> Result<
 }
 
 /// Brings the workspace record to the spec (check, create, update), updating `observed` with each
-/// answer; how the record stands.
+/// answer, and `adopted` to `false` once a create is sent (the answer may be lost); how the record
+/// stands.
 async fn converge(
     obj: &Cached<Workspace>,
     ctx: &Context,
@@ -185,6 +199,7 @@ async fn converge(
     name: &str,
     paused: bool,
     observed: &mut Option<RemoteWorkspace>,
+    adopted: &mut Option<bool>,
 ) -> Result<Health, ApiError> {
     let mut availability = None;
     let mut health = Health::Progressing(Why::new("Reconciling", ""));
@@ -204,11 +219,15 @@ async fn converge(
                 availability = Some(ctx.api.workspace_availability(scope, name).await?);
                 continue;
             }
-            WorkspaceAction::Create(body) => (
-                "Created",
-                format!("Created workspace {name}"),
-                ctx.api.create_workspace(scope, &body).await,
-            ),
+            WorkspaceAction::Create(body) => {
+                let before = adopted.replace(false);
+                let answer = ctx.api.create_workspace(scope, &body).await;
+                if matches!(answer, Err(ApiError::Conflict { .. })) {
+                    // Not created by this request: whoever did, the next look decides.
+                    *adopted = before;
+                }
+                ("Created", format!("Created workspace {name}"), answer)
+            }
             WorkspaceAction::Update(body) => (
                 "Updated",
                 format!("Updated workspace {name}"),
@@ -289,11 +308,27 @@ async fn members(
             ),
         ));
     }
-    let declared = declared(obj, ctx, name);
+    let present: Vec<&WorkspaceUser> = listing.items.values().collect();
+    let declared = if view == View::Complete {
+        declared(obj, ctx, name, &present)
+            .await
+            .unwrap_or_else(|e| {
+                view = View::Partial(Why::new(
+                    MEMBER_VIEW_PARTIAL,
+                    format!(
+                        "Whether a WorkspaceMember of another namespace may act here could not be \
+                         told ({e}); nothing is concluded about unmanaged members"
+                    ),
+                ));
+                Declared::default()
+            })
+    } else {
+        Declared::default()
+    };
     let protected: BTreeSet<String> = spec.protected.iter().map(|e| email_key(e)).collect();
     let plan = plan::plan_members(&MembersInput {
         policy: spec.policy,
-        present: listing.items.values().collect(),
+        present,
         declared: &declared.here,
         declared_elsewhere: &declared.elsewhere,
         protected: &protected,
@@ -302,6 +337,7 @@ async fn members(
     });
     announce(obj, ctx, spec.policy, &plan).await;
     let mut verdict = plan.verdict;
+    let mut removed = 0;
     if !paused {
         for email in &plan.removals {
             if let Some((health, _)) = removal_held(obj, ctx, name, email).await {
@@ -324,7 +360,11 @@ async fn members(
             ctx.users
                 .write_through(scope, email, None::<WorkspaceUser>)
                 .await;
+            removed += 1;
         }
+    }
+    if removed > 0 {
+        consume_confirmation(obj, ctx).await;
     }
     let mut unmanaged = plan.unmanaged;
     let mut counts = plan.counts;
@@ -348,6 +388,35 @@ async fn members(
     })
 }
 
+/// Takes `blaxel.ai/confirm-removal` off a Workspace whose pass removed members: on an object that
+/// removes many things, one confirmation lets one pass's removals through, not every later one. (A
+/// confirmation set again in the instant between the pass and the patch is taken off too: the next
+/// removal then waits for one more, the safe side.) A failure leaves the annotation for the next pass
+/// that removes to take off.
+async fn consume_confirmation(obj: &Cached<Workspace>, ctx: &Context) {
+    let confirmed = obj
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(CONFIRM_ANNOTATION));
+    if !confirmed {
+        return;
+    }
+    let api: Api<Workspace> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"metadata": {"annotations": {CONFIRM_ANNOTATION: null}}});
+    if let Err(e) = api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "could not take the used removal confirmation off");
+    }
+}
+
 /// A Warning Event when the unmanaged set differs from the one last reported (Report and
 /// Authoritative), so people see a change without watching the status.
 async fn announce(
@@ -362,14 +431,7 @@ async fn announce(
     if policy == MembershipPolicy::Additive || unmanaged.is_empty() {
         return;
     }
-    let status = obj.status_fields();
-    let before = status.members.as_ref().map_or(0, |c| c.unmanaged);
-    let listed: Vec<String> = unmanaged
-        .iter()
-        .take(plan::UNMANAGED_LISTED)
-        .cloned()
-        .collect();
-    if status.unmanaged == listed && before == u32::try_from(unmanaged.len()).unwrap_or(u32::MAX) {
+    if obj.status_fields().unmanaged_digest == Some(list_digest(unmanaged)) {
         return;
     }
     let shown: Vec<&str> = unmanaged.iter().take(10).map(String::as_str).collect();
@@ -439,18 +501,32 @@ fn member_view(obj: &Cached<Workspace>, ctx: &Context) -> View {
     }
 }
 
-/// The e-mails WorkspaceMember objects declare for workspace `name` (the workspace name compared in
-/// any ASCII case): those of the member namespaces, and those of any other namespace. Every such object
-/// counts, whatever its state (pending, Stalled, duplicate, being deleted), so no one a person tried to
-/// declare is removed, and a WorkspaceMember of another team is never fought over.
-fn declared(obj: &Cached<Workspace>, ctx: &Context, name: &str) -> Declared {
+/// The e-mails WorkspaceMember objects declare for workspace `name` (named exactly: names are in one
+/// form, see [`crate::crd::is_canonical_workspace`]).
+///
+/// Every object of the member namespaces counts, whatever its state (pending, Stalled, duplicate, being
+/// deleted), so no one a person tried to declare is removed. An object of another namespace counts only
+/// when it may act in the workspace (its key resolves and Blaxel accepts it there): another team's
+/// WorkspaceMember is never fought over, but one that can do nothing here (a tenant without a key, a
+/// made-up key, a name in another form) keeps no one in the workspace. That is asked only for the
+/// `present` e-mails nothing here declares, so it costs nothing in the common case.
+///
+/// # Errors
+/// Whether such an object may act could not be told just now.
+async fn declared(
+    obj: &Cached<Workspace>,
+    ctx: &Context,
+    name: &str,
+    present: &[&WorkspaceUser],
+) -> Result<Declared, Error> {
     let namespaces = member_namespaces(obj);
     let mut declared = Declared::default();
     let Some(kind) = ctx.kinds.get::<Cached<WorkspaceMember>>() else {
-        return declared;
+        return Ok(declared);
     };
+    let mut others: BTreeMap<String, Vec<Arc<Cached<WorkspaceMember>>>> = BTreeMap::new();
     for member in kind.store.state() {
-        if !member.spec.workspace.eq_ignore_ascii_case(name) {
+        if member.spec.workspace != name {
             continue;
         }
         let here = member
@@ -462,10 +538,22 @@ fn declared(obj: &Cached<Workspace>, ctx: &Context, name: &str) -> Declared {
         if here {
             declared.here.insert(key);
         } else {
-            declared.elsewhere.insert(key);
+            others.entry(key).or_default().push(member);
         }
     }
-    declared
+    for user in present {
+        let key = email_key(&user.email);
+        if declared.here.contains(&key) || declared.elsewhere.contains(&key) {
+            continue;
+        }
+        for member in others.get(&key).into_iter().flatten() {
+            if may_act(member.as_ref(), ctx).await? {
+                declared.elsewhere.insert(key);
+                break;
+            }
+        }
+    }
+    Ok(declared)
 }
 
 /// Who WorkspaceMembers declare: in the member namespaces, and elsewhere.
@@ -475,44 +563,85 @@ struct Declared {
     elsewhere: BTreeSet<String>,
 }
 
-/// What still manages something in workspace `name`: WorkspaceMembers, Sandboxes and
-/// IntegrationConnections naming it, in any namespace the operator watches.
-fn users_of(ctx: &Context, name: &str) -> Vec<String> {
+/// Why deleting `obj` must leave workspace `name` in place although its policy is `Delete`, if so.
+fn not_taken_over(obj: &Cached<Workspace>, ctx: &Context, name: &str) -> Option<String> {
+    if obj.status_fields().id.is_none() {
+        return Some("this object never created nor adopted it (no id in its status)".to_owned());
+    }
+    let kind = ctx.kinds.get::<Cached<Workspace>>()?;
+    let others = kind
+        .store
+        .state()
+        .iter()
+        .filter(|w| {
+            w.metadata.uid != obj.metadata.uid
+                && w.metadata.deletion_timestamp.is_none()
+                && remote_name(w) == name
+        })
+        .count();
+    (others > 0).then(|| format!("{others} other Workspace object(s) name it"))
+}
+
+/// What still manages something in workspace `name`, in words: the WorkspaceMembers, Sandboxes and
+/// IntegrationConnections naming it that may act there (an object that never could, such as a tenant's
+/// without a key, needs nothing of the workspace and blocks nothing).
+///
+/// # Errors
+/// `Waiting` while a kind's cache is incomplete (an object missing from it may exist), or when whether
+/// an object may act could not be told.
+async fn users_of(ctx: &Context, name: &str) -> Result<Vec<String>, Error> {
     let mut users = Vec::new();
-    if let Some(kind) = ctx.kinds.get::<Cached<WorkspaceMember>>() {
-        let n = kind
-            .store
-            .state()
-            .iter()
-            .filter(|m| m.spec.workspace.eq_ignore_ascii_case(name))
-            .count();
+    for (n, what) in [
+        (
+            acting::<WorkspaceMember>(ctx, name, |m| &m.workspace).await?,
+            "WorkspaceMember(s)",
+        ),
+        (
+            acting::<Sandbox>(ctx, name, |s| &s.workspace).await?,
+            "Sandbox(es)",
+        ),
+        (
+            acting::<IntegrationConnection>(ctx, name, |c| &c.workspace).await?,
+            "IntegrationConnection(s)",
+        ),
+    ] {
         if n > 0 {
-            users.push(format!("{n} WorkspaceMember(s)"));
+            users.push(format!("{n} {what}"));
         }
     }
-    if let Some(kind) = ctx.kinds.get::<Cached<Sandbox>>() {
-        let n = kind
-            .store
-            .state()
-            .iter()
-            .filter(|s| s.spec.workspace.eq_ignore_ascii_case(name))
-            .count();
-        if n > 0 {
-            users.push(format!("{n} Sandbox(es)"));
+    Ok(users)
+}
+
+/// How many objects of kind `K` name workspace `name` (through `workspace`) and may act there.
+async fn acting<K>(
+    ctx: &Context,
+    name: &str,
+    workspace: fn(&K::Spec) -> &String,
+) -> Result<usize, Error>
+where
+    K: kube::core::object::HasSpec + kube::core::object::HasStatus + Resource<DynamicType = ()>,
+    Cached<K>: Managed,
+{
+    let Some(kind) = ctx.kinds.get::<Cached<K>>() else {
+        return Ok(0);
+    };
+    if !kind.view.complete() {
+        return Err(Error::Waiting(
+            format!(
+                "The {} cache is not complete (starting, or re-listing after a watch error); the \
+                 workspace is not deleted until it is",
+                K::kind(&())
+            ),
+            ctx.settings.transition_poll,
+        ));
+    }
+    let mut n = 0;
+    for obj in kind.store.state() {
+        if workspace(&obj.spec) == name && may_act(obj.as_ref(), ctx).await? {
+            n += 1;
         }
     }
-    if let Some(kind) = ctx.kinds.get::<Cached<IntegrationConnection>>() {
-        let n = kind
-            .store
-            .state()
-            .iter()
-            .filter(|c| c.spec.workspace.eq_ignore_ascii_case(name))
-            .count();
-        if n > 0 {
-            users.push(format!("{n} IntegrationConnection(s)"));
-        }
-    }
-    users
+    Ok(n)
 }
 
 async fn cleanup(obj: &Cached<Workspace>, ctx: &Context) -> Result<Action, Error> {
@@ -526,9 +655,31 @@ async fn cleanup(obj: &Cached<Workspace>, ctx: &Context) -> Result<Action, Error
         CleanupStart::Proceed(scope) => scope,
     };
     let name = remote_name(obj).to_owned();
+    // Only a workspace this object took over is deleted: one whose id its status records (created or
+    // adopted by a pass of its own), and that no other Workspace object names. A duplicate never
+    // acted, and another object may hold the claim even while it cannot act (its Secret rotating).
+    if let Some(why) = not_taken_over(obj, ctx, &name) {
+        publish(
+            &ctx.recorder,
+            obj,
+            true,
+            "NotDeleted",
+            format!("Workspace {name} was left as it is: {why}"),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
     // Objects still managing something in the workspace would have their own cleanup stranded (their
     // finalizers could never call a workspace that is gone).
-    let users = users_of(ctx, &name);
+    let users = match users_of(ctx, &name).await {
+        Ok(users) => users,
+        Err(Error::Waiting(message, after)) => {
+            let health = Health::Progressing(Why::new(MEMBER_VIEW_PARTIAL, message.clone()));
+            finish(obj, ctx, Report::kept(obj, health)).await?;
+            return Err(Error::Waiting(message, after));
+        }
+        Err(e) => return Err(e),
+    };
     if !users.is_empty() {
         let message = format!(
             "Workspace {name} is still used by {}; it is deleted once they are gone",
@@ -586,9 +737,13 @@ async fn fail(
 async fn finish(obj: &Cached<Workspace>, ctx: &Context, report: Report) -> Result<(), Error> {
     let current = obj.status_fields();
     let observed = report.observed.as_ref();
-    let unmanaged = report.unmanaged.map_or(current.unmanaged, |all| {
-        all.into_iter().take(plan::UNMANAGED_LISTED).collect()
-    });
+    let (unmanaged, unmanaged_digest) = match report.unmanaged {
+        Some(all) => (
+            all.iter().take(plan::UNMANAGED_LISTED).cloned().collect(),
+            Some(list_digest(&all)),
+        ),
+        None => (current.unmanaged, current.unmanaged_digest),
+    };
     let status = WorkspaceStatus {
         observed_generation: obj.metadata.generation,
         phase: observed.and_then(|w| w.status.clone()).or(current.phase),
@@ -596,6 +751,7 @@ async fn finish(obj: &Cached<Workspace>, ctx: &Context, report: Report) -> Resul
         adopted: report.adopted,
         members: report.counts.or(current.members),
         unmanaged,
+        unmanaged_digest,
         last_handled_reconcile_at: pending_request(obj, None).or(current.last_handled_reconcile_at),
         conditions: conditions_for(obj, &report.health),
     };

@@ -1,7 +1,9 @@
 //! Pure planning for a Workspace: what to do about the workspace record, and whom its membership policy
 //! reports or removes. No IO; every input is given.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
 
 use crate::blaxel::model::{Workspace as RemoteWorkspace, WorkspaceAvailability, WorkspaceUser};
 use crate::crd::{MemberCounts, MembershipPolicy, WorkspaceSpec};
@@ -131,7 +133,7 @@ fn desired(spec: &WorkspaceSpec, name: &str) -> RemoteWorkspace {
     RemoteWorkspace {
         name: name.to_owned(),
         display_name: spec.display_name.clone(),
-        labels: spec.labels.clone(),
+        labels: spec.labels.as_ref().map(as_values),
         region: spec.region.clone(),
         ..RemoteWorkspace::default()
     }
@@ -149,12 +151,20 @@ pub fn update_for(spec: &WorkspaceSpec, observed: &RemoteWorkspace) -> Option<Re
         next.region = Some(region.clone());
     }
     if let Some(labels) = &spec.labels {
-        let current = observed.labels.clone().unwrap_or_default();
-        if &current != labels {
-            next.labels = Some(labels.clone());
+        let declared = as_values(labels);
+        if observed.labels.clone().unwrap_or_default() != declared {
+            next.labels = Some(declared);
         }
     }
     (next != *observed).then_some(next)
+}
+
+/// Declared labels as the record holds them.
+fn as_values(labels: &BTreeMap<String, String>) -> BTreeMap<String, Value> {
+    labels
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect()
 }
 
 /// Whether the operator sees every WorkspaceMember that may declare a member of this workspace.
