@@ -80,6 +80,8 @@ VALUE_SETS: dict[str, dict] = {
     },
     # Installed with --skip-crds (see helm_render): the CRDs come from the templated copy.
     "crds-templated": {"crds": {"templated": True}},
+    # No Secret writes: private previews get no token.
+    "no-preview-tokens": {"previewTokens": {"enabled": False}},
 }
 
 # Value sets rendered as with `helm install --skip-crds` (helm-sdkpy has no such option: the chart is
@@ -121,7 +123,8 @@ KINDS = served_kinds()
 CLUSTER_RULES = {
     **{("blaxel.ai", plural): {"get", "list", "watch", "patch", "update"} for plural, _ in KINDS},
     **{("blaxel.ai", f"{plural}/status"): {"get", "patch"} for plural, _ in KINDS},
-    ("", "secrets"): {"get"},
+    # Secrets: credentials and connection secrets read by name; preview tokens' Secrets written.
+    ("", "secrets"): {"get", "create", "patch", "delete"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("", "events"): {"create", "patch"},
 }
@@ -491,7 +494,12 @@ def rules_of(role: dict) -> dict[tuple[str, str], set[str]]:
 
 
 def check_rbac(
-    objs: list[dict], where: str, leader_election: bool, namespace: str, watch_namespace: str = ""
+    objs: list[dict],
+    where: str,
+    leader_election: bool,
+    namespace: str,
+    watch_namespace: str = "",
+    preview_tokens: bool = True,
 ) -> None:
     """RBAC names exactly the resources and verbs the operator uses: no wildcards, no extra rights,
     Leases only through a Role in the operator's namespace. With a watched namespace, the operator's
@@ -521,7 +529,9 @@ def check_rbac(
         fail(where, f"expected one operator (Cluster)Role, found {len(operator_roles)}")
     else:
         got = rules_of(operator_roles[0])
-        if got != CLUSTER_RULES:
+        # Without preview tokens the operator writes no Secret: get only.
+        needed = CLUSTER_RULES if preview_tokens else {**CLUSTER_RULES, ("", "secrets"): {"get"}}
+        if got != needed:
             fail(where, f"operator role rules differ from the needed ones: {sorted(got.items())}")
     # One Role in the operator's own namespace: the removal record, plus the Lease only with leader
     # election (a Lease right without it would be more than the operator uses).
@@ -578,7 +588,14 @@ def check_render(name: str, values: dict, objs: list[dict], version: str, skippe
         fail(where, "no Deployment rendered")
         return
     check_security(chart_objs, where)
-    check_rbac(chart_objs, where, merged["leaderElection"]["enabled"], NAMESPACE, merged["watchNamespace"])
+    check_rbac(
+        chart_objs,
+        where,
+        merged["leaderElection"]["enabled"],
+        NAMESPACE,
+        merged["watchNamespace"],
+        merged["previewTokens"]["enabled"],
+    )
     env = env_of(chart_objs)
     kinds = {o["kind"] for o in chart_objs}
     # The value set's intent is visible in what was rendered.

@@ -84,6 +84,10 @@ pub struct OperatorArgs {
     /// The window of --removal-limit.
     #[arg(long, env = "BLAXEL_REMOVAL_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
     pub removal_window: Duration,
+    /// Keep private previews' tokens in Secrets (the operator then creates, updates and deletes the
+    /// Secrets it makes); with false it writes no Secret and private previews get no token.
+    #[arg(long, env = "BLAXEL_PREVIEW_TOKENS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub preview_tokens: bool,
     /// First retry delay after a transient failure (doubles per failure, jittered).
     #[arg(long, env = "BLAXEL_BACKOFF_BASE", default_value = "1s", value_parser = humantime::parse_duration)]
     pub backoff_base: Duration,
@@ -147,6 +151,7 @@ impl OperatorArgs {
                 transition_poll: self.transition_poll_interval,
                 max_reinvites: self.max_reinvites,
                 instance: Some(self.instance.clone()).filter(|i| !i.is_empty()),
+                preview_tokens: self.preview_tokens,
                 ..Settings::default()
             },
             credentials: DefaultCredentials {

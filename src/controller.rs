@@ -23,7 +23,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::blaxel::BlaxelApi;
-use crate::crd::{ANNOTATION_PREFIX, IntegrationConnection, Sandbox, Workspace, WorkspaceMember};
+use crate::crd::{
+    ANNOTATION_PREFIX, IntegrationConnection, Sandbox, SandboxPreview, Workspace, WorkspaceMember,
+};
 use crate::metrics::Metrics;
 use crate::reconcile::backoff::Backoff;
 use crate::reconcile::cached::Cached;
@@ -479,6 +481,7 @@ pub async fn run(
     setup.add::<Cached<Sandbox>>();
     setup.add::<Cached<Workspace>>();
     setup.add::<Cached<IntegrationConnection>>();
+    setup.add::<Cached<SandboxPreview>>();
     let Setup {
         kinds,
         checks,

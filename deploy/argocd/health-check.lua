@@ -1,4 +1,4 @@
--- Argo CD health of blaxel.ai objects (WorkspaceMember, Sandbox, Workspace, IntegrationConnection), from their standard conditions
+-- Argo CD health of blaxel.ai objects (WorkspaceMember, Sandbox, Workspace, IntegrationConnection, SandboxPreview), from their standard conditions
 -- (Ready, Reconciling, Stalled, observedGeneration). Argo CD ships health checks only for the groups in
 -- its own resource_customizations/ and has none for blaxel.ai, so install this one through argocd-cm
 -- (argocd-cm-patch.yaml beside this file). Lua 5.1, as Argo CD (gopher-lua) runs it; tested by
@@ -12,7 +12,8 @@
 --                WorkspaceNotCanonical,
 --                TtlExpired (phase EXPIRED), RemoteFailed, RemovalLimitReached, DuplicateWorkspace,
 --                NameUnavailable, WorkspaceError, TooManyRemovals, IncompleteView, WorkspaceInUse,
---                SecretNotFound, IntegrationMismatch, DuplicateConnection;
+--                SecretNotFound, IntegrationMismatch, DuplicateConnection, DuplicatePreview,
+--                SecretNotOwned, PreviewTokensDisabled;
 --                RemovalUnrecorded is transient: Progressing), or
 --                Ready=False with nothing in progress (e.g. a FAILED sandbox)
 --   Healthy      Ready=True for the current generation

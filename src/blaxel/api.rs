@@ -109,6 +109,20 @@ pub trait PreviewsApi: Send + Sync {
         sandbox: &str,
         preview: &Preview,
     ) -> Result<Preview, ApiError>;
+    /// `GET /sandboxes/{name}/previews/{preview}`.
+    async fn get_preview(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &str,
+    ) -> Result<Preview, ApiError>;
+    /// `PUT /sandboxes/{name}/previews/{preview}` (the preview as read, declared fields set).
+    async fn update_preview(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &Preview,
+    ) -> Result<Preview, ApiError>;
     /// `DELETE /sandboxes/{name}/previews/{preview}`.
     async fn delete_preview(
         &self,

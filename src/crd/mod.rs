@@ -1,5 +1,5 @@
-//! The custom resources users write: `WorkspaceMember`, `Sandbox` and `Workspace` (group `blaxel.ai`,
-//! `v1alpha1`).
+//! The custom resources users write: `WorkspaceMember`, `Sandbox`, `Workspace`, `IntegrationConnection`
+//! and `SandboxPreview` (group `blaxel.ai`, `v1alpha1`).
 //!
 //! Types only, no IO. The CRD YAML in `crds/` is generated from these types by `blaxel-operator crds`,
 //! with the schema's `format`s narrowed to those the Kubernetes API server recognises
@@ -8,6 +8,7 @@
 mod common;
 mod integration;
 mod member;
+mod preview;
 mod sandbox;
 mod workspace;
 
@@ -16,6 +17,10 @@ pub use integration::{
     IntegrationConnection, IntegrationConnectionSpec, IntegrationConnectionStatus, SecretRef,
 };
 pub use member::{MemberPhase, Role, WorkspaceMember, WorkspaceMemberSpec, WorkspaceMemberStatus};
+pub use preview::{
+    PreviewLocation, PreviewTokenSpec, PreviewTokenStatus, SandboxPreview, SandboxPreviewSpec,
+    SandboxPreviewStatus, SandboxRef,
+};
 pub use sandbox::{
     PortProtocol, PowerState, Sandbox, SandboxEnv, SandboxPort, SandboxSpec, SandboxStatus,
 };
@@ -43,6 +48,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         Sandbox::crd(),
         Workspace::crd(),
         IntegrationConnection::crd(),
+        SandboxPreview::crd(),
     ]
     .into_iter()
     .map(kubernetes_formats)

@@ -23,6 +23,12 @@ pub trait Driver: Managed + Serialize {
     /// The kind's name in metrics and logs.
     const KIND: &'static str;
 
+    /// The checks before any remote call: [`admit`] (the object's own spec, credentials and duplicate
+    /// claims) unless the kind acts through another object (a preview, through its Sandbox).
+    fn admit(obj: &Self, ctx: &Context) -> impl Future<Output = Result<Admission, Error>> + Send {
+        admit(obj, ctx)
+    }
+
     /// Observes, plans and acts for an admitted object, with the credentials admission chose.
     fn apply(
         obj: &Self,
@@ -55,7 +61,7 @@ pub async fn reconcile<K: Driver>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Acti
     );
     finalizer(&api, FINALIZER, obj, |event| async {
         match event {
-            FinalizerEvent::Apply(obj) => match admit(obj.as_ref(), &ctx).await? {
+            FinalizerEvent::Apply(obj) => match K::admit(obj.as_ref(), &ctx).await? {
                 Admission::Proceed(scope) => K::apply(&obj, &ctx, scope).await,
                 Admission::Stop(health, again) => {
                     // Every pass that cannot go on says so in an Event, not only in the status.

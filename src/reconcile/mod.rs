@@ -40,6 +40,7 @@ pub mod integration;
 pub mod kinds;
 pub mod managed;
 pub mod member;
+pub mod preview;
 pub mod removals;
 pub mod sandbox;
 pub mod workspace;
@@ -82,6 +83,8 @@ pub struct Settings {
     pub claim_recheck: Duration,
     /// This operator instance (`--instance`), part of a sandbox's ownership; `None` for the default.
     pub instance: Option<String>,
+    /// Whether private previews' tokens are kept in Secrets (`--preview-tokens`).
+    pub preview_tokens: bool,
 }
 
 impl Default for Settings {
@@ -93,6 +96,7 @@ impl Default for Settings {
             max_reinvites: 3,
             claim_recheck: Duration::from_secs(30),
             instance: None,
+            preview_tokens: true,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use blaxel_operator::crd::{
-    IntegrationConnection, MemberPhase, Sandbox, Workspace, WorkspaceMember,
+    IntegrationConnection, MemberPhase, Sandbox, SandboxPreview, Workspace, WorkspaceMember,
 };
 use blaxel_operator::sim::{self, SimConfig, SimHandle};
 use kube::api::{Patch, PatchParams};
@@ -278,6 +278,25 @@ impl World {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
+    /// SandboxPreviews in the test namespace.
+    pub fn previews(&self) -> Api<SandboxPreview> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// A GET of the simulated Blaxel API with the test's key: the answer's JSON (`Null` when none).
+    pub async fn blaxel_get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.sim.base_url()))
+            .bearer_auth(&self.key)
+            .header("X-Blaxel-Workspace", &self.workspace)
+            .send()
+            .await
+            .expect("Blaxel API call")
+            .json()
+            .await
+            .unwrap_or(Value::Null)
+    }
+
     /// Applies an object of this namespace from JSON (server-side apply, as `kubectl apply --server-side`).
     pub async fn apply<K>(&self, api: &Api<K>, name: &str, body: Value) -> K
     where
@@ -516,11 +535,11 @@ where
 }
 
 /// Polls `check`, asking object `name` for a forced resync (fresh remote reads) before each look.
-pub async fn nudged_until<K, F, Fut>(api: &Api<K>, name: &str, what: &str, mut check: F)
+pub async fn nudged_until<K, T, F, Fut>(api: &Api<K>, name: &str, what: &str, mut check: F) -> T
 where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<()>>,
+    Fut: std::future::Future<Output = Option<T>>,
 {
     let mut n = 0u32;
     eventually(what, DEADLINE, || {
@@ -534,7 +553,7 @@ where
             look.await
         }
     })
-    .await;
+    .await
 }
 
 /// Waits until a deleted object of `kind` ran its cleanup and chose to wait (a cleanup keeps the

@@ -24,6 +24,8 @@ mod sandboxes;
 mod users;
 mod workspaces;
 
+pub use previews::OPERATOR_TOKEN_PREFIX;
+
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

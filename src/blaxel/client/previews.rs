@@ -9,11 +9,16 @@ use crate::blaxel::api::{PreviewsApi, Scope};
 use crate::blaxel::error::ApiError;
 use crate::blaxel::model::{Preview, PreviewToken};
 
+/// The prefix of the names of the tokens the operator makes: tokens of other names (a person's, an
+/// SDK's `token-<unix ms>`) are never deleted by it.
+pub const OPERATOR_TOKEN_PREFIX: &str = "blaxel-operator-";
+
 /// A name for a new preview token: today's API requires one (`metadata.name`), the trait's caller does
-/// not choose it. Like Blaxel's SDK, `token-<unix ms>`, plus a random suffix so two tokens minted in the
-/// same millisecond do not collide (the POST is not retried, a collision would be a spurious 409).
+/// not choose it. [`OPERATOR_TOKEN_PREFIX`], the unix milliseconds and a random suffix, so two tokens
+/// minted in the same millisecond do not collide (the POST is not retried, a collision would be a
+/// spurious 409).
 fn token_name(now: jiff::Timestamp, salt: u16) -> String {
-    format!("token-{}-{salt:04x}", now.as_millisecond())
+    format!("{OPERATOR_TOKEN_PREFIX}{}-{salt:04x}", now.as_millisecond())
 }
 
 #[async_trait]
@@ -46,6 +51,44 @@ impl PreviewsApi for HttpClient {
             self.fetch(scope, &call, "preview").await
         };
         seal(scope, create.await)
+    }
+
+    async fn get_preview(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &str,
+    ) -> Result<Preview, ApiError> {
+        let read = async {
+            let segments = ["sandboxes", sandbox, "previews", preview];
+            let call = Call::new(
+                Method::GET,
+                "/sandboxes/{name}/previews/{preview}",
+                &segments,
+            );
+            self.fetch(scope, &call, "preview").await
+        };
+        seal(scope, read.await)
+    }
+
+    async fn update_preview(
+        &self,
+        scope: &Scope,
+        sandbox: &str,
+        preview: &Preview,
+    ) -> Result<Preview, ApiError> {
+        let update = async {
+            let name = preview.metadata.name.as_str();
+            let segments = ["sandboxes", sandbox, "previews", name];
+            let call = Call::new(
+                Method::PUT,
+                "/sandboxes/{name}/previews/{preview}",
+                &segments,
+            )
+            .json(preview)?;
+            self.fetch(scope, &call, "preview").await
+        };
+        seal(scope, update.await)
     }
 
     async fn delete_preview(
@@ -132,7 +175,10 @@ mod tests {
     #[test]
     fn token_names_are_valid_and_salted() {
         let now: jiff::Timestamp = "2026-11-28T03:00:00Z".parse().unwrap();
-        assert_eq!(token_name(now, 0xbeef), "token-1795834800000-beef");
+        assert_eq!(
+            token_name(now, 0xbeef),
+            "blaxel-operator-1795834800000-beef"
+        );
         assert_ne!(token_name(now, 1), token_name(now, 2));
         let name = token_name(now, 7);
         assert!(name.len() <= 63);

@@ -1,0 +1,669 @@
+//! SandboxPreview reconciler: admitted through its Sandbox object (which must hold its claim and own a
+//! ready sandbox; its workspace and credentials are used) → observe (the preview, and a private
+//! preview's tokens and Secret) → plan (pure, [`plan`]) → act (create or update the preview; make a
+//! token, write the Secret, delete the operator's other tokens) → report. Status records where the
+//! preview is, so that cleanup finds it when the Sandbox object is gone.
+
+pub mod plan;
+mod secret;
+
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+use tracing::info;
+
+use super::cached::{Cached, WithConditions};
+use super::claims::{self, hash_of};
+use super::conditions::{Health, Why};
+use super::frame::Driver;
+use super::managed::{Admission, Managed, scope as credentials_scope};
+use super::{
+    Context, Error, conditions_for, is_paused, jittered, pending_request, publish, remote_verdict,
+    requeue_after, write_status,
+};
+use crate::blaxel::client::OPERATOR_TOKEN_PREFIX;
+use crate::blaxel::model::Preview;
+use crate::blaxel::{ApiError, Scope};
+use crate::crd::{
+    CredentialsRef, DeletionPolicy, PreviewLocation, PreviewTokenStatus, Sandbox, SandboxPreview,
+    SandboxPreviewStatus,
+};
+use plan::{PreviewAction, TokenInput, TokenTimes};
+use secret::TokenSecret;
+
+/// Condition reason: the referenced Sandbox is missing, not ready, or not the holder of its sandbox.
+pub const SANDBOX_NOT_READY: &str = "SandboxNotReady";
+/// Condition reason: the token's Secret exists and is not this object's.
+pub const SECRET_NOT_OWNED: &str = "SecretNotOwned";
+/// Condition reason: the operator runs with `--preview-tokens=false`.
+pub const TOKENS_DISABLED: &str = "PreviewTokensDisabled";
+
+impl WithConditions for SandboxPreviewStatus {
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+}
+
+/// The preview's remote name: `spec.previewName`, else `metadata.name`.
+#[must_use]
+pub fn preview_name(p: &Cached<SandboxPreview>) -> &str {
+    p.spec
+        .preview_name
+        .as_deref()
+        .or(p.metadata.name.as_deref())
+        .unwrap_or_default()
+}
+
+impl Managed for Cached<SandboxPreview> {
+    const DUPLICATE_REASON: &'static str = "DuplicatePreview";
+    const OWNS_REMOTELY: bool = false;
+    /// The workspace recorded by the last pass that acted (the Sandbox object's); empty before.
+    fn workspace(&self) -> &str {
+        self.status
+            .as_ref()
+            .and_then(|s| s.fields.remote.as_ref())
+            .map_or("", |r| r.workspace.as_str())
+    }
+    fn credentials_ref(&self) -> Option<&CredentialsRef> {
+        None
+    }
+    fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy
+    }
+    fn identity(&self) -> String {
+        format!(
+            "preview {} of Sandbox {}",
+            preview_name(self),
+            self.spec.sandbox_ref.name
+        )
+    }
+    /// Two previews claim one remote preview when they name it through the same Sandbox object (a
+    /// Sandbox of another namespace never shares its sandbox: its own claim decides).
+    fn same_claim(&self, other: &Self) -> bool {
+        self.metadata.namespace == other.metadata.namespace
+            && self.spec.sandbox_ref == other.spec.sandbox_ref
+            && preview_name(self) == preview_name(other)
+    }
+    fn claim_hash(&self) -> u64 {
+        hash_of((
+            self.metadata.namespace.as_deref(),
+            &self.spec.sandbox_ref.name,
+            preview_name(self),
+        ))
+    }
+    /// Previews act with their Sandbox's key, which that Sandbox proved.
+    async fn prove(_ctx: &Context, _scope: &Scope) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+impl Driver for Cached<SandboxPreview> {
+    const KIND: &'static str = "SandboxPreview";
+
+    async fn admit(obj: &Self, ctx: &Context) -> Result<Admission, Error> {
+        admit(obj, ctx).await
+    }
+
+    async fn apply(obj: &Self, ctx: &Context, scope: Scope) -> Result<Action, Error> {
+        apply(obj, ctx, &scope).await
+    }
+
+    async fn stopped(obj: &Self, ctx: &Context, health: Health) -> Result<(), Error> {
+        finish(obj, ctx, Report::kept(obj, health)).await
+    }
+
+    async fn cleanup(obj: &Self, ctx: &Context) -> Result<Action, Error> {
+        cleanup(obj, ctx).await
+    }
+}
+
+/// The Sandbox object `obj` names, when it holds its sandbox: present, not being deleted, and Ready
+/// at its current generation (a duplicate, or a Sandbox whose sandbox another owns, never is), so a
+/// preview never publishes a port of someone else's sandbox.
+fn ready_sandbox(obj: &Cached<SandboxPreview>, ctx: &Context) -> Result<Arc<Cached<Sandbox>>, Why> {
+    let name = &obj.spec.sandbox_ref.name;
+    let namespace = obj.namespace().unwrap_or_default();
+    let sandbox = ctx.kinds.get::<Cached<Sandbox>>().and_then(|kind| {
+        kind.store.find(|s| {
+            s.metadata.name.as_ref() == Some(name)
+                && s.metadata.namespace.as_deref() == Some(&namespace)
+        })
+    });
+    let not_ready = |why: &str| {
+        Why::new(
+            SANDBOX_NOT_READY,
+            format!("Sandbox {name} (spec.sandboxRef) {why}; the preview waits for it"),
+        )
+    };
+    let Some(sandbox) = sandbox else {
+        return Err(not_ready("does not exist in this namespace"));
+    };
+    if sandbox.metadata.deletion_timestamp.is_some() {
+        return Err(not_ready("is being deleted"));
+    }
+    let ready = sandbox.status.as_ref().is_some_and(|s| {
+        s.fields.observed_generation == sandbox.metadata.generation
+            && s.transitions.is_true("Ready")
+    });
+    if !ready {
+        return Err(not_ready("is not Ready"));
+    }
+    Ok(sandbox)
+}
+
+/// Admission through the Sandbox object: it must hold its sandbox; its credentials are used; two
+/// previews of one remote preview: the older acts.
+async fn admit(obj: &Cached<SandboxPreview>, ctx: &Context) -> Result<Admission, Error> {
+    let sandbox = match ready_sandbox(obj, ctx) {
+        Ok(sandbox) => sandbox,
+        Err(why) => {
+            return Ok(Admission::Stop(
+                Health::Progressing(why),
+                Action::requeue(ctx.settings.transition_poll),
+            ));
+        }
+    };
+    let scope = match credentials_scope(sandbox.as_ref(), ctx).await {
+        Ok(scope) => scope,
+        Err(e) if e.is_transient() => return Err(e.into()),
+        Err(e) => {
+            return Ok(Admission::Stop(
+                Health::Stalled(Why::new(e.reason(), e.to_string())),
+                Action::requeue(jittered(ctx.settings.resync)),
+            ));
+        }
+    };
+    let seniors = ctx
+        .kinds
+        .get::<Cached<SandboxPreview>>()
+        .map_or_else(Vec::new, |kind| {
+            claims::seniors_in(obj, &kind.store, &kind.claims, Managed::same_claim)
+        });
+    if let Some(holder) = seniors.first() {
+        let message = format!(
+            "{} (in this namespace) already manages {}",
+            holder.name_any(),
+            obj.identity()
+        );
+        return Ok(Admission::Stop(
+            Health::Stalled(Why::new("DuplicatePreview", message)),
+            Action::requeue(jittered(ctx.settings.claim_recheck)),
+        ));
+    }
+    Ok(Admission::Proceed(scope))
+}
+
+/// What a pass decided, before it becomes a `SandboxPreviewStatus`.
+struct Report {
+    health: Health,
+    url: Option<String>,
+    remote: Option<PreviewLocation>,
+    token: Option<PreviewTokenStatus>,
+    adopted: bool,
+}
+
+impl Report {
+    fn kept(obj: &Cached<SandboxPreview>, health: Health) -> Self {
+        let status = obj.status_fields();
+        Self {
+            health,
+            url: status.url,
+            remote: status.remote,
+            token: status.token,
+            adopted: status.adopted,
+        }
+    }
+}
+
+async fn apply(
+    obj: &Cached<SandboxPreview>,
+    ctx: &Context,
+    scope: &Scope,
+) -> Result<Action, Error> {
+    let mut report = Report::kept(obj, Health::Progressing(Why::new("Reconciling", "")));
+    let sandbox = match ready_sandbox(obj, ctx) {
+        Ok(sandbox) => sandbox,
+        Err(why) => {
+            report.health = Health::Progressing(why);
+            finish(obj, ctx, report).await?;
+            return Ok(Action::requeue(ctx.settings.transition_poll));
+        }
+    };
+    let location = PreviewLocation {
+        workspace: scope.workspace.clone(),
+        sandbox: super::sandbox::remote_name(&sandbox).to_owned(),
+        preview: preview_name(obj).to_owned(),
+        credentials_secret: sandbox
+            .spec
+            .credentials_ref
+            .as_ref()
+            .map(|r| r.name.clone()),
+        credentials_key: sandbox.spec.credentials_ref.as_ref().map(|r| r.key.clone()),
+    };
+    let observed = match ctx
+        .api
+        .get_preview(scope, &location.sandbox, &location.preview)
+        .await
+    {
+        Ok(p) => Some(p),
+        Err(ApiError::NotFound { .. }) => None,
+        Err(e) => return fail(obj, ctx, report, e).await,
+    };
+    // Adopted: found before this object recorded where it acts (it does so before its create).
+    if report.remote.is_none() && observed.is_some() {
+        report.adopted = true;
+    }
+    report.remote = Some(location.clone());
+    let paused = is_paused(obj);
+    let preview = match converge(obj, ctx, scope, &location, observed, paused).await {
+        Ok(preview) => preview,
+        Err(e) => return fail(obj, ctx, report, e).await,
+    };
+    report.url = preview.as_ref().and_then(|p| p.spec.url.clone());
+    report.health = Health::Ready(Why::new(
+        "Ready",
+        format!("Preview {} is up", location.preview),
+    ));
+    if preview.is_some() && !paused {
+        match tokens(obj, ctx, scope, &location, report.url.as_deref()).await {
+            Ok(Ok(token)) => report.token = token,
+            Ok(Err(why)) => {
+                publish(&ctx.recorder, obj, true, &why.reason, why.message.clone()).await;
+                report.health = Health::Stalled(why);
+            }
+            Err(TokenError::Remote(e)) => return fail(obj, ctx, report, e).await,
+            Err(TokenError::Kube(e)) => {
+                finish(obj, ctx, report).await?;
+                return Err(e);
+            }
+        }
+    }
+    if paused {
+        report.health = Health::Paused {
+            ready: matches!(report.health, Health::Ready(_)),
+        };
+    }
+    // A settled private preview looks again at its resync, or when its token is to be renewed.
+    let action = match (&report.health, renewal_due(report.token.as_ref(), obj)) {
+        (Health::Ready(_), Some(due)) => Action::requeue(due.min(jittered(ctx.settings.resync))),
+        (Health::Stalled(_), _) => Action::requeue(jittered(ctx.settings.resync)),
+        (health, _) => requeue_after(health, &ctx.settings, ctx.settings.transition_poll),
+    };
+    finish(obj, ctx, report).await?;
+    Ok(action)
+}
+
+/// How long until the current token is to be renewed (at least a second), if there is one.
+fn renewal_due(
+    token: Option<&PreviewTokenStatus>,
+    obj: &Cached<SandboxPreview>,
+) -> Option<std::time::Duration> {
+    let token = token?;
+    let times = token_times(obj).ok()?;
+    let expires: jiff::Timestamp = token.expires_at.parse().ok()?;
+    let renew_at = expires
+        .checked_sub(jiff::SignedDuration::try_from(times.renew_before).ok()?)
+        .ok()?;
+    let left = renew_at.duration_since(jiff::Timestamp::now());
+    Some(
+        std::time::Duration::try_from(left)
+            .unwrap_or_default()
+            .max(std::time::Duration::from_secs(1)),
+    )
+}
+
+/// Brings the preview record to the spec; the preview as it now is (`None`: still absent).
+async fn converge(
+    obj: &Cached<SandboxPreview>,
+    ctx: &Context,
+    scope: &Scope,
+    at: &PreviewLocation,
+    observed: Option<Preview>,
+    paused: bool,
+) -> Result<Option<Preview>, ApiError> {
+    let Some(action) = plan::plan(&obj.spec, &at.preview, observed.as_ref()).filter(|_| !paused)
+    else {
+        return Ok(observed);
+    };
+    let (reason, answer) = match action {
+        PreviewAction::Create(body) => (
+            "Created",
+            ctx.api.create_preview(scope, &at.sandbox, &body).await,
+        ),
+        PreviewAction::Update(body) => (
+            "Updated",
+            ctx.api.update_preview(scope, &at.sandbox, &body).await,
+        ),
+    };
+    let now = answer?;
+    info!(workspace = %at.workspace, sandbox = %at.sandbox, preview = %at.preview, reason, "preview written");
+    publish(
+        &ctx.recorder,
+        obj,
+        false,
+        reason,
+        format!("{reason} preview {} of sandbox {}", at.preview, at.sandbox),
+    )
+    .await;
+    Ok(Some(now))
+}
+
+/// Why the token step stopped.
+enum TokenError {
+    Remote(ApiError),
+    Kube(Error),
+}
+
+impl From<ApiError> for TokenError {
+    fn from(e: ApiError) -> Self {
+        Self::Remote(e)
+    }
+}
+
+fn token_times(obj: &Cached<SandboxPreview>) -> Result<TokenTimes, String> {
+    let token = obj.spec.token.as_ref();
+    TokenTimes::from_spec(
+        token.and_then(|t| t.lifetime.as_deref()),
+        token.and_then(|t| t.renew_before.as_deref()),
+    )
+}
+
+/// The token step: for a private preview, keep a live token in the Secret (renewed ahead of expiry)
+/// and delete the operator's other tokens; for a public one, remove the Secret and those tokens. The
+/// current token's status, or why the step cannot go on (Stalled).
+async fn tokens(
+    obj: &Cached<SandboxPreview>,
+    ctx: &Context,
+    scope: &Scope,
+    at: &PreviewLocation,
+    url: Option<&str>,
+) -> Result<Result<Option<PreviewTokenStatus>, Why>, TokenError> {
+    let secrets = TokenSecret::new(obj, ctx);
+    let held = secrets.read().await.map_err(TokenError::Kube)?;
+    let remote = ctx
+        .api
+        .list_preview_tokens(scope, &at.sandbox, &at.preview)
+        .await?;
+    let ours = |name: &str| name.starts_with(OPERATOR_TOKEN_PREFIX);
+    if obj.spec.public {
+        for token in remote.iter().filter(|t| ours(&t.metadata.name)) {
+            delete_token(ctx, scope, at, &token.metadata.name).await?;
+        }
+        secrets
+            .delete_if_ours(&held)
+            .await
+            .map_err(TokenError::Kube)?;
+        return Ok(Ok(None));
+    }
+    if !ctx.settings.preview_tokens {
+        return Ok(Err(Why::new(
+            TOKENS_DISABLED,
+            "The operator runs with --preview-tokens=false (no permission to write Secrets): a private \
+             preview's token is not kept. Make the preview public, or enable preview tokens",
+        )));
+    }
+    if let Some(why) = secrets.refused(&held) {
+        return Ok(Err(why));
+    }
+    let times = match token_times(obj) {
+        Ok(times) => times,
+        Err(message) => return Ok(Err(Why::new("InvalidSpec", message))),
+    };
+    let status = obj.status_fields().token;
+    let current = status
+        .as_ref()
+        .and_then(|t| Some((t.name.as_str(), t.expires_at.parse().ok()?)));
+    let in_secret = held.token_name();
+    let now = jiff::Timestamp::now();
+    let plan = plan::plan_token(&TokenInput {
+        current,
+        in_secret: in_secret.as_deref(),
+        remote: &remote,
+        ours,
+        times,
+        now,
+    });
+    let kept = if plan.create {
+        Some(renew(obj, ctx, scope, at, &secrets, &held, url, times.lifetime).await?)
+    } else {
+        if let Some(url) = url {
+            secrets
+                .keep_url(&held, url)
+                .await
+                .map_err(TokenError::Kube)?;
+        }
+        status
+    };
+    for name in &plan.delete {
+        delete_token(ctx, scope, at, name).await?;
+    }
+    Ok(Ok(kept))
+}
+
+/// Makes a new token of `lifetime` and writes it to the Secret: its status.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one pass's context, passed through"
+)]
+async fn renew(
+    obj: &Cached<SandboxPreview>,
+    ctx: &Context,
+    scope: &Scope,
+    at: &PreviewLocation,
+    secrets: &TokenSecret<'_>,
+    held: &secret::Held,
+    url: Option<&str>,
+    lifetime: std::time::Duration,
+) -> Result<PreviewTokenStatus, TokenError> {
+    let now = jiff::Timestamp::now();
+    let expires = now
+        .checked_add(jiff::SignedDuration::try_from(lifetime).unwrap_or_default())
+        .unwrap_or(now);
+    let expires_at = expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let token = ctx
+        .api
+        .create_preview_token(scope, &at.sandbox, &at.preview, &expires_at)
+        .await?;
+    let Some(value) = token.spec.token.as_ref() else {
+        return Err(TokenError::Remote(ApiError::Decode {
+            message: "the new preview token's answer holds no token".to_owned(),
+        }));
+    };
+    let expires_at = token.spec.expires_at.clone().unwrap_or(expires_at);
+    secrets
+        .write(
+            held,
+            &token.metadata.name,
+            value,
+            &expires_at,
+            url.unwrap_or_default(),
+        )
+        .await
+        .map_err(TokenError::Kube)?;
+    info!(preview = %at.preview, token = %token.metadata.name, "preview token made");
+    publish(
+        &ctx.recorder,
+        obj,
+        false,
+        "TokenRenewed",
+        format!(
+            "A new token for preview {} (expires {expires_at}) is in Secret {}",
+            at.preview,
+            secrets.name()
+        ),
+    )
+    .await;
+    Ok(PreviewTokenStatus {
+        name: token.metadata.name.clone(),
+        expires_at,
+        secret_name: secrets.name().to_owned(),
+    })
+}
+
+async fn delete_token(
+    ctx: &Context,
+    scope: &Scope,
+    at: &PreviewLocation,
+    name: &str,
+) -> Result<(), ApiError> {
+    match ctx
+        .api
+        .delete_preview_token(scope, &at.sandbox, &at.preview, name)
+        .await
+    {
+        Ok(()) | Err(ApiError::NotFound { .. }) => {
+            info!(preview = %at.preview, token = %name, "preview token deleted");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The credentials recorded for a preview's cleanup, and the workspace.
+async fn recorded_scope(
+    obj: &Cached<SandboxPreview>,
+    ctx: &Context,
+    at: &PreviewLocation,
+) -> Result<Scope, super::credentials::CredentialsError> {
+    let reference = at.credentials_secret.as_ref().map(|name| CredentialsRef {
+        name: name.clone(),
+        key: at
+            .credentials_key
+            .clone()
+            .unwrap_or_else(|| "apiKey".to_owned()),
+    });
+    let api_key = ctx
+        .secret_keys
+        .resolve(
+            &ctx.credentials,
+            &ctx.client,
+            &obj.namespace().unwrap_or_default(),
+            reference.as_ref(),
+        )
+        .await?;
+    Ok(Scope {
+        workspace: at.workspace.clone(),
+        api_key,
+    })
+}
+
+/// Cleanup: the preview (with `Delete`) or the operator's tokens (with `Orphan`), then the Secret.
+/// An object that never acted (no location in its status: a duplicate, one whose Sandbox never got
+/// ready) removes nothing remotely; nor does one whose preview another object also names.
+async fn cleanup(obj: &Cached<SandboxPreview>, ctx: &Context) -> Result<Action, Error> {
+    let secrets = TokenSecret::new(obj, ctx);
+    let Some(at) = obj.status_fields().remote else {
+        let held = secrets.read().await?;
+        secrets.delete_if_ours(&held).await?;
+        return Ok(Action::await_change());
+    };
+    if is_paused(obj) {
+        let health = Health::Paused { ready: false };
+        finish(obj, ctx, Report::kept(obj, health)).await?;
+        return Err(Error::Waiting("paused".to_owned(), ctx.settings.resync));
+    }
+    let shared = ctx
+        .kinds
+        .get::<Cached<SandboxPreview>>()
+        .is_some_and(|kind| {
+            kind.store.state().iter().any(|other| {
+                other.metadata.uid != obj.metadata.uid
+                    && other.metadata.deletion_timestamp.is_none()
+                    && other.same_claim(obj)
+            })
+        });
+    let scope = match recorded_scope(obj, ctx, &at).await {
+        Ok(scope) => Some(scope),
+        Err(e) if e.is_transient() => return Err(e.into()),
+        // Without credentials the remote side cannot be reached: the Secret still goes, and the
+        // operator's tokens expire on their own.
+        Err(e) => {
+            publish(
+                &ctx.recorder,
+                obj,
+                true,
+                e.reason(),
+                format!(
+                    "{e}; preview {} was left as it is, its tokens expire on their own",
+                    at.preview
+                ),
+            )
+            .await;
+            None
+        }
+    };
+    if let Some(scope) = scope.filter(|_| !shared) {
+        let removed = match obj.spec.deletion_policy {
+            DeletionPolicy::Delete => {
+                ctx.api
+                    .delete_preview(&scope, &at.sandbox, &at.preview)
+                    .await
+            }
+            DeletionPolicy::Orphan => delete_our_tokens(ctx, &scope, &at).await,
+        };
+        match removed {
+            Ok(()) | Err(ApiError::NotFound { .. }) => {}
+            Err(e) => {
+                let report = Report::kept(obj, Health::Progressing(Why::new("Deleting", "")));
+                return fail(obj, ctx, report, e).await;
+            }
+        }
+        info!(sandbox = %at.sandbox, preview = %at.preview, "preview cleaned up");
+    }
+    let held = secrets.read().await?;
+    secrets.delete_if_ours(&held).await?;
+    Ok(Action::await_change())
+}
+
+async fn delete_our_tokens(
+    ctx: &Context,
+    scope: &Scope,
+    at: &PreviewLocation,
+) -> Result<(), ApiError> {
+    let tokens = ctx
+        .api
+        .list_preview_tokens(scope, &at.sandbox, &at.preview)
+        .await?;
+    for token in tokens
+        .iter()
+        .filter(|t| t.metadata.name.starts_with(OPERATOR_TOKEN_PREFIX))
+    {
+        delete_token(ctx, scope, at, &token.metadata.name).await?;
+    }
+    Ok(())
+}
+
+/// Reports a remote error: Stalled for errors a person must fix, Failing (and backoff) for transient
+/// ones.
+async fn fail(
+    obj: &Cached<SandboxPreview>,
+    ctx: &Context,
+    mut report: Report,
+    err: ApiError,
+) -> Result<Action, Error> {
+    let (category, message) = (err.category(), err.to_string());
+    let (health, outcome) = remote_verdict(err, &ctx.settings);
+    // A failure is published by the frame; one that stalls the object ends the pass without error.
+    if outcome.is_ok() {
+        publish(&ctx.recorder, obj, true, category, message).await;
+    }
+    report.health = health;
+    finish(obj, ctx, report).await?;
+    outcome
+}
+
+async fn finish(obj: &Cached<SandboxPreview>, ctx: &Context, report: Report) -> Result<(), Error> {
+    let current = obj.status_fields();
+    let status = SandboxPreviewStatus {
+        observed_generation: obj.metadata.generation,
+        url: report.url,
+        remote: report.remote,
+        token: report.token,
+        adopted: report.adopted,
+        last_handled_reconcile_at: pending_request(obj, None).or(current.last_handled_reconcile_at),
+        conditions: conditions_for(obj, &report.health),
+    };
+    write_status(&ctx.client, obj, &status).await
+}

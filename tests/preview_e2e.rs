@@ -1,0 +1,377 @@
+//! SandboxPreview end to end: the real operator binary against the local API server and the simulator
+//! over HTTP. A private preview's token lives in a Secret, matches a live remote token, is renewed
+//! before it expires, replaced when deleted on either side, removed when the preview turns public or
+//! goes, and appears in no log line, Event or status.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod support;
+
+use k8s_openapi::api::core::v1::{Event, Secret};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use serde_json::{Value, json};
+use support::operator::{
+    DEADLINE, World, condition_is, eventually, fast_sandboxes, nudged_until, wait_gone,
+};
+
+/// A Ready Sandbox `box` and a SandboxPreview `web` of its port 3000 with `extra` in its spec.
+async fn preview_of_a_ready_sandbox(world: &World, extra: Value) {
+    world.apply_sandbox("box", world.sandbox_spec()).await;
+    condition_is(&world.sandboxes(), "box", "Ready", "True", "Running").await;
+    let mut spec = json!({"sandboxRef": {"name": "box"}, "port": 3000});
+    for (k, v) in extra.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    world
+        .apply(&world.previews(), "web", json!({ "spec": spec }))
+        .await;
+}
+
+fn secrets(world: &World) -> Api<Secret> {
+    Api::namespaced(world.client.clone(), &world.ns)
+}
+
+/// Secret `name`'s data as text, `None` when absent.
+async fn secret_data(
+    world: &World,
+    name: &str,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let secret = secrets(world).get_opt(name).await.unwrap()?;
+    Some(
+        secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+            .collect(),
+    )
+}
+
+/// The remote tokens of preview `web` of sandbox `box`.
+async fn remote_tokens(world: &World) -> Vec<Value> {
+    match world.blaxel_get("/sandboxes/box/previews/web/tokens").await {
+        Value::Array(tokens) => tokens,
+        other => panic!("tokens: {other}"),
+    }
+}
+
+fn token_posts(world: &World) -> u64 {
+    world.calls("POST /v0/sandboxes/{name}/previews/{preview}/tokens")
+}
+
+/// The preview's status as JSON.
+async fn status(world: &World) -> Value {
+    let obj = world.previews().get("web").await.unwrap();
+    serde_json::to_value(obj).unwrap()["status"].clone()
+}
+
+/// The token in Secret `web-token`, once there is one.
+async fn token_in_secret(world: &World) -> String {
+    eventually("a token in Secret web-token", DEADLINE, || async {
+        secret_data(world, "web-token").await?.remove("token")
+    })
+    .await
+}
+
+/// A private preview: created with its declared fields; its Secret holds the URL, a token that is a
+/// live remote token, its expiry and the header to send it in, with an owner reference to the object;
+/// status names the token but never holds it; a restart makes no new token.
+#[tokio::test]
+async fn a_private_preview_keeps_a_live_token_in_its_secret() {
+    let mut world = World::new(fast_sandboxes()).await;
+    let mut op = world.start_operator(&[]);
+    preview_of_a_ready_sandbox(&world, json!({"requestHeaders": {"X-Env": "dev"}})).await;
+    condition_is(&world.previews(), "web", "Ready", "True", "Ready").await;
+    let remote = world.blaxel_get("/sandboxes/box/previews/web").await;
+    assert_eq!(remote["spec"]["port"], 3000, "{remote}");
+    assert_eq!(remote["spec"]["public"], false, "{remote}");
+    assert_eq!(remote["spec"]["requestHeaders"]["X-Env"], "dev", "{remote}");
+    let token = token_in_secret(&world).await;
+    let data = secret_data(&world, "web-token").await.unwrap();
+    let s = status(&world).await;
+    assert_eq!(data["url"], s["url"].as_str().unwrap(), "{s}");
+    assert_eq!(data["header"], "X-Blaxel-Preview-Token");
+    assert_eq!(data["expiresAt"], s["token"]["expiresAt"].as_str().unwrap());
+    let live = remote_tokens(&world).await;
+    let matching: Vec<&Value> = live
+        .iter()
+        .filter(|t| t["metadata"]["name"] == s["token"]["name"])
+        .collect();
+    assert_eq!(
+        matching.len(),
+        1,
+        "the Secret's token is listed remotely: {live:?}"
+    );
+    assert_eq!(matching[0]["spec"]["expired"], false);
+    if let Some(value) = matching[0]["spec"]["token"].as_str() {
+        assert_eq!(value, token, "the Secret holds the remote token's value");
+    }
+    let secret = secrets(&world).get("web-token").await.unwrap();
+    let owner = &secret.metadata.owner_references.unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("SandboxPreview", "web")
+    );
+    assert!(
+        !s.to_string().contains(&token),
+        "the token is in the status: {s}"
+    );
+    assert_eq!(token_posts(&world), 1);
+
+    op.kill();
+    let _op = world.start_operator(&[]);
+    nudged_until(
+        &world.previews(),
+        "web",
+        "a pass after the restart",
+        || async {
+            let s = status(&world).await;
+            (s["lastHandledReconcileAt"].is_string() && s["token"]["name"].is_string())
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        token_posts(&world),
+        1,
+        "a restart with a valid token made no new one"
+    );
+    assert_eq!(token_in_secret(&world).await, token);
+}
+
+/// A 1-minute token renewed 55 s before it expires: a new token in the Secret, the old one deleted
+/// remotely, the person's own token left alone.
+#[tokio::test]
+async fn a_token_is_renewed_before_it_expires() {
+    let mut world = World::new(fast_sandboxes()).await;
+    let _op = world.start_operator(&[]);
+    preview_of_a_ready_sandbox(
+        &world,
+        json!({"token": {"lifetime": "1m", "renewBefore": "55s"}}),
+    )
+    .await;
+    let first = token_in_secret(&world).await;
+    let answer = world
+        .blaxel(
+            reqwest::Method::POST,
+            "/sandboxes/box/previews/web/tokens",
+            Some(json!({"metadata": {"name": "by-hand"}, "spec": {"expiresAt": "2099-01-01T00:00:00Z"}})),
+        )
+        .await;
+    assert!(answer.is_success(), "{answer}");
+    let renewed = eventually("a renewed token in the Secret", DEADLINE, || async {
+        let now = secret_data(&world, "web-token").await?.remove("token")?;
+        (now != first).then_some(now)
+    })
+    .await;
+    eventually(
+        "only the renewed token and the person's left",
+        DEADLINE,
+        || async {
+            let names: Vec<String> = remote_tokens(&world)
+                .await
+                .iter()
+                .filter_map(|t| t["metadata"]["name"].as_str().map(str::to_owned))
+                .collect();
+            (names.len() == 2 && names.contains(&"by-hand".to_owned())).then_some(())
+        },
+    )
+    .await;
+    assert_ne!(renewed, first);
+}
+
+/// A Secret deleted by hand, a token deleted remotely, a token expired on the simulator's clock: each
+/// is put right at the next pass with a new token.
+#[tokio::test]
+async fn lost_or_expired_tokens_are_replaced() {
+    let mut world = World::new(fast_sandboxes()).await;
+    let _op = world.start_operator(&[]);
+    preview_of_a_ready_sandbox(&world, json!({})).await;
+    let first = token_in_secret(&world).await;
+    secrets(&world)
+        .delete("web-token", &DeleteParams::default())
+        .await
+        .unwrap();
+    let second = nudged_until(
+        &world.previews(),
+        "web",
+        "the Secret written again",
+        || async {
+            let now = secret_data(&world, "web-token").await?.remove("token")?;
+            (now != first).then_some(now)
+        },
+    )
+    .await;
+    let name = status(&world).await["token"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answer = world
+        .blaxel(
+            reqwest::Method::DELETE,
+            &format!("/sandboxes/box/previews/web/tokens/{name}"),
+            None,
+        )
+        .await;
+    assert!(answer.is_success(), "{answer}");
+    let third = nudged_until(
+        &world.previews(),
+        "web",
+        "a token after a remote deletion",
+        || async {
+            let now = secret_data(&world, "web-token").await?.remove("token")?;
+            (now != second).then_some(now)
+        },
+    )
+    .await;
+    world
+        .sim_control("clock/advance", json!({"seconds": 2 * 24 * 3600}))
+        .await;
+    nudged_until(&world.previews(), "web", "a token after expiry", || async {
+        let now = secret_data(&world, "web-token").await?.remove("token")?;
+        (now != third).then_some(())
+    })
+    .await;
+    assert_eq!(token_posts(&world), 4);
+}
+
+/// Made public: the Secret and the operator's tokens go. Deleted: the remote preview goes too.
+#[tokio::test]
+async fn public_then_deleted() {
+    let mut world = World::new(fast_sandboxes()).await;
+    let _op = world.start_operator(&[]);
+    preview_of_a_ready_sandbox(&world, json!({})).await;
+    token_in_secret(&world).await;
+    world
+        .apply(
+            &world.previews(),
+            "web",
+            json!({"spec": {"sandboxRef": {"name": "box"}, "port": 3000, "public": true}}),
+        )
+        .await;
+    eventually("public, no Secret, no token", DEADLINE, || async {
+        let remote = world.blaxel_get("/sandboxes/box/previews/web").await;
+        let gone = secret_data(&world, "web-token").await.is_none();
+        (remote["spec"]["public"] == true && gone && remote_tokens(&world).await.is_empty())
+            .then_some(())
+    })
+    .await;
+    world
+        .previews()
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&world.previews(), "web").await;
+    assert_eq!(
+        world.calls("DELETE /v0/sandboxes/{name}/previews/{preview}"),
+        1
+    );
+    assert!(world.blaxel_get("/sandboxes/box/previews").await == json!([]));
+}
+
+/// The Sandbox deleted first: the preview waits (SandboxNotReady); deleting it then ends cleanly, its
+/// Secret removed, with the credentials its status recorded.
+#[tokio::test]
+async fn the_sandbox_deleted_first() {
+    let mut world = World::new(fast_sandboxes()).await;
+    let _op = world.start_operator(&[]);
+    preview_of_a_ready_sandbox(&world, json!({})).await;
+    token_in_secret(&world).await;
+    world
+        .sandboxes()
+        .delete("box", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&world.sandboxes(), "box").await;
+    condition_is(
+        &world.previews(),
+        "web",
+        "Reconciling",
+        "True",
+        "SandboxNotReady",
+    )
+    .await;
+    world
+        .previews()
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&world.previews(), "web").await;
+    assert!(
+        secret_data(&world, "web-token").await.is_none(),
+        "the Secret went with it"
+    );
+}
+
+/// A Secret of that name the operator did not make is never written nor deleted: Stalled
+/// SecretNotOwned; and no token reaches a log line (at trace), an Event or the status.
+#[tokio::test]
+async fn a_foreign_secret_is_left_and_tokens_never_leak() {
+    let mut world = World::new(fast_sandboxes()).await;
+    let op = world.start_operator_logging(&[], "trace");
+    let mine = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("mine".into()),
+            ..kube::api::ObjectMeta::default()
+        },
+        string_data: Some([("token".to_owned(), "keep-me".to_owned())].into()),
+        ..Secret::default()
+    };
+    secrets(&world)
+        .create(&PostParams::default(), &mine)
+        .await
+        .unwrap();
+    preview_of_a_ready_sandbox(&world, json!({"token": {"secretName": "mine"}})).await;
+    condition_is(
+        &world.previews(),
+        "web",
+        "Stalled",
+        "True",
+        "SecretNotOwned",
+    )
+    .await;
+    assert_eq!(
+        secret_data(&world, "mine").await.unwrap()["token"],
+        "keep-me"
+    );
+    world
+        .apply(
+            &world.previews(),
+            "web",
+            json!({"spec": {"sandboxRef": {"name": "box"}, "port": 3000}}),
+        )
+        .await;
+    let token = token_in_secret(&world).await;
+    let events: Vec<String> = Api::<Event>::namespaced(world.client.clone(), &world.ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.message)
+        .collect();
+    assert!(
+        events.iter().all(|e| !e.contains(&token)),
+        "a token in an Event"
+    );
+    assert!(!status(&world).await.to_string().contains(&token));
+    assert!(
+        !op.output().contains(&token),
+        "a token in the operator's trace log"
+    );
+    world
+        .previews()
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&world.previews(), "web").await;
+    assert_eq!(
+        secret_data(&world, "mine").await.unwrap()["token"],
+        "keep-me"
+    );
+}
