@@ -229,8 +229,9 @@ async fn lost_or_expired_tokens_are_replaced() {
         },
     )
     .await;
+    // Past the 24h token's expiry on Blaxel's clock (which then runs a day ahead of the operator's).
     world
-        .sim_control("clock/advance", json!({"seconds": 2 * 24 * 3600}))
+        .sim_control("clock/advance", json!({"seconds": 25 * 3600}))
         .await;
     nudged_until(&world.previews(), "web", "a token after expiry", || async {
         let now = secret_data(&world, "web-token").await?.remove("token")?;
@@ -238,6 +239,17 @@ async fn lost_or_expired_tokens_are_replaced() {
     })
     .await;
     assert_eq!(token_posts(&world), 4);
+    // Settled on the new token: three more forced passes make none.
+    nudged_until(&world.previews(), "web", "three more passes", || async {
+        (status(&world).await["lastHandledReconcileAt"] == "3").then_some(())
+    })
+    .await;
+    assert_eq!(
+        token_posts(&world),
+        4,
+        "no churn on a token Blaxel's clock keeps live"
+    );
+    condition_is(&world.previews(), "web", "Ready", "True", "Ready").await;
 }
 
 /// Made public: the Secret and the operator's tokens go. Deleted: the remote preview goes too.

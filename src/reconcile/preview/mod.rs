@@ -411,22 +411,46 @@ async fn tokens(
         Ok(times) => times,
         Err(message) => return Ok(Err(Why::new("InvalidSpec", message))),
     };
-    let status = obj.status_fields().token;
-    let current = status
+    let held_token = held.token();
+    let current = held_token
         .as_ref()
-        .and_then(|t| Some((t.name.as_str(), t.expires_at.parse().ok()?)));
-    let in_secret = held.token_name();
+        .and_then(|(name, expires)| Some((name.as_str(), expires.parse().ok()?)));
     let now = jiff::Timestamp::now();
     let plan = plan::plan_token(&TokenInput {
         current,
-        in_secret: in_secret.as_deref(),
         remote: &remote,
         ours,
         times,
         now,
     });
     let kept = if plan.create {
-        Some(renew(obj, ctx, scope, at, &secrets, &held, url, times.lifetime).await?)
+        // Blaxel's clock may run ahead of ours: a token it calls expired ends no earlier than the
+        // moment its clock has passed, so a new one is made to last `lifetime` from there.
+        let since = remote
+            .iter()
+            .filter(|t| t.spec.expired)
+            .filter_map(|t| {
+                t.spec
+                    .expires_at
+                    .as_deref()?
+                    .parse::<jiff::Timestamp>()
+                    .ok()
+            })
+            .fold(now, std::cmp::max);
+        let made = renew(
+            obj,
+            ctx,
+            scope,
+            at,
+            &secrets,
+            &held,
+            url,
+            (since, times.lifetime),
+        );
+        match made.await? {
+            Ok(token) => Some(token),
+            Err(why) => return Ok(Err(why)),
+        }
     } else {
         if let Some(url) = url {
             secrets
@@ -434,7 +458,11 @@ async fn tokens(
                 .await
                 .map_err(TokenError::Kube)?;
         }
-        status
+        held_token.map(|(name, expires_at)| PreviewTokenStatus {
+            name,
+            expires_at,
+            secret_name: secrets.name().to_owned(),
+        })
     };
     for name in &plan.delete {
         delete_token(ctx, scope, at, name).await?;
@@ -442,7 +470,8 @@ async fn tokens(
     Ok(Ok(kept))
 }
 
-/// Makes a new token of `lifetime` and writes it to the Secret: its status.
+/// Makes a new token lasting `lifetime` from `since` and writes it to the Secret: its status, or why
+/// it cannot be used (Blaxel calls it expired at once: the clocks differ by more than a lifetime).
 #[allow(
     clippy::too_many_arguments,
     reason = "one pass's context, passed through"
@@ -455,12 +484,11 @@ async fn renew(
     secrets: &TokenSecret<'_>,
     held: &secret::Held,
     url: Option<&str>,
-    lifetime: std::time::Duration,
-) -> Result<PreviewTokenStatus, TokenError> {
-    let now = jiff::Timestamp::now();
-    let expires = now
+    (since, lifetime): (jiff::Timestamp, std::time::Duration),
+) -> Result<Result<PreviewTokenStatus, Why>, TokenError> {
+    let expires = since
         .checked_add(jiff::SignedDuration::try_from(lifetime).unwrap_or_default())
-        .unwrap_or(now);
+        .unwrap_or(since);
     let expires_at = expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let token = ctx
         .api
@@ -471,6 +499,17 @@ async fn renew(
             message: "the new preview token's answer holds no token".to_owned(),
         }));
     };
+    if token.spec.expired {
+        delete_token(ctx, scope, at, &token.metadata.name).await?;
+        return Ok(Err(Why::new(
+            "TokenExpiredOnArrival",
+            format!(
+                "Blaxel calls a token expiring at {expires_at} expired as soon as it is made: its clock \
+                 and the operator's differ by more than token.lifetime. Check the operator's clock, or \
+                 lengthen the lifetime"
+            ),
+        )));
+    }
     let expires_at = token.spec.expires_at.clone().unwrap_or(expires_at);
     secrets
         .write(
@@ -495,11 +534,11 @@ async fn renew(
         ),
     )
     .await;
-    Ok(PreviewTokenStatus {
+    Ok(Ok(PreviewTokenStatus {
         name: token.metadata.name.clone(),
         expires_at,
         secret_name: secrets.name().to_owned(),
-    })
+    }))
 }
 
 async fn delete_token(

@@ -148,10 +148,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// What a pass knows about the token of a private preview.
 pub struct TokenInput<'a> {
-    /// The token status recorded last (name and expiry), if any.
+    /// The token the Secret holds (name and expiry), when the Secret is the operator's and whole: the
+    /// one source of truth (read fresh each pass; a status may lag a pass behind).
     pub current: Option<(&'a str, jiff::Timestamp)>,
-    /// The token name the Secret holds, when the Secret is the operator's and whole.
-    pub in_secret: Option<&'a str>,
     /// The preview's tokens as listed.
     pub remote: &'a [PreviewToken],
     /// Whether a token name is the operator's.
@@ -171,8 +170,8 @@ pub struct TokenPlan {
     pub delete: Vec<String>,
 }
 
-/// Plans the token: the current one is kept while it is in the Secret, listed remotely unexpired, and
-/// further from its expiry than `renewBefore`; else a new one is made. The operator's other tokens go
+/// Plans the token: the Secret's is kept while it is listed remotely unexpired and further from its
+/// expiry than `renewBefore`; else a new one is made. The operator's other tokens go
 /// (a person's never do).
 #[must_use]
 pub fn plan_token(input: &TokenInput<'_>) -> TokenPlan {
@@ -184,12 +183,11 @@ pub fn plan_token(input: &TokenInput<'_>) -> TokenPlan {
             .unwrap_or(expires)
     };
     let keep = input.current.and_then(|(name, expires)| {
-        let in_secret = input.in_secret == Some(name);
         let live = input
             .remote
             .iter()
             .any(|t| t.metadata.name == name && !t.spec.expired);
-        (in_secret && live && input.now < renew_at(expires)).then_some(name)
+        (live && input.now < renew_at(expires)).then_some(name)
     });
     let delete = input
         .remote
@@ -315,15 +313,14 @@ mod tests {
             token("op-0", true),
             token("hand", false),
         ];
-        let input = |current, in_secret, now| TokenInput {
+        let input = |current, now| TokenInput {
             current,
-            in_secret,
             remote: &remote,
             ours,
             times,
             now,
         };
-        let kept = plan_token(&input(Some(("op-1", expires)), Some("op-1"), now));
+        let kept = plan_token(&input(Some(("op-1", expires)), now));
         assert_eq!(
             kept,
             TokenPlan {
@@ -332,7 +329,7 @@ mod tests {
             }
         );
         let late: jiff::Timestamp = "2026-12-04T17:00:00Z".parse().unwrap();
-        let renew = plan_token(&input(Some(("op-1", expires)), Some("op-1"), late));
+        let renew = plan_token(&input(Some(("op-1", expires)), late));
         assert_eq!(
             renew,
             TokenPlan {
@@ -340,9 +337,9 @@ mod tests {
                 delete: vec!["op-1".into(), "op-0".into()]
             }
         );
-        let secret_gone = plan_token(&input(Some(("op-1", expires)), None, now));
-        assert!(secret_gone.create);
-        let first = plan_token(&input(None, None, now));
+        let gone_remotely = plan_token(&input(Some(("op-9", expires)), now));
+        assert!(gone_remotely.create && gone_remotely.delete.contains(&"op-1".to_owned()));
+        let first = plan_token(&input(None, now));
         assert!(first.create && !first.delete.contains(&"hand".to_owned()));
     }
 }

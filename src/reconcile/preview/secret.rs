@@ -37,18 +37,16 @@ pub enum Held {
 }
 
 impl Held {
-    /// The token name an own, whole Secret holds (its `token` key present).
-    pub fn token_name(&self) -> Option<String> {
+    /// The token an own, whole Secret holds: its name and `expiresAt` (the `token` key present).
+    pub fn token(&self) -> Option<(String, String)> {
         let Self::Ours(secret) = self else {
             return None;
         };
-        let whole = secret
-            .data
-            .as_ref()
-            .is_some_and(|d| d.get("token").is_some_and(|t| !t.0.is_empty()));
-        whole
-            .then(|| secret.annotations().get(TOKEN_NAME_ANNOTATION).cloned())
-            .flatten()
+        let data = secret.data.as_ref()?;
+        data.get("token").filter(|t| !t.0.is_empty())?;
+        let expires_at = String::from_utf8(data.get("expiresAt")?.0.clone()).ok()?;
+        let name = secret.annotations().get(TOKEN_NAME_ANNOTATION)?.clone();
+        Some((name, expires_at))
     }
 }
 

@@ -90,7 +90,8 @@ const COUNTED: [&str; 14] = [
 ];
 
 /// `resourceCounts` of a workspace (2026 `GET /workspaces/{name}?countResources=true`): sandboxes not yet
-/// terminated, their previews, and the `--api-key` bindings of a seeded workspace.
+/// terminated, their previews that exist at `now` (a deleting sandbox has none, nor has a preview past
+/// its ttl), and the `--api-key` bindings of a seeded workspace.
 #[must_use]
 pub fn resource_counts(ws: &Workspace, now: SimTime, sim: &Sim) -> Value {
     let cfg = &sim.config;
@@ -99,7 +100,10 @@ pub fn resource_counts(ws: &Workspace, now: SimTime, sim: &Sim) -> Value {
         .iter()
         .filter(|s| !matches!(s.phase(now, cfg), Phase::Terminated | Phase::Gone))
         .collect();
-    let previews: usize = live.iter().map(|s| s.previews.len()).sum();
+    let previews: usize = live
+        .iter()
+        .map(|s| crate::sim::previews::record::live(s, now, sim).count())
+        .sum();
     let keys = if ws.meta.seeded {
         cfg.effective_api_keys()
             .iter()
