@@ -1073,8 +1073,8 @@ where
                     .publish(event, &kube::Resource::object_ref(&obj, &()))
                     .await?;
                 for status in statuses {
-                    // The fresh object has no status yet, so both are written.
-                    blaxel_operator::reconcile::write_status(client, &obj, status)
+                    // Both written, as a creating pass and its next one write them.
+                    blaxel_operator::reconcile::patch_status(client, &obj, status)
                         .await
                         .unwrap();
                 }

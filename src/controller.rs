@@ -387,6 +387,7 @@ fn context(
             config.removal_store_namespace.as_deref(),
         ),
         kinds,
+        written: reconcile::WrittenStatuses::default(),
     }
 }
 

@@ -98,8 +98,21 @@ impl<S: WithConditions> Seen<S> {
     }
 }
 
+/// The digest of the status a cached object was last seen with, for the operator to tell whether its
+/// own last status write has reached the cache yet (see [`super::WrittenStatuses`]).
+pub trait SeenStatus {
+    /// The digest of the whole status last seen; `None` before the first status.
+    fn seen_status(&self) -> Option<u64>;
+}
+
+impl<K: HasSpec + HasStatus> SeenStatus for Cached<K> {
+    fn seen_status(&self) -> Option<u64> {
+        self.status.as_ref().map(|s| s.digest)
+    }
+}
+
 /// A hash of `value`'s JSON: equal values of one type give equal JSON, so equal digests.
-fn digest<S: Serialize>(value: &S) -> u64 {
+pub fn digest<S: Serialize>(value: &S) -> u64 {
     struct Hashing(DefaultHasher);
     impl std::io::Write for Hashing {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {

@@ -11,15 +11,16 @@ use kube::{Api, ResourceExt};
 use serde::Serialize;
 use tracing::Instrument;
 
+use super::cached::SeenStatus;
 use super::conditions::Health;
 use super::managed::{Admission, Managed, admit};
-use super::{Context, Error, publish_for};
+use super::{Context, Error, WrittenStatuses, publish_for};
 use crate::blaxel::Scope;
 use crate::crd::FINALIZER;
 
 /// One kind's side of a reconcile: its pass once admitted, its status when admission stopped it, and
 /// its cleanup.
-pub trait Driver: Managed + Serialize {
+pub trait Driver: Managed + SeenStatus + Serialize {
     /// The kind's name in metrics and logs.
     const KIND: &'static str;
 
@@ -52,6 +53,12 @@ pub trait Driver: Managed + Serialize {
 /// # Errors
 /// Transient failures, for [`super::error_policy`] to back off.
 pub async fn reconcile<K: Driver>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // Read-your-writes: never decide from a copy older than the operator's own last status write.
+    if let Some(uid) = obj.meta().uid.as_deref()
+        && ctx.written.lags(uid, obj.seen_status())
+    {
+        return Ok(Action::requeue(WrittenStatuses::RETRY));
+    }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let span = tracing::info_span!(
         "reconcile",

@@ -131,6 +131,8 @@ pub struct Context {
     pub kinds: kinds::Kinds,
     /// The key of the digests of secret values sent.
     pub digests: digest::DigestKeys,
+    /// Statuses written that the watch may not show yet.
+    pub written: WrittenStatuses,
 }
 
 /// Why a reconcile did not finish; decides the retry in [`error_policy`].
@@ -258,13 +260,58 @@ pub fn remote_verdict(err: ApiError, settings: &Settings) -> (Health, Result<Act
     }
 }
 
+/// The status each object was last written with, while the watch has not yet shown it: a pass that
+/// starts from a cached copy older than the operator's own last status write would decide from the
+/// state before it (take a workspace it created for adopted, make a second preview token). Entries
+/// live only until the cache catches up, and at most [`WrittenStatuses::PATIENCE`] (a status edited
+/// by hand meanwhile never matches), so the map holds only the objects written in the last moments.
+#[derive(Default)]
+pub struct WrittenStatuses(
+    std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant)>>,
+);
+
+impl WrittenStatuses {
+    /// How long a pass waits for the cache to show the operator's own write.
+    pub const PATIENCE: Duration = Duration::from_secs(5);
+    /// How soon a pass that found the cache behind looks again.
+    pub const RETRY: Duration = Duration::from_millis(100);
+
+    /// Records that object `uid` was written with a status of digest `digest`.
+    pub fn record(&self, uid: &str, digest: u64) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.insert(uid.to_owned(), (digest, std::time::Instant::now()));
+    }
+
+    /// Whether the cached copy of `uid`, whose status digest is `seen`, is older than the operator's
+    /// own last write to it (within [`Self::PATIENCE`]); an entry the cache caught up with, or too
+    /// old, is dropped.
+    pub fn lags(&self, uid: &str, seen: Option<u64>) -> bool {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some((written, at)) = map.get(uid) else {
+            return false;
+        };
+        if Some(*written) != seen && at.elapsed() < Self::PATIENCE {
+            return true;
+        }
+        map.remove(uid);
+        false
+    }
+}
+
 /// Writes `status` with server-side apply unless it is the status `obj` was last seen with.
-/// A no-op reconcile therefore writes nothing.
+/// A no-op reconcile therefore writes nothing. A write is recorded in [`Context::written`], so the
+/// next pass does not start from a cached copy that predates it.
 ///
 /// # Errors
 /// The Kubernetes API error.
 pub async fn write_status<K>(
-    client: &kube::Client,
+    ctx: &Context,
     obj: &Cached<K>,
     status: &K::Status,
 ) -> Result<(), Error>
@@ -280,6 +327,31 @@ where
     if obj.status.as_ref().is_some_and(|seen| seen.is(status)) {
         return Ok(());
     }
+    patch_status(&ctx.client, obj, status).await?;
+    if let Some(uid) = obj.metadata.uid.as_deref() {
+        ctx.written.record(uid, cached::digest(status));
+    }
+    Ok(())
+}
+
+/// The status write itself (server-side apply of the status subresource), whatever the cache says.
+///
+/// # Errors
+/// The Kubernetes API error.
+pub async fn patch_status<K>(
+    client: &kube::Client,
+    obj: &Cached<K>,
+    status: &K::Status,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + HasSpec
+        + HasStatus
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::Status: WithConditions,
+{
     let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
     let body = serde_json::json!({
         "apiVersion": K::api_version(&()),
@@ -347,5 +419,23 @@ pub async fn publish_for<K: Resource<DynamicType = ()>>(
     };
     if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
         tracing::warn!(error = %e, reason, "could not publish an Event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pass waits for the cache to show the operator's own last status write, and only for that:
+    /// an object never written, or whose cache caught up, is not held (and the entry goes).
+    #[test]
+    fn written_statuses_hold_only_a_lagging_cache() {
+        let written = WrittenStatuses::default();
+        assert!(!written.lags("u1", None), "never written");
+        written.record("u1", 7);
+        assert!(written.lags("u1", None), "the cache has no status yet");
+        assert!(written.lags("u1", Some(6)), "the cache shows the status before");
+        assert!(!written.lags("u1", Some(7)), "caught up");
+        assert!(!written.lags("u1", Some(6)), "the entry went once caught up");
     }
 }

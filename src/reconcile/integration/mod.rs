@@ -331,5 +331,5 @@ async fn finish(
         last_handled_reconcile_at: pending_request(obj, None).or(current.last_handled_reconcile_at),
         conditions: conditions_for(obj, &report.health),
     };
-    write_status(&ctx.client, obj, &status).await
+    write_status(ctx, obj, &status).await
 }

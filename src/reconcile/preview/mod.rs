@@ -704,5 +704,5 @@ async fn finish(obj: &Cached<SandboxPreview>, ctx: &Context, report: Report) -> 
         last_handled_reconcile_at: pending_request(obj, None).or(current.last_handled_reconcile_at),
         conditions: conditions_for(obj, &report.health),
     };
-    write_status(&ctx.client, obj, &status).await
+    write_status(ctx, obj, &status).await
 }

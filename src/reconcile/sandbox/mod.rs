@@ -485,5 +485,5 @@ async fn finish(obj: &Cached<Sandbox>, ctx: &Context, report: Report) -> Result<
             .or_else(|| current.and_then(|s| s.last_handled_reconcile_at.clone())),
         conditions: conditions_for(obj, &report.health),
     };
-    write_status(&ctx.client, obj, &status).await
+    write_status(ctx, obj, &status).await
 }

@@ -755,7 +755,7 @@ async fn finish(obj: &Cached<Workspace>, ctx: &Context, report: Report) -> Resul
         last_handled_reconcile_at: pending_request(obj, None).or(current.last_handled_reconcile_at),
         conditions: conditions_for(obj, &report.health),
     };
-    write_status(&ctx.client, obj, &status).await
+    write_status(ctx, obj, &status).await
 }
 
 #[cfg(test)]
