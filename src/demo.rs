@@ -23,14 +23,16 @@ use tokio::sync::watch;
 
 use crate::blaxel::client::{ClientConfig, HttpClient};
 use crate::controller::{self, ControllerConfig};
-use crate::crd::{self, IntegrationConnection, Sandbox, Workspace, WorkspaceMember};
+use crate::crd::{
+    self, IntegrationConnection, Sandbox, SandboxPreview, Workspace, WorkspaceMember,
+};
 use crate::kube_local::{self, LocalApiServer, StartOptions};
 use crate::reconcile::Settings;
 use crate::reconcile::conditions;
 use crate::sim::{self, SimConfig};
 
 /// The examples the demo applies (the files under `examples/`, built in so the demo runs from anywhere).
-const EXAMPLES: [(&str, &str); 6] = [
+const EXAMPLES: [(&str, &str); 7] = [
     (
         "00-namespace.yaml",
         include_str!("../examples/00-namespace.yaml"),
@@ -54,6 +56,10 @@ const EXAMPLES: [(&str, &str); 6] = [
     (
         "30-integration.yaml",
         include_str!("../examples/30-integration.yaml"),
+    ),
+    (
+        "40-preview.yaml",
+        include_str!("../examples/40-preview.yaml"),
     ),
 ];
 /// The namespace the examples live in.
@@ -143,6 +149,7 @@ enum CreatedObject {
     Sandbox(String),
     Workspace(String),
     Connection(String),
+    Preview(String),
 }
 
 /// Runs the demo to the end.
@@ -222,7 +229,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
             (None, ClusterChoice::Local { .. }) => PathBuf::new(),
         };
         crate::say!(
-            "\nStill running. Try: kubectl --kubeconfig {} get bws,wsm,sbx,bic -n {NAMESPACE}\nPress Ctrl-C to stop.",
+            "\nStill running. Try: kubectl --kubeconfig {} get bws,wsm,sbx,bic,sbxp -n {NAMESPACE}\nPress Ctrl-C to stop.",
             kubeconfig.display()
         );
         let _ = tokio::signal::ctrl_c().await;
@@ -434,6 +441,16 @@ async fn apply_examples(
                     .await?,
                     CreatedObject::Sandbox,
                 ),
+                Some("SandboxPreview") => (
+                    apply_one(
+                        &Api::<SandboxPreview>::namespaced(client.clone(), NAMESPACE),
+                        &name,
+                        &value,
+                        given,
+                    )
+                    .await?,
+                    CreatedObject::Preview,
+                ),
                 other => {
                     return Err(DemoError::Example {
                         file,
@@ -462,6 +479,7 @@ async fn remove_created(client: &kube::Client, created: &[CreatedObject]) -> Res
     let sandboxes = Api::<Sandbox>::namespaced(client.clone(), NAMESPACE);
     let workspaces = Api::<Workspace>::namespaced(client.clone(), NAMESPACE);
     let connections = Api::<IntegrationConnection>::namespaced(client.clone(), NAMESPACE);
+    let previews = Api::<SandboxPreview>::namespaced(client.clone(), NAMESPACE);
     let secrets = Api::<Secret>::namespaced(client.clone(), NAMESPACE);
     let namespaces = Api::<Namespace>::all(client.clone());
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
@@ -473,6 +491,7 @@ async fn remove_created(client: &kube::Client, created: &[CreatedObject]) -> Res
             CreatedObject::Sandbox(name) => delete(&sandboxes, name).await?,
             CreatedObject::Workspace(name) => delete(&workspaces, name).await?,
             CreatedObject::Connection(name) => delete(&connections, name).await?,
+            CreatedObject::Preview(name) => delete(&previews, name).await?,
             _ => {}
         }
     }
@@ -482,6 +501,7 @@ async fn remove_created(client: &kube::Client, created: &[CreatedObject]) -> Res
             CreatedObject::Sandbox(name) => wait_gone(&sandboxes, name, deadline).await?,
             CreatedObject::Workspace(name) => wait_gone(&workspaces, name, deadline).await?,
             CreatedObject::Connection(name) => wait_gone(&connections, name, deadline).await?,
+            CreatedObject::Preview(name) => wait_gone(&previews, name, deadline).await?,
             _ => true,
         };
         if !gone {
@@ -571,16 +591,27 @@ async fn watch_table(client: &kube::Client, timeout: Duration) -> Result<bool, D
     let sandboxes: Api<Sandbox> = Api::namespaced(client.clone(), NAMESPACE);
     let workspaces: Api<Workspace> = Api::namespaced(client.clone(), NAMESPACE);
     let connections: Api<IntegrationConnection> = Api::namespaced(client.clone(), NAMESPACE);
+    let previews: Api<SandboxPreview> = Api::namespaced(client.clone(), NAMESPACE);
     let tty = std::io::stdout().is_terminal();
     let deadline = Instant::now() + timeout;
     let mut last = String::new();
     let mut drawn_lines = 0;
     loop {
-        let ms = members.list(&ListParams::default()).await?.items;
-        let ss = sandboxes.list(&ListParams::default()).await?.items;
-        let ws = workspaces.list(&ListParams::default()).await?.items;
-        let cs = connections.list(&ListParams::default()).await?.items;
-        let (table, all_ready) = render(&ws, &ms, &ss, &cs);
+        let lp = ListParams::default();
+        let rows: Vec<Row> = (workspaces.list(&lp).await?.items.iter().map(workspace_row))
+            .chain(members.list(&lp).await?.items.iter().map(member_row))
+            .chain(sandboxes.list(&lp).await?.items.iter().map(sandbox_row))
+            .chain(
+                connections
+                    .list(&lp)
+                    .await?
+                    .items
+                    .iter()
+                    .map(connection_row),
+            )
+            .chain(previews.list(&lp).await?.items.iter().map(preview_row))
+            .collect();
+        let (table, all_ready) = render(&rows);
         if table != last {
             let mut out = std::io::stdout().lock();
             if tty && drawn_lines > 0 {
@@ -602,103 +633,25 @@ async fn watch_table(client: &kube::Client, timeout: Duration) -> Result<bool, D
     }
 }
 
-/// The table `kubectl get bws,wsm,sbx,bic` would print, and whether every object is Ready.
-fn render(
-    workspaces: &[Workspace],
-    members: &[WorkspaceMember],
-    sandboxes: &[Sandbox],
-    connections: &[IntegrationConnection],
-) -> (String, bool) {
-    let mut rows = vec![[
-        "NAME".to_owned(),
-        "READY".into(),
-        "PHASE".into(),
-        "WORKSPACE".into(),
-        "DETAIL".into(),
-        "REASON".into(),
-    ]];
-    let mut all_ready = !members.is_empty() || !sandboxes.is_empty() || !workspaces.is_empty();
-    for w in workspaces {
-        let status = w.status.as_ref();
-        let ready = ready_of(status.map(|s| &s.conditions));
-        all_ready &= ready == "True";
-        let unmanaged = status
-            .and_then(|s| s.members.as_ref())
-            .map_or_else(|| "-".to_owned(), |m| m.unmanaged.to_string());
-        rows.push([
-            format!("workspace/{}", w.name_any()),
-            ready.to_owned(),
-            status
-                .and_then(|s| s.phase.clone())
-                .unwrap_or_else(|| "-".to_owned()),
-            w.spec
-                .workspace_name
-                .clone()
-                .unwrap_or_else(|| w.name_any()),
-            format!("{}, {unmanaged} unmanaged", w.spec.members.policy.as_str()),
-            reason(status.map(|s| &s.conditions)),
-        ]);
-    }
-    for m in members {
-        let status = m.status.as_ref();
-        let ready = ready_of(status.map(|s| &s.conditions));
-        all_ready &= ready == "True";
-        rows.push([
-            format!("workspacemember/{}", m.name_any()),
-            ready.to_owned(),
-            status
-                .and_then(|s| s.phase)
-                .map_or_else(|| "-".to_owned(), |p| format!("{p:?}")),
-            m.spec.workspace.clone(),
-            format!("{} ({})", m.spec.email, m.spec.role.as_str()),
-            reason(status.map(|s| &s.conditions)),
-        ]);
-    }
-    for s in sandboxes {
-        let status = s.status.as_ref();
-        let ready = ready_of(status.map(|s| &s.conditions));
-        all_ready &= ready == "True";
-        rows.push([
-            format!("sandbox/{}", s.name_any()),
-            ready.to_owned(),
-            status
-                .and_then(|s| s.phase.clone())
-                .unwrap_or_else(|| "-".to_owned()),
-            s.spec.workspace.clone(),
-            format!(
-                "{} (want {:?})",
-                status
-                    .and_then(|s| s.state)
-                    .map_or_else(|| "-".to_owned(), |p| format!("{p:?}")),
-                s.spec.state
-            ),
-            reason(status.map(|s| &s.conditions)),
-        ]);
-    }
-    for c in connections {
-        let status = c.status.as_ref();
-        let ready = ready_of(status.map(|s| &s.conditions));
-        all_ready &= ready == "True";
-        rows.push([
-            format!("integrationconnection/{}", c.name_any()),
-            ready.to_owned(),
-            "-".to_owned(),
-            c.spec.workspace.clone(),
-            format!(
-                "{}, {} models",
-                c.spec.integration,
-                status
-                    .and_then(|s| s.models)
-                    .map_or_else(|| "-".to_owned(), |n| n.to_string())
-            ),
-            reason(status.map(|s| &s.conditions)),
-        ]);
-    }
+/// A row of the table: NAME, READY, PHASE, WORKSPACE, DETAIL, REASON.
+type Row = [String; 6];
+
+/// The table `kubectl get bws,wsm,sbx,bic,sbxp` would print, and whether every object is Ready.
+fn render(rows: &[Row]) -> (String, bool) {
+    let header: Row =
+        ["NAME", "READY", "PHASE", "WORKSPACE", "DETAIL", "REASON"].map(str::to_owned);
+    let all_ready = !rows.is_empty() && rows.iter().all(|r| r[1] == "True");
     let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .map(|i| {
+            std::iter::once(&header)
+                .chain(rows)
+                .map(|r| r[i].len())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
-    for row in &rows {
+    for row in std::iter::once(&header).chain(rows) {
         for (cell, width) in row.iter().zip(&widths) {
             let _ = write!(out, "{cell:<width$}   ");
         }
@@ -706,6 +659,100 @@ fn render(
         out.push('\n');
     }
     (out, all_ready)
+}
+
+fn workspace_row(w: &Workspace) -> Row {
+    let status = w.status.as_ref();
+    let unmanaged = status
+        .and_then(|s| s.members.as_ref())
+        .map_or_else(|| "-".to_owned(), |m| m.unmanaged.to_string());
+    [
+        format!("workspace/{}", w.name_any()),
+        ready_of(status.map(|s| &s.conditions)).to_owned(),
+        status
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "-".to_owned()),
+        w.spec
+            .workspace_name
+            .clone()
+            .unwrap_or_else(|| w.name_any()),
+        format!("{}, {unmanaged} unmanaged", w.spec.members.policy.as_str()),
+        reason(status.map(|s| &s.conditions)),
+    ]
+}
+
+fn member_row(m: &WorkspaceMember) -> Row {
+    let status = m.status.as_ref();
+    [
+        format!("workspacemember/{}", m.name_any()),
+        ready_of(status.map(|s| &s.conditions)).to_owned(),
+        status
+            .and_then(|s| s.phase)
+            .map_or_else(|| "-".to_owned(), |p| format!("{p:?}")),
+        m.spec.workspace.clone(),
+        format!("{} ({})", m.spec.email, m.spec.role.as_str()),
+        reason(status.map(|s| &s.conditions)),
+    ]
+}
+
+fn sandbox_row(s: &Sandbox) -> Row {
+    let status = s.status.as_ref();
+    [
+        format!("sandbox/{}", s.name_any()),
+        ready_of(status.map(|s| &s.conditions)).to_owned(),
+        status
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "-".to_owned()),
+        s.spec.workspace.clone(),
+        format!(
+            "{} (want {:?})",
+            status
+                .and_then(|s| s.state)
+                .map_or_else(|| "-".to_owned(), |p| format!("{p:?}")),
+            s.spec.state
+        ),
+        reason(status.map(|s| &s.conditions)),
+    ]
+}
+
+fn connection_row(c: &IntegrationConnection) -> Row {
+    let status = c.status.as_ref();
+    [
+        format!("integrationconnection/{}", c.name_any()),
+        ready_of(status.map(|s| &s.conditions)).to_owned(),
+        "-".to_owned(),
+        c.spec.workspace.clone(),
+        format!(
+            "{}, {} models",
+            c.spec.integration,
+            status
+                .and_then(|s| s.models)
+                .map_or_else(|| "-".to_owned(), |n| n.to_string())
+        ),
+        reason(status.map(|s| &s.conditions)),
+    ]
+}
+
+fn preview_row(p: &SandboxPreview) -> Row {
+    let status = p.status.as_ref();
+    let token = status.and_then(|s| s.token.as_ref()).map_or_else(
+        || "no token".to_owned(),
+        |t| format!("token until {}", t.expires_at),
+    );
+    [
+        format!("sandboxpreview/{}", p.name_any()),
+        ready_of(status.map(|s| &s.conditions)).to_owned(),
+        "-".to_owned(),
+        status
+            .and_then(|s| s.remote.as_ref())
+            .map_or_else(|| "-".to_owned(), |r| r.workspace.clone()),
+        format!(
+            "{} port {}, {token}",
+            if p.spec.public { "public" } else { "private" },
+            p.spec.port
+        ),
+        reason(status.map(|s| &s.conditions)),
+    ]
 }
 
 fn ready_of(cs: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>) -> &str {

@@ -434,8 +434,14 @@ mod tests {
         assert!(!written.lags("u1", None), "never written");
         written.record("u1", 7);
         assert!(written.lags("u1", None), "the cache has no status yet");
-        assert!(written.lags("u1", Some(6)), "the cache shows the status before");
+        assert!(
+            written.lags("u1", Some(6)),
+            "the cache shows the status before"
+        );
         assert!(!written.lags("u1", Some(7)), "caught up");
-        assert!(!written.lags("u1", Some(6)), "the entry went once caught up");
+        assert!(
+            !written.lags("u1", Some(6)),
+            "the entry went once caught up"
+        );
     }
 }
