@@ -35,7 +35,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use blaxel_operator::crd::{IntegrationConnection, Sandbox, Workspace, WorkspaceMember};
+use blaxel_operator::crd::{
+    IntegrationConnection, Sandbox, SandboxPreview, Workspace, WorkspaceMember,
+};
 use blaxel_operator::reconcile::cached::{Cached, WithConditions};
 use blaxel_operator::sim::{self, ApiGeneration, ApiKey, Faults, RateLimit, SimConfig, SimHandle};
 use futures::{FutureExt, StreamExt, TryStreamExt};
@@ -243,6 +245,7 @@ struct Watches {
     sandboxes: Arc<Mutex<Seen>>,
     workspaces: Arc<Mutex<Seen>>,
     connections: Arc<Mutex<Seen>>,
+    previews: Arc<Mutex<Seen>>,
 }
 
 impl Watches {
@@ -251,10 +254,15 @@ impl Watches {
         (count(&self.members), count(&self.sandboxes))
     }
 
-    /// Workspaces and integration connections settled (one of each per workspace).
-    fn per_workspace_ready(&self) -> (usize, usize) {
+    /// Workspaces and integration connections settled (one of each per workspace), and private
+    /// previews (one per sandbox) with their tokens.
+    fn others_ready(&self) -> (usize, usize, usize) {
         let count = |s: &Arc<Mutex<Seen>>| s.lock().unwrap().ready.values().filter(|r| **r).count();
-        (count(&self.workspaces), count(&self.connections))
+        (
+            count(&self.workspaces),
+            count(&self.connections),
+            count(&self.previews),
+        )
     }
 
     fn changes(&self) -> u64 {
@@ -262,6 +270,7 @@ impl Watches {
             + self.sandboxes.lock().unwrap().changes
             + self.workspaces.lock().unwrap().changes
             + self.connections.lock().unwrap().changes
+            + self.previews.lock().unwrap().changes
     }
 }
 
@@ -506,6 +515,15 @@ impl World {
                 })
             },
         );
+        spawn_watch(
+            Api::<SandboxPreview>::namespaced(client.clone(), &ns),
+            Arc::clone(&watches.previews),
+            |p| {
+                p.status
+                    .as_ref()
+                    .is_some_and(|s| is_ready(&s.conditions) && s.token.is_some())
+            },
+        );
         let logs = bench_dir().join("logs").join(&ns);
         std::fs::create_dir_all(&logs).unwrap();
         Self {
@@ -562,6 +580,16 @@ impl World {
                 "secretRef": {"name": format!("openai-ws-{w}")},
                 "credentialsRef": {"name": format!("blaxel-ws-{w}"), "key": "apiKey"},
             },
+        })
+    }
+
+    /// A private preview of sandbox object `sandbox`'s port 3000 (its token in Secret `{name}-token`).
+    fn preview_body(name: &str, sandbox: &str) -> Value {
+        json!({
+            "apiVersion": "blaxel.ai/v1alpha1",
+            "kind": "SandboxPreview",
+            "metadata": {"name": name},
+            "spec": {"sandboxRef": {"name": sandbox}, "port": 3000},
         })
     }
 
@@ -633,11 +661,30 @@ impl World {
             }
             .boxed()
         });
+        let previews: Api<SandboxPreview> = Api::namespaced(self.client.clone(), &self.ns);
+        // One private preview per sandbox, for the run itself only.
+        let preview_jobs = (0..if prefix.is_empty() {
+            self.scale.sandboxes
+        } else {
+            0
+        })
+            .map(|i| {
+                let (api, pp) = (previews.clone(), pp.clone());
+                let name = format!("sbxp-{i}");
+                let body = Self::preview_body(&name, &format!("sbx-{i}"));
+                async move {
+                    api.patch(&name, &pp, &Patch::Apply(&body))
+                        .await
+                        .map(|_| ())
+                }
+                .boxed()
+            });
         futures::stream::iter(
             member_jobs
                 .chain(sandbox_jobs)
                 .chain(workspace_jobs)
-                .chain(connection_jobs),
+                .chain(connection_jobs)
+                .chain(preview_jobs),
         )
         .buffer_unordered(CREATE_CONCURRENCY)
         .try_collect::<Vec<()>>()
@@ -735,12 +782,21 @@ impl World {
     }
 
     /// Waits until every Workspace counts the converged world (it recounts at its resync, after the
-    /// members it counts converged) and every integration connection is Ready: the steady state starts
-    /// from there. Not part of the convergence time, which is the members' and sandboxes'.
-    async fn wait_workspaces_counted(&self, deadline: Duration) -> bool {
+    /// members it counts converged), every integration connection is Ready and every preview holds its
+    /// token: the steady state starts from there. Not part of the convergence time, which is the
+    /// members' and sandboxes'.
+    async fn wait_others_settled(&self, deadline: Duration) -> bool {
         let until = Instant::now() + deadline;
-        let want = (self.scale.workspaces, self.scale.workspaces);
-        while self.watches.per_workspace_ready() < want {
+        let want = (
+            self.scale.workspaces,
+            self.scale.workspaces,
+            self.scale.sandboxes,
+        );
+        loop {
+            let (w, c, p) = self.watches.others_ready();
+            if w >= want.0 && c >= want.1 && p >= want.2 {
+                break;
+            }
             if Instant::now() > until {
                 return false;
             }
@@ -908,7 +964,7 @@ async fn converge(label: &str, scale: Scale, params: &Params, mode: Mode) -> Run
             Some(at_convergence.handled("POST /v0/sandboxes") as i64 - scale.sandboxes as i64);
     } else if converged.is_some() {
         assert!(
-            world.wait_workspaces_counted(params.resync * 3).await,
+            world.wait_others_settled(params.resync * 3).await,
             "the Workspaces never counted the converged members"
         );
         let at_convergence = world.counts();
