@@ -387,3 +387,136 @@ async fn a_foreign_secret_is_left_and_tokens_never_leak() {
         "keep-me"
     );
 }
+
+/// Bad specs are refused at admission with the rule's message: durations CEL cannot read or out of
+/// range, a token on a public preview, a port out of range, a change of the sandbox or remote name.
+#[tokio::test]
+async fn admission_refuses_bad_preview_specs() {
+    use kube::api::{Patch, PatchParams};
+
+    let world = World::new(fast_sandboxes()).await;
+    let apply = |spec: Value| {
+        let mut full = json!({"sandboxRef": {"name": "box"}, "port": 3000});
+        for (k, v) in spec.as_object().unwrap() {
+            full[k] = v.clone();
+        }
+        let body = json!({"apiVersion": "blaxel.ai/v1alpha1", "kind": "SandboxPreview",
+                          "metadata": {"name": "p"}, "spec": full});
+        let api = world.previews();
+        async move {
+            api.patch("p", &PatchParams::apply("e2e-test"), &Patch::Apply(&body))
+                .await
+        }
+    };
+    for (spec, message) in [
+        (
+            json!({"token": {"lifetime": "1d"}}),
+            "token.lifetime must be a duration",
+        ),
+        (
+            json!({"token": {"lifetime": "30s"}}),
+            "token.lifetime must be at least 1m",
+        ),
+        (
+            json!({"token": {"lifetime": "1h", "renewBefore": "1h"}}),
+            "token.renewBefore must be positive and shorter than token.lifetime",
+        ),
+        (
+            json!({"token": {"renewBefore": "25h"}}),
+            "token.renewBefore must be positive and shorter than token.lifetime",
+        ),
+        (
+            json!({"public": true, "token": {}}),
+            "a public preview takes no token",
+        ),
+        (json!({"port": 0}), "should be greater than or equal to 1"),
+        (json!({"previewName": "Web"}), "should match"),
+    ] {
+        let err = apply(spec.clone()).await.unwrap_err();
+        assert!(err.to_string().contains(message), "{spec}: {err}");
+    }
+    apply(json!({"previewName": "web"})).await.unwrap();
+    let err = apply(json!({"previewName": "web2"})).await.unwrap_err();
+    assert!(
+        err.to_string().contains("previewName is immutable"),
+        "{err}"
+    );
+    let err = apply(json!({"previewName": "web", "sandboxRef": {"name": "other"}}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("sandboxRef is immutable"), "{err}");
+}
+
+/// With --preview-tokens=false the operator writes no Secret: a private preview is Stalled
+/// PreviewTokensDisabled and no token is made; a public one works.
+#[tokio::test]
+async fn without_preview_tokens_no_secret_is_written() {
+    let mut world = World::new(fast_sandboxes()).await;
+    let _op = world.start_operator(&["--preview-tokens=false"]);
+    preview_of_a_ready_sandbox(&world, json!({})).await;
+    condition_is(
+        &world.previews(),
+        "web",
+        "Stalled",
+        "True",
+        "PreviewTokensDisabled",
+    )
+    .await;
+    assert_eq!(token_posts(&world), 0);
+    assert!(secret_data(&world, "web-token").await.is_none());
+    world
+        .apply(
+            &world.previews(),
+            "web",
+            json!({"spec": {"sandboxRef": {"name": "box"}, "port": 3000, "public": true}}),
+        )
+        .await;
+    condition_is(&world.previews(), "web", "Ready", "True", "Ready").await;
+}
+
+/// Two objects for one remote preview: the older acts, the newer is Stalled DuplicatePreview and
+/// makes no remote call; deleting the newer deletes nothing remotely.
+#[tokio::test]
+async fn a_duplicate_preview_never_acts() {
+    let mut world = World::new(fast_sandboxes()).await;
+    let _op = world.start_operator(&[]);
+    preview_of_a_ready_sandbox(&world, json!({"public": true})).await;
+    condition_is(&world.previews(), "web", "Ready", "True", "Ready").await;
+    support::operator::second_after(&world.previews(), "web").await;
+    world
+        .apply(
+            &world.previews(),
+            "copy",
+            json!({"spec": {"sandboxRef": {"name": "box"}, "previewName": "web", "port": 8080,
+                            "public": true}}),
+        )
+        .await;
+    condition_is(
+        &world.previews(),
+        "copy",
+        "Stalled",
+        "True",
+        "DuplicatePreview",
+    )
+    .await;
+    world
+        .previews()
+        .delete("copy", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&world.previews(), "copy").await;
+    let remote = world.blaxel_get("/sandboxes/box/previews/web").await;
+    assert_eq!(
+        remote["spec"]["port"], 3000,
+        "the holder's preview, untouched: {remote}"
+    );
+    assert_eq!(world.calls("POST /v0/sandboxes/{name}/previews"), 1);
+    assert_eq!(
+        world.calls("PUT /v0/sandboxes/{name}/previews/{preview}"),
+        0
+    );
+    assert_eq!(
+        world.calls("DELETE /v0/sandboxes/{name}/previews/{preview}"),
+        0
+    );
+}
