@@ -5,7 +5,7 @@
 //! preview is, so that cleanup finds it when the Sandbox object is gone.
 
 pub mod plan;
-mod secret;
+pub mod secret;
 
 use std::sync::Arc;
 
@@ -242,6 +242,17 @@ async fn apply(
             .map(|r| r.name.clone()),
         credentials_key: sandbox.spec.credentials_ref.as_ref().map(|r| r.key.clone()),
     };
+    if let Some(old) = report
+        .remote
+        .clone()
+        .filter(|old| !same_place(old, &location))
+    {
+        // The Sandbox object names another sandbox now (deleted with Orphan and made again): this
+        // object's tokens at the old place go; the preview there is left, with the sandbox it shows.
+        if let Err(e) = leave_place(obj, ctx, &old).await {
+            return fail(obj, ctx, report, e).await;
+        }
+    }
     let observed = match ctx
         .api
         .get_preview(scope, &location.sandbox, &location.preview)
@@ -254,6 +265,21 @@ async fn apply(
     // Adopted: found before this object recorded where it acts (it does so before its create).
     if report.remote.is_none() && observed.is_some() {
         report.adopted = true;
+    }
+    if observed.is_none() && ttl_ran_out(obj, &location) {
+        let why = Why::new(
+            "TtlExpired",
+            format!(
+                "Preview {} reached its spec.ttl and Blaxel removed it; it is not made again until the \
+                 spec changes",
+                location.preview
+            ),
+        );
+        // The URL stays in status: it is what tells a later pass the preview was there.
+        report.token = None;
+        report.health = Health::Stalled(why);
+        finish(obj, ctx, report).await?;
+        return Ok(Action::requeue(jittered(ctx.settings.resync)));
     }
     report.remote = Some(location.clone());
     let paused = is_paused(obj);
@@ -293,6 +319,40 @@ async fn apply(
     };
     finish(obj, ctx, report).await?;
     Ok(action)
+}
+
+/// Whether two places are the same preview.
+fn same_place(a: &PreviewLocation, b: &PreviewLocation) -> bool {
+    (&a.workspace, &a.sandbox, &a.preview) == (&b.workspace, &b.sandbox, &b.preview)
+}
+
+/// Whether the preview at `at`, absent now, was there at this generation with a `spec.ttl`: Blaxel
+/// removed it at expiry (a preview deleted by hand then reads as expired too, as a sandbox does).
+fn ttl_ran_out(obj: &Cached<SandboxPreview>, at: &PreviewLocation) -> bool {
+    let status = obj.status_fields();
+    obj.spec.ttl.is_some()
+        && status.url.is_some()
+        && status.observed_generation == obj.metadata.generation
+        && status.remote.as_ref().is_some_and(|r| same_place(r, at))
+}
+
+/// Deletes this object's own tokens at a place it no longer acts at, with the credentials recorded
+/// for it (none usable: they expire on their own).
+async fn leave_place(
+    obj: &Cached<SandboxPreview>,
+    ctx: &Context,
+    old: &PreviewLocation,
+) -> Result<(), ApiError> {
+    match recorded_scope(obj, ctx, old).await {
+        Ok(scope) => match delete_own_tokens(obj, ctx, &scope, old).await {
+            Ok(()) | Err(ApiError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        },
+        Err(e) => {
+            info!(error = %e, preview = %old.preview, "left a former place without its credentials");
+            Ok(())
+        }
+    }
 }
 
 /// How long until the current token is to be renewed (at least a second), if there is one.
@@ -371,8 +431,10 @@ fn token_times(obj: &Cached<SandboxPreview>) -> Result<TokenTimes, String> {
 }
 
 /// The token step: for a private preview, keep a live token in the Secret (renewed ahead of expiry)
-/// and delete the operator's other tokens; for a public one, remove the Secret and those tokens. The
-/// current token's status, or why the step cannot go on (Stalled).
+/// and delete the operator's other tokens; for a public one, remove the Secret and those tokens. A
+/// Secret this object made under another name (`secretName` changed or dropped) goes either way. The
+/// current token's status, or why the step cannot go on (Stalled; the operator's tokens, which no
+/// Secret of its holds then, are deleted all the same).
 async fn tokens(
     obj: &Cached<SandboxPreview>,
     ctx: &Context,
@@ -381,40 +443,40 @@ async fn tokens(
     url: Option<&str>,
 ) -> Result<Result<Option<PreviewTokenStatus>, Why>, TokenError> {
     let secrets = TokenSecret::new(obj, ctx);
+    forget_former_secret(obj, ctx, secrets.name()).await?;
     let held = secrets.read().await.map_err(TokenError::Kube)?;
     let remote = ctx
         .api
         .list_preview_tokens(scope, &at.sandbox, &at.preview)
         .await?;
     let ours = |name: &str| name.starts_with(OPERATOR_TOKEN_PREFIX);
-    if obj.spec.public {
-        for token in remote.iter().filter(|t| ours(&t.metadata.name)) {
-            delete_token(ctx, scope, at, &token.metadata.name).await?;
-        }
+    let stop = if obj.spec.public {
         secrets
             .delete_if_ours(&held)
             .await
             .map_err(TokenError::Kube)?;
-        return Ok(Ok(None));
-    }
-    if !ctx.settings.preview_tokens {
-        return Ok(Err(Why::new(
+        Some(None)
+    } else if !ctx.settings.preview_tokens {
+        Some(Some(Why::new(
             TOKENS_DISABLED,
             "The operator runs with --preview-tokens=false (no permission to write Secrets): a private \
              preview's token is not kept. Make the preview public, or enable preview tokens",
-        )));
-    }
-    if let Some(why) = secrets.refused(&held) {
-        return Ok(Err(why));
-    }
-    let times = match token_times(obj) {
-        Ok(times) => times,
-        Err(message) => return Ok(Err(Why::new("InvalidSpec", message))),
+        )))
+    } else {
+        secrets.refused(&held).map(Some)
     };
-    let held_token = held.token();
-    let current = held_token
-        .as_ref()
-        .and_then(|(name, expires)| Some((name.as_str(), expires.parse().ok()?)));
+    let times = match (stop, token_times(obj)) {
+        (Some(why), _) => {
+            for token in remote.iter().filter(|t| ours(&t.metadata.name)) {
+                delete_token(ctx, scope, at, &token.metadata.name).await?;
+            }
+            return Ok(why.map_or(Ok(None), Err));
+        }
+        (None, Err(message)) => return Ok(Err(Why::new("InvalidSpec", message))),
+        (None, Ok(times)) => times,
+    };
+    let in_secret = held.token();
+    let current = plan::current_token(in_secret.as_ref(), &remote);
     let now = jiff::Timestamp::now();
     let plan = plan::plan_token(&TokenInput {
         current,
@@ -437,20 +499,14 @@ async fn tokens(
                     .ok()
             })
             .fold(now, std::cmp::max);
-        let made = renew(
-            obj,
-            ctx,
-            scope,
-            at,
-            &secrets,
-            &held,
+        let fresh = Fresh {
+            secrets: &secrets,
+            held: &held,
             url,
-            (since, times.lifetime),
-        );
-        match made.await? {
-            Ok(token) => Some(token),
-            Err(why) => return Ok(Err(why)),
-        }
+            since,
+            lifetime: times.lifetime,
+        };
+        renew(obj, ctx, scope, at, &fresh).await?.map(Some)
     } else {
         if let Some(url) = url {
             secrets
@@ -458,70 +514,92 @@ async fn tokens(
                 .await
                 .map_err(TokenError::Kube)?;
         }
-        held_token.map(|(name, expires_at)| PreviewTokenStatus {
-            name,
-            expires_at,
+        Ok(current.map(|(name, expires)| PreviewTokenStatus {
+            name: name.to_owned(),
+            expires_at: expires.to_string(),
             secret_name: secrets.name().to_owned(),
-        })
+        }))
     };
     for name in &plan.delete {
         delete_token(ctx, scope, at, name).await?;
     }
-    Ok(Ok(kept))
+    Ok(kept)
 }
 
-/// Makes a new token lasting `lifetime` from `since` and writes it to the Secret: its status, or why
-/// it cannot be used (Blaxel calls it expired at once: the clocks differ by more than a lifetime).
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one pass's context, passed through"
-)]
+/// Deletes the Secret this object made under a name its spec no longer gives (its status recorded
+/// it): a `secretName` changed, or dropped when the preview went public.
+async fn forget_former_secret(
+    obj: &Cached<SandboxPreview>,
+    ctx: &Context,
+    current: &str,
+) -> Result<(), TokenError> {
+    let Some(former) = obj.status_fields().token.map(|t| t.secret_name) else {
+        return Ok(());
+    };
+    if former == current {
+        return Ok(());
+    }
+    let old = TokenSecret::named(obj, ctx, former);
+    let held = old.read().await.map_err(TokenError::Kube)?;
+    old.delete_if_ours(&held).await.map_err(TokenError::Kube)
+}
+
+/// What a new token needs: the Secret it goes to, the URL, and from when it lasts how long.
+struct Fresh<'a> {
+    secrets: &'a TokenSecret<'a>,
+    held: &'a secret::Held,
+    url: Option<&'a str>,
+    since: jiff::Timestamp,
+    lifetime: std::time::Duration,
+}
+
+/// Makes a new token and writes it to the Secret: its status, or why it cannot be used (Blaxel calls
+/// it expired at once: the clocks differ by more than a lifetime). A token whose Secret cannot be
+/// written is deleted again: no token lives that no Secret holds.
 async fn renew(
     obj: &Cached<SandboxPreview>,
     ctx: &Context,
     scope: &Scope,
     at: &PreviewLocation,
-    secrets: &TokenSecret<'_>,
-    held: &secret::Held,
-    url: Option<&str>,
-    (since, lifetime): (jiff::Timestamp, std::time::Duration),
+    fresh: &Fresh<'_>,
 ) -> Result<Result<PreviewTokenStatus, Why>, TokenError> {
-    let expires = since
-        .checked_add(jiff::SignedDuration::try_from(lifetime).unwrap_or_default())
-        .unwrap_or(since);
+    let expires = fresh
+        .since
+        .checked_add(jiff::SignedDuration::try_from(fresh.lifetime).unwrap_or_default())
+        .unwrap_or(fresh.since);
     let expires_at = expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let token = ctx
         .api
         .create_preview_token(scope, &at.sandbox, &at.preview, &expires_at)
         .await?;
-    let Some(value) = token.spec.token.as_ref() else {
+    let name = token.metadata.name.clone();
+    let Some(value) = token.spec.token.as_ref().filter(|_| !token.spec.expired) else {
+        delete_token(ctx, scope, at, &name).await?;
+        if token.spec.expired {
+            return Ok(Err(Why::new(
+                "TokenExpiredOnArrival",
+                format!(
+                    "Blaxel calls a token expiring at {expires_at} expired as soon as it is made: its \
+                     clock and the operator's differ by more than token.lifetime. Check the operator's \
+                     clock, or lengthen the lifetime"
+                ),
+            )));
+        }
         return Err(TokenError::Remote(ApiError::Decode {
             message: "the new preview token's answer holds no token".to_owned(),
         }));
     };
-    if token.spec.expired {
-        delete_token(ctx, scope, at, &token.metadata.name).await?;
-        return Ok(Err(Why::new(
-            "TokenExpiredOnArrival",
-            format!(
-                "Blaxel calls a token expiring at {expires_at} expired as soon as it is made: its clock \
-                 and the operator's differ by more than token.lifetime. Check the operator's clock, or \
-                 lengthen the lifetime"
-            ),
-        )));
-    }
     let expires_at = token.spec.expires_at.clone().unwrap_or(expires_at);
-    secrets
-        .write(
-            held,
-            &token.metadata.name,
-            value,
-            &expires_at,
-            url.unwrap_or_default(),
-        )
-        .await
-        .map_err(TokenError::Kube)?;
-    info!(preview = %at.preview, token = %token.metadata.name, "preview token made");
+    let url = fresh.url.unwrap_or_default();
+    let written = fresh
+        .secrets
+        .write(fresh.held, &name, value, &expires_at, url)
+        .await;
+    if let Err(e) = written {
+        delete_token(ctx, scope, at, &name).await?;
+        return Err(TokenError::Kube(e));
+    }
+    info!(preview = %at.preview, token = %name, "preview token made");
     publish(
         &ctx.recorder,
         obj,
@@ -530,14 +608,14 @@ async fn renew(
         format!(
             "A new token for preview {} (expires {expires_at}) is in Secret {}",
             at.preview,
-            secrets.name()
+            fresh.secrets.name()
         ),
     )
     .await;
     Ok(Ok(PreviewTokenStatus {
-        name: token.metadata.name.clone(),
+        name,
         expires_at,
-        secret_name: secrets.name().to_owned(),
+        secret_name: fresh.secrets.name().to_owned(),
     }))
 }
 
@@ -588,14 +666,13 @@ async fn recorded_scope(
     })
 }
 
-/// Cleanup: the preview (with `Delete`) or the operator's tokens (with `Orphan`), then the Secret.
-/// An object that never acted (no location in its status: a duplicate, one whose Sandbox never got
-/// ready) removes nothing remotely; nor does one whose preview another object also names.
+/// Cleanup, at the place the status recorded: with `Delete`, the preview (its tokens go with it) when
+/// this object still holds that place; otherwise only this object's own tokens (the one its Secret
+/// holds, the one its status names) and never another's; then its Secrets. An object that never acted
+/// (no place recorded: a duplicate, one whose Sandbox never got ready) removes nothing remotely.
 async fn cleanup(obj: &Cached<SandboxPreview>, ctx: &Context) -> Result<Action, Error> {
-    let secrets = TokenSecret::new(obj, ctx);
     let Some(at) = obj.status_fields().remote else {
-        let held = secrets.read().await?;
-        secrets.delete_if_ours(&held).await?;
+        delete_secrets(obj, ctx).await?;
         return Ok(Action::await_change());
     };
     if is_paused(obj) {
@@ -603,16 +680,6 @@ async fn cleanup(obj: &Cached<SandboxPreview>, ctx: &Context) -> Result<Action, 
         finish(obj, ctx, Report::kept(obj, health)).await?;
         return Err(Error::Waiting("paused".to_owned(), ctx.settings.resync));
     }
-    let shared = ctx
-        .kinds
-        .get::<Cached<SandboxPreview>>()
-        .is_some_and(|kind| {
-            kind.store.state().iter().any(|other| {
-                other.metadata.uid != obj.metadata.uid
-                    && other.metadata.deletion_timestamp.is_none()
-                    && other.same_claim(obj)
-            })
-        });
     let scope = match recorded_scope(obj, ctx, &at).await {
         Ok(scope) => Some(scope),
         Err(e) if e.is_transient() => return Err(e.into()),
@@ -633,14 +700,14 @@ async fn cleanup(obj: &Cached<SandboxPreview>, ctx: &Context) -> Result<Action, 
             None
         }
     };
-    if let Some(scope) = scope.filter(|_| !shared) {
-        let removed = match obj.spec.deletion_policy {
-            DeletionPolicy::Delete => {
-                ctx.api
-                    .delete_preview(&scope, &at.sandbox, &at.preview)
-                    .await
-            }
-            DeletionPolicy::Orphan => delete_our_tokens(ctx, &scope, &at).await,
+    if let Some(scope) = scope {
+        let whole = obj.spec.deletion_policy == DeletionPolicy::Delete && holds(obj, ctx, &at);
+        let removed = if whole {
+            ctx.api
+                .delete_preview(&scope, &at.sandbox, &at.preview)
+                .await
+        } else {
+            delete_own_tokens(obj, ctx, &scope, &at).await
         };
         match removed {
             Ok(()) | Err(ApiError::NotFound { .. }) => {}
@@ -649,27 +716,89 @@ async fn cleanup(obj: &Cached<SandboxPreview>, ctx: &Context) -> Result<Action, 
                 return fail(obj, ctx, report, e).await;
             }
         }
-        info!(sandbox = %at.sandbox, preview = %at.preview, "preview cleaned up");
+        info!(sandbox = %at.sandbox, preview = %at.preview, whole, "preview cleaned up");
     }
-    let held = secrets.read().await?;
-    secrets.delete_if_ours(&held).await?;
+    delete_secrets(obj, ctx).await?;
     Ok(Action::await_change())
 }
 
-async fn delete_our_tokens(
+/// Whether `obj` still holds the place `at`: its Sandbox object holds a sandbox there (it may have
+/// moved, or been deleted with `Orphan` and its sandbox taken over since), and no other preview
+/// object, in any namespace, records the same place.
+fn holds(obj: &Cached<SandboxPreview>, ctx: &Context, at: &PreviewLocation) -> bool {
+    let here = ready_sandbox(obj, ctx).is_ok_and(|sandbox| {
+        super::sandbox::remote_name(&sandbox) == at.sandbox
+            && sandbox.spec.workspace == at.workspace
+    });
+    let shared = ctx
+        .kinds
+        .get::<Cached<SandboxPreview>>()
+        .is_some_and(|kind| {
+            kind.store.state().iter().any(|other| {
+                other.metadata.uid != obj.metadata.uid
+                    && other.metadata.deletion_timestamp.is_none()
+                    && other
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.fields.remote.as_ref())
+                        .is_some_and(|r| {
+                            (&r.workspace, &r.sandbox, &r.preview)
+                                == (&at.workspace, &at.sandbox, &at.preview)
+                        })
+            })
+        });
+    here && !shared
+}
+
+/// Deletes the tokens this object made at `at`: the one its Secret holds and the one its status
+/// names (they differ between a renewal and the status write). Never another object's.
+async fn delete_own_tokens(
+    obj: &Cached<SandboxPreview>,
     ctx: &Context,
     scope: &Scope,
     at: &PreviewLocation,
 ) -> Result<(), ApiError> {
-    let tokens = ctx
-        .api
-        .list_preview_tokens(scope, &at.sandbox, &at.preview)
-        .await?;
-    for token in tokens
+    let mut names: Vec<String> = obj
+        .status_fields()
+        .token
+        .map(|t| t.name)
+        .into_iter()
+        .collect();
+    for secret in own_secrets(obj, ctx) {
+        if let Ok(held) = secret.read().await
+            && let Some(token) = held.token()
+        {
+            names.push(token.name.to_owned());
+        }
+    }
+    names.sort();
+    names.dedup();
+    for name in names
         .iter()
-        .filter(|t| t.metadata.name.starts_with(OPERATOR_TOKEN_PREFIX))
+        .filter(|n| n.starts_with(OPERATOR_TOKEN_PREFIX))
     {
-        delete_token(ctx, scope, at, &token.metadata.name).await?;
+        delete_token(ctx, scope, at, name).await?;
+    }
+    Ok(())
+}
+
+/// The Secrets this object may have made: the one its spec names and the one its status recorded.
+fn own_secrets<'a>(obj: &'a Cached<SandboxPreview>, ctx: &Context) -> Vec<TokenSecret<'a>> {
+    let current = TokenSecret::new(obj, ctx);
+    let former = obj
+        .status_fields()
+        .token
+        .map(|t| t.secret_name)
+        .filter(|name| name != current.name())
+        .map(|name| TokenSecret::named(obj, ctx, name));
+    std::iter::once(current).chain(former).collect()
+}
+
+/// Deletes the Secrets this object made.
+async fn delete_secrets(obj: &Cached<SandboxPreview>, ctx: &Context) -> Result<(), Error> {
+    for secret in own_secrets(obj, ctx) {
+        let held = secret.read().await?;
+        secret.delete_if_ours(&held).await?;
     }
     Ok(())
 }

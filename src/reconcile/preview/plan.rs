@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::secret::SecretToken;
 use crate::blaxel::model::{Preview, PreviewMetadata, PreviewSpec, PreviewToken};
 use crate::crd::SandboxPreviewSpec;
 
@@ -144,6 +145,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         rest = &rest[len..];
     }
     Duration::try_from_secs_f64(total).map_err(|_| bad())
+}
+
+/// The Secret's token as Blaxel knows it: its name and expiry when Blaxel lists it under that name,
+/// with the value the Secret holds (where the list shows values) and the same expiry. A Secret edited by
+/// hand (value or `expiresAt`) holds no current token, so a new one replaces it; the expiry is Blaxel's.
+#[must_use]
+pub fn current_token<'a>(
+    in_secret: Option<&SecretToken<'_>>,
+    remote: &'a [PreviewToken],
+) -> Option<(&'a str, jiff::Timestamp)> {
+    let held = in_secret?;
+    let record = remote.iter().find(|t| t.metadata.name == held.name)?;
+    let expires: jiff::Timestamp = record.spec.expires_at.as_deref()?.parse().ok()?;
+    let same_value = record.spec.token.as_ref().is_none_or(|t| held.holds(t));
+    let same_expiry = held.expires_at.parse::<jiff::Timestamp>().ok() == Some(expires);
+    (same_value && same_expiry).then_some((record.metadata.name.as_str(), expires))
 }
 
 /// What a pass knows about the token of a private preview.

@@ -37,20 +37,50 @@ pub enum Held {
 }
 
 impl Held {
-    /// The token an own, whole Secret holds: its name and `expiresAt` (the `token` key present).
-    pub fn token(&self) -> Option<(String, String)> {
+    /// The token an own, whole Secret holds (the `token` key present): its name and what the Secret
+    /// says of it, to be checked against Blaxel's record.
+    pub fn token(&self) -> Option<SecretToken<'_>> {
         let Self::Ours(secret) = self else {
             return None;
         };
         let data = secret.data.as_ref()?;
-        data.get("token").filter(|t| !t.0.is_empty())?;
-        let expires_at = String::from_utf8(data.get("expiresAt")?.0.clone()).ok()?;
-        let name = secret.annotations().get(TOKEN_NAME_ANNOTATION)?.clone();
-        Some((name, expires_at))
+        let value = data.get("token").filter(|t| !t.0.is_empty())?;
+        Some(SecretToken {
+            name: secret.annotations().get(TOKEN_NAME_ANNOTATION)?,
+            value: &value.0,
+            expires_at: std::str::from_utf8(&data.get("expiresAt")?.0).ok()?,
+        })
+    }
+}
+
+/// What an own Secret says of the token it holds. The value is compared, never shown.
+pub struct SecretToken<'a> {
+    /// The token's remote name (the Secret's annotation).
+    pub name: &'a str,
+    value: &'a [u8],
+    /// The Secret's `expiresAt`.
+    pub expires_at: &'a str,
+}
+
+impl<'a> SecretToken<'a> {
+    /// What a Secret says of its token: its name, value and `expiresAt`.
+    #[must_use]
+    pub fn new(name: &'a str, value: &'a [u8], expires_at: &'a str) -> Self {
+        Self {
+            name,
+            value,
+            expires_at,
+        }
+    }
+
+    /// Whether the Secret's value is `token`.
+    pub fn holds(&self, token: &ApiKey) -> bool {
+        self.value == token.expose().as_bytes()
     }
 }
 
 impl<'a> TokenSecret<'a> {
+    /// The Secret the spec names now (`spec.token.secretName`, else `<metadata.name>-token`).
     pub fn new(obj: &'a Cached<SandboxPreview>, ctx: &Context) -> Self {
         let name = obj
             .spec
@@ -58,6 +88,11 @@ impl<'a> TokenSecret<'a> {
             .as_ref()
             .and_then(|t| t.secret_name.clone())
             .unwrap_or_else(|| format!("{}-token", obj.name_any()));
+        Self::named(obj, ctx, name)
+    }
+
+    /// The Secret `name` of this object (one its status recorded under a former name, say).
+    pub fn named(obj: &'a Cached<SandboxPreview>, ctx: &Context, name: String) -> Self {
         Self {
             obj,
             api: Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default()),
