@@ -388,6 +388,7 @@ fn context(
         ),
         kinds,
         written: reconcile::WrittenStatuses::default(),
+        reasons: reconcile::reasons::Reasons::default(),
     }
 }
 
@@ -494,6 +495,10 @@ pub async fn run(
         check.await?;
     }
     let ctx = Arc::new(context(&client, api, &config, kinds));
+    let reported = Arc::clone(&ctx);
+    config.metrics.on_scrape(move |m| {
+        m.set_objects(&reported.reasons.counts(&reported.kinds.live_uids()));
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let controllers = futures::future::join_all(
         starters

@@ -52,6 +52,26 @@ pub struct RequestLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of the objects-by-reason gauge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabels {
+    /// The kind.
+    pub kind: String,
+    /// `Ready`, `Stalled`, `Progressing` or `NotReady`.
+    pub state: &'static str,
+    /// The condition's reason (a fixed CamelCase word of the operator's).
+    pub reason: String,
+}
+
+/// Labels of `build_info`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The crate version.
+    pub version: &'static str,
+    /// Optional features built in (`otel`), comma-separated.
+    pub features: &'static str,
+}
+
 /// Labels of the request latency histogram.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
@@ -72,6 +92,22 @@ fn request_histogram() -> Histogram {
 }
 
 type ScrapeHook = Box<dyn Fn(&Metrics) + Send + Sync>;
+
+/// `build_info`: 1, labelled with the version and the optional features built in.
+fn register_build_info(registry: &mut Registry) {
+    let build = Family::<BuildLabels, Gauge>::default();
+    registry.register(
+        "build_info",
+        "1, labelled with the operator's version and the optional features built in",
+        build.clone(),
+    );
+    build
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION"),
+            features: if cfg!(feature = "otel") { "otel" } else { "" },
+        })
+        .set(1);
+}
 
 /// The operator's metrics and the registry that encodes them.
 pub struct Metrics {
@@ -98,6 +134,8 @@ pub struct Metrics {
     pub removals_held: Counter,
     /// Passes that found a remote cleanup still under way (waiting, not failing), by kind.
     pub cleanup_waits: Family<KindLabels, Counter>,
+    /// Objects by kind, state and reason, as last reported in their status.
+    pub objects: Family<ObjectLabels, Gauge>,
     hooks: Mutex<Vec<ScrapeHook>>,
 }
 
@@ -185,8 +223,16 @@ impl Metrics {
             "Passes over a deleted object whose remote cleanup is still under way (waiting, not failing), by kind",
             cleanup_waits.clone(),
         );
+        let objects = Family::<ObjectLabels, Gauge>::default();
+        registry.register(
+            "objects",
+            "Objects by kind, state (Ready, Stalled, Progressing, NotReady) and the reason their status gives",
+            objects.clone(),
+        );
+        register_build_info(&mut registry);
         Self {
             registry,
+            objects,
             removals_held,
             cleanup_waits,
             reconciles,
@@ -261,6 +307,20 @@ impl Metrics {
     /// Sets the objects-in-backoff gauge.
     pub fn set_in_backoff(&self, n: usize) {
         self.in_backoff.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the objects-by-reason gauge to `counts` (states no object is in any more disappear).
+    pub fn set_objects(&self, counts: &crate::reconcile::reasons::Counts) {
+        self.objects.clear();
+        for ((kind, state, reason), n) in counts {
+            self.objects
+                .get_or_create(&ObjectLabels {
+                    kind: kind.clone(),
+                    state,
+                    reason: reason.clone(),
+                })
+                .set(*n);
+        }
     }
 
     /// Sets the leader gauge.

@@ -502,3 +502,55 @@ async fn graceful_shutdown_releases_the_lease() {
     member(&world, "alice", "admin").await;
     wait_phase(&world, "alice", MemberPhase::Invited).await;
 }
+
+/// `blaxel_operator_objects` counts objects by kind, state and the reason their status gives: one
+/// Active member and one Stalled duplicate show as such (a Stalled pass ends without error, so the
+/// failure counters never see it); `build_info` carries the version.
+#[tokio::test]
+async fn objects_are_counted_by_state_and_reason() {
+    let mut world = World::new(SimConfig {
+        auto_accept_after: Some(Duration::ZERO),
+        ..SimConfig::default()
+    })
+    .await;
+    let op = world.start_operator(&[]);
+    world.active_members(&["ann"]).await;
+    support::operator::second_after(&world.members(), "ann").await;
+    world
+        .apply_member(
+            "ann-again",
+            json!({"workspace": world.workspace, "email": "ann@example.com"}),
+        )
+        .await;
+    support::operator::condition_is(
+        &world.members(),
+        "ann-again",
+        "Stalled",
+        "True",
+        "DuplicateMember",
+    )
+    .await;
+    let ready = r#"blaxel_operator_objects{kind="WorkspaceMember",state="Ready",reason="Active"}"#;
+    let stalled = r#"blaxel_operator_objects{kind="WorkspaceMember",state="Stalled",reason="DuplicateMember"}"#;
+    let text = eventually("both objects counted", DEADLINE, || async {
+        let text = op.scrape().await?;
+        (sample(&text, ready) == Some(1.0) && sample(&text, stalled) == Some(1.0)).then_some(text)
+    })
+    .await;
+    let build = format!(
+        "blaxel_operator_build_info{{version=\"{}\",features=\"\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(sample(&text, &build), Some(1.0), "{text}");
+    // Deleted, the duplicate is no longer counted.
+    world
+        .members()
+        .delete("ann-again", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    support::operator::wait_gone(&world.members(), "ann-again").await;
+    eventually("the deleted duplicate uncounted", DEADLINE, || async {
+        sample(&op.scrape().await?, stalled).is_none().then_some(())
+    })
+    .await;
+}

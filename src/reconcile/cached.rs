@@ -25,17 +25,25 @@ use crate::crd::{SandboxStatus, WorkspaceMemberStatus};
 pub trait WithConditions: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync {
     /// The conditions, to be taken out of the cached copy.
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+    /// The conditions.
+    fn conditions(&self) -> &[Condition];
 }
 
 impl WithConditions for WorkspaceMemberStatus {
     fn conditions_mut(&mut self) -> &mut Vec<Condition> {
         &mut self.conditions
     }
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
 }
 
 impl WithConditions for SandboxStatus {
     fn conditions_mut(&mut self) -> &mut Vec<Condition> {
         &mut self.conditions
+    }
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
     }
 }
 

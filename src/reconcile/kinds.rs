@@ -3,7 +3,7 @@
 //! reads the WorkspaceMembers and Sandboxes through it, and every kind its own claims.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -40,10 +40,15 @@ pub struct KindState<K: kube::Resource<DynamicType = ()> + Clone + 'static> {
     pub view: Arc<ViewState>,
 }
 
+/// Adds the uids of one kind's cached objects to a set.
+type UidLister = Box<dyn Fn(&mut HashSet<String>) + Send + Sync>;
+
 /// Every registered kind's [`KindState`], by type.
 #[derive(Default)]
 pub struct Kinds {
     states: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    /// Each kind's store, for what needs every object whatever its kind (their uids).
+    uids: Vec<UidLister>,
 }
 
 impl Kinds {
@@ -52,7 +57,21 @@ impl Kinds {
     where
         K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
     {
+        let store = state.store.clone();
+        self.uids.push(Box::new(move |out: &mut HashSet<String>| {
+            out.extend(store.state().iter().filter_map(|o| o.meta().uid.clone()));
+        }));
         self.states.insert(TypeId::of::<K>(), Box::new(state));
+    }
+
+    /// The uids of every cached object of every kind.
+    #[must_use]
+    pub fn live_uids(&self) -> HashSet<String> {
+        let mut out = HashSet::new();
+        for add in &self.uids {
+            add(&mut out);
+        }
+        out
     }
 
     /// `K`'s state, when `K` is registered.

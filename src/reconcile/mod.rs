@@ -41,6 +41,7 @@ pub mod kinds;
 pub mod managed;
 pub mod member;
 pub mod preview;
+pub mod reasons;
 pub mod removals;
 pub mod sandbox;
 pub mod workspace;
@@ -133,6 +134,8 @@ pub struct Context {
     pub digests: digest::DigestKeys,
     /// Statuses written that the watch may not show yet.
     pub written: WrittenStatuses,
+    /// Each object's last reported state and reason (the objects-by-reason gauge).
+    pub reasons: reasons::Reasons,
 }
 
 /// Why a reconcile did not finish; decides the retry in [`error_policy`].
@@ -324,6 +327,9 @@ where
         + std::fmt::Debug,
     K::Status: WithConditions,
 {
+    if let Some(uid) = obj.metadata.uid.as_deref() {
+        ctx.reasons.record(&K::kind(&()), uid, status.conditions());
+    }
     if obj.status.as_ref().is_some_and(|seen| seen.is(status)) {
         return Ok(());
     }

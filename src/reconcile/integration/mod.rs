@@ -38,6 +38,9 @@ impl WithConditions for IntegrationConnectionStatus {
     fn conditions_mut(&mut self) -> &mut Vec<Condition> {
         &mut self.conditions
     }
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
 }
 
 impl Listed for RemoteConnection {

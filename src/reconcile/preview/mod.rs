@@ -44,6 +44,9 @@ impl WithConditions for SandboxPreviewStatus {
     fn conditions_mut(&mut self) -> &mut Vec<Condition> {
         &mut self.conditions
     }
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
 }
 
 /// The preview's remote name: `spec.previewName`, else `metadata.name`.

@@ -40,6 +40,9 @@ impl WithConditions for WorkspaceStatus {
     fn conditions_mut(&mut self) -> &mut Vec<Condition> {
         &mut self.conditions
     }
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
 }
 
 /// The workspace's remote name: `spec.workspaceName`, else `metadata.name`.
