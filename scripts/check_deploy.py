@@ -53,7 +53,10 @@ VALUE_SETS: dict[str, dict] = {
     },
     "no-netpol-servicemonitor": {
         "networkPolicy": {"enabled": False},
-        "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
+        "metrics": {
+            "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+            "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}},
+        },
     },
     "single-without-leader-election": {"replicaCount": 1, "leaderElection": {"enabled": False}},
     "watch-namespace": {
@@ -108,7 +111,7 @@ MUST_FAIL: dict[str, tuple[dict, str]] = {
 }
 
 # Kinds backed by CRDs that the Kubernetes schemas do not describe.
-CRD_KINDS = {"ServiceMonitor"}
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
 def served_kinds() -> list[tuple[str, str]]:
     """(plural, kind) of every CRD in crds/: the one list of kinds the checks below derive from, so a new
@@ -180,7 +183,10 @@ RESOURCES = {
     ("networking.k8s.io", "v1"): [("networkpolicies", "NetworkPolicy", True)],
     ("policy", "v1"): [("poddisruptionbudgets", "PodDisruptionBudget", True)],
     ("apiextensions.k8s.io", "v1"): [("customresourcedefinitions", "CustomResourceDefinition", False)],
-    ("monitoring.coreos.com", "v1"): [("servicemonitors", "ServiceMonitor", True)],
+    ("monitoring.coreos.com", "v1"): [
+        ("servicemonitors", "ServiceMonitor", True),
+        ("prometheusrules", "PrometheusRule", True),
+    ],
     ("blaxel.ai", "v1alpha1"): [(plural, kind, True) for plural, kind in KINDS],
 }
 
@@ -482,6 +488,36 @@ def check_security(objs: list[dict], where: str) -> None:
         fail(where, "the pod must not mount hostPath volumes")
 
 
+# The alerts the PrometheusRule must carry, each with a runbook section of docs/runbook.md.
+ALERTS = {
+    "BlaxelOperatorObjectsStalled": "stalled-objects",
+    "BlaxelOperatorRemoteErrors": "remote-errors",
+    "BlaxelOperatorRateLimited": "rate-limited",
+    "BlaxelOperatorNoLeader": "no-leader",
+}
+
+
+def check_alerts(rule: dict, where: str) -> None:
+    """The PrometheusRule has exactly ALERTS, each with a runbook_url to its section of docs/runbook.md
+    (which must exist), and expressions naming only metrics the README's metrics table documents."""
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    if set(alerts) != set(ALERTS):
+        fail(where, f"PrometheusRule alerts {sorted(alerts)} differ from {sorted(ALERTS)}")
+    runbook = (REPO / "docs" / "runbook.md").read_text()
+    documented = set(re.findall(r"`(blaxel_operator_[a-z_]+)`", (REPO / "README.md").read_text()))
+    for name, section in ALERTS.items():
+        alert = alerts.get(name)
+        if alert is None:
+            continue
+        if not alert["annotations"].get("runbook_url", "").endswith(f"#{section}"):
+            fail(where, f"{name}: runbook_url does not point at #{section}")
+        if f'<a id="{section}"></a>' not in runbook:
+            fail(where, f"docs/runbook.md has no section {section} for {name}")
+        for metric in re.findall(r"blaxel_operator_[a-z_]+", alert["expr"]):
+            if metric not in documented:
+                fail(where, f"{name}: {metric} is not in the README's metrics table")
+
+
 def rules_of(role: dict) -> dict[tuple[str, str], set[str]]:
     out: dict[tuple[str, str], set[str]] = {}
     for rule in role.get("rules", []):
@@ -602,12 +638,15 @@ def check_render(name: str, values: dict, objs: list[dict], version: str, skippe
     expect = {
         "NetworkPolicy": merged["networkPolicy"]["enabled"],
         "ServiceMonitor": merged["metrics"]["serviceMonitor"]["enabled"],
+        "PrometheusRule": merged["metrics"]["prometheusRule"]["enabled"],
         "Secret": merged["credentials"]["create"],
         "PodDisruptionBudget": merged["podDisruptionBudget"]["enabled"] and merged["replicaCount"] > 1,
     }
     for kind, wanted in expect.items():
         if (kind in kinds) != wanted:
             fail(where, f"{kind} rendered={kind in kinds}, expected {wanted}")
+    for rule in (o for o in chart_objs if o["kind"] == "PrometheusRule"):
+        check_alerts(rule, where)
     dep = next(o for o in chart_objs if o["kind"] == "Deployment")
     if dep["spec"]["replicas"] != merged["replicaCount"]:
         fail(where, "replicas do not follow replicaCount")
