@@ -314,7 +314,7 @@ async fn paused_objects_are_not_written() {
 }
 
 /// SIGTERM ends the operator cleanly (exit status 0).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn sigterm_exits_cleanly() {
     let mut world = World::new(fast_accepting()).await;
     let mut op = world.start_operator(&[]);
@@ -330,7 +330,8 @@ async fn sigterm_exits_cleanly() {
             .then_some(())
     })
     .await;
-    let status = op.terminate();
+    // Off the runtime's thread: the in-process simulator must answer a pass still in flight.
+    let status = tokio::task::block_in_place(|| op.terminate());
     assert!(
         status.success(),
         "exit status {status}; output:\n{}",
@@ -376,13 +377,13 @@ async fn sigterm_finishes_an_in_flight_write() {
 }
 
 /// The API key never appears in the operator's text output (debug level), in status or in Events.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn api_key_never_leaks_text_logs() {
     api_key_never_leaks("text").await;
 }
 
 /// The API key never appears in the operator's JSON output (debug level), in status or in Events.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn api_key_never_leaks_json_logs() {
     api_key_never_leaks("json").await;
 }
@@ -421,7 +422,8 @@ async fn api_key_never_leaks(log_format: &str) {
             .then_some(())
     })
     .await;
-    let status = op.terminate();
+    // Off the runtime's thread: the in-process simulator must answer a pass still in flight.
+    let status = tokio::task::block_in_place(|| op.terminate());
     assert!(status.success());
     let secret = "Sup3rSecretKey";
     let output = op.output();

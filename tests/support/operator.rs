@@ -59,7 +59,9 @@ impl Operator {
     }
 
     /// Sends SIGTERM and waits for the exit, at most [`DEADLINE`] (a hang fails the test instead of
-    /// hanging the suite); returns the exit status. Blocking: call it off the runtime's threads.
+    /// hanging the suite); returns the exit status. Blocking: call it through `block_in_place` on a
+    /// multi-threaded runtime, or a reconcile in flight at the signal waits on a simulator that
+    /// cannot answer (it runs on the blocked thread) until its request times out.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
