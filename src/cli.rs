@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::controller::ControllerConfig;
 use crate::reconcile::Settings;
-use crate::reconcile::credentials::DefaultCredentials;
+use crate::reconcile::credentials::{DefaultCredentials, DefaultKey};
 use crate::telemetry::LogFormat;
 
 /// Keeps Blaxel workspace members and sandboxes in the state declared in Kubernetes.
@@ -39,7 +39,8 @@ pub struct OperatorArgs {
     /// Blaxel API base URL.
     #[arg(long, env = "BL_API_URL", default_value = "https://api.blaxel.ai/v0")]
     pub api_url: String,
-    /// File holding the default Blaxel API key (else the `BL_API_KEY` environment variable is used).
+    /// File holding the default Blaxel API key, read again whenever it changes (a rotated key in a
+    /// mounted Secret is used without a restart); else the `BL_API_KEY` environment variable is used.
     #[arg(long, env = "BL_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
     /// Namespaces allowed to use the default key (comma-separated; `*` for all; empty for none).
@@ -140,10 +141,7 @@ fn instance_name(value: &str) -> Result<String, String> {
 impl OperatorArgs {
     /// The controllers' configuration (the default key is read separately, see [`Self::default_key`]).
     #[must_use]
-    pub fn controller_config(
-        &self,
-        default_key: Option<crate::blaxel::ApiKey>,
-    ) -> ControllerConfig {
+    pub fn controller_config(&self, default_key: DefaultKey) -> ControllerConfig {
         ControllerConfig {
             settings: Settings {
                 resync: self.resync_interval,
@@ -176,25 +174,21 @@ impl OperatorArgs {
         }
     }
 
-    /// The default key: the file's content when `--api-key-file` is given, else `BL_API_KEY`.
+    /// The default key: the file's content when `--api-key-file` is given (read again whenever it
+    /// changes), else `BL_API_KEY`.
     ///
     /// # Errors
     /// When the file cannot be read (the message names the file, never its content).
-    pub fn default_key(&self) -> Result<Option<crate::blaxel::ApiKey>, std::io::Error> {
-        let key = match &self.api_key_file {
-            Some(path) => Some(crate::blaxel::ApiKey::new(
-                &std::fs::read_to_string(path).map_err(|e| {
-                    std::io::Error::new(
-                        e.kind(),
-                        format!("reading the API key file {}: {e}", path.display()),
-                    )
-                })?,
+    pub fn default_key(&self) -> Result<DefaultKey, std::io::Error> {
+        match &self.api_key_file {
+            Some(path) => DefaultKey::file(path.clone()),
+            None => Ok(DefaultKey::Fixed(
+                std::env::var("BL_API_KEY")
+                    .ok()
+                    .map(|k| crate::blaxel::ApiKey::new(&k))
+                    .filter(|k| !k.is_empty()),
             )),
-            None => std::env::var("BL_API_KEY")
-                .ok()
-                .map(|k| crate::blaxel::ApiKey::new(&k)),
-        };
-        Ok(key.filter(|k| !k.is_empty()))
+        }
     }
 }
 

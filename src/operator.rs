@@ -52,7 +52,7 @@ pub async fn run(
     let config = args.controller_config(default_key);
     tracing::info!(
         api_url = %args.api_url,
-        default_key = config.credentials.key.is_some(),
+        default_key = config.credentials.key.current().is_some(),
         namespace = config.namespace.as_deref().unwrap_or("*"),
         "starting"
     );

@@ -554,3 +554,33 @@ async fn objects_are_counted_by_state_and_reason() {
     })
     .await;
 }
+
+/// A key rotated in the `--api-key-file` (as the kubelet updates a mounted Secret) is used without a
+/// restart: an object Stalled Unauthorized on the old key is invited once the file holds a key Blaxel
+/// accepts.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_key_file_is_used_without_a_restart() {
+    let mut world = World::new(SimConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("apiKey");
+    std::fs::write(&file, "bl_revoked_key_0000\n").unwrap();
+    let _op = world.start_operator(&["--api-key-file", file.to_str().unwrap()]);
+    world
+        .apply_member(
+            "kim",
+            json!({"workspace": world.workspace, "email": "kim@example.com"}),
+        )
+        .await;
+    support::operator::condition_is(&world.members(), "kim", "Stalled", "True", "Unauthorized")
+        .await;
+    assert_eq!(world.calls("POST /v0/users"), 0);
+    std::fs::write(&file, format!("{}\n", world.key)).unwrap();
+    support::operator::nudged_until(
+        &world.members(),
+        "kim",
+        "kim invited with the new key",
+        || async { (world.member_phase("kim").await? == MemberPhase::Invited).then_some(()) },
+    )
+    .await;
+    assert_eq!(world.calls("POST /v0/users"), 1);
+}

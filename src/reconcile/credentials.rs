@@ -16,7 +16,7 @@ use crate::crd::CredentialsRef;
 #[derive(Debug, Clone, Default)]
 pub struct DefaultCredentials {
     /// The default API key, if one was configured.
-    pub key: Option<ApiKey>,
+    pub key: DefaultKey,
     /// Namespaces allowed to use it; `*` allows every namespace; empty allows none.
     pub namespaces: HashSet<String>,
 }
@@ -83,6 +83,96 @@ impl CredentialsError {
     }
 }
 
+/// The operator's default key: fixed (`BL_API_KEY`), or a file (`--api-key-file`) read again whenever
+/// it changes, so a key rotated in a mounted Secret (the kubelet swaps the file) is used without a
+/// restart.
+#[derive(Debug, Clone)]
+pub enum DefaultKey {
+    /// A key given once, or none.
+    Fixed(Option<ApiKey>),
+    /// A file, and the key last read from it with the file's modification time.
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The file's stamp at the last read and the key read, shared by the clones.
+        last: std::sync::Arc<std::sync::Mutex<(Option<FileStamp>, Option<ApiKey>)>>,
+    },
+}
+
+/// What tells that a file changed: its modification time and length (a key rewritten within one
+/// clock tick of the file system has another length, or it is the same key).
+type FileStamp = (std::time::SystemTime, u64);
+
+impl Default for DefaultKey {
+    fn default() -> Self {
+        Self::Fixed(None)
+    }
+}
+
+impl From<Option<ApiKey>> for DefaultKey {
+    fn from(key: Option<ApiKey>) -> Self {
+        Self::Fixed(key)
+    }
+}
+
+impl DefaultKey {
+    /// A key file, read now.
+    ///
+    /// # Errors
+    /// When it cannot be read (the message names the file, never its content).
+    pub fn file(path: std::path::PathBuf) -> Result<Self, std::io::Error> {
+        let key = Self::File {
+            path,
+            last: std::sync::Arc::default(),
+        };
+        key.reload()?;
+        Ok(key)
+    }
+
+    /// The key now: a file changed since its last read is read again (one `stat` otherwise). A read
+    /// that fails (the file replaced at that instant) keeps the key read before.
+    pub fn current(&self) -> Option<ApiKey> {
+        match self {
+            Self::Fixed(key) => key.clone(),
+            Self::File { path, last } => {
+                if let Err(e) = self.reload() {
+                    tracing::warn!(file = %path.display(), error = %e, "could not read the API key file again; the key read before is kept");
+                }
+                last.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .1
+                    .clone()
+            }
+        }
+    }
+
+    fn reload(&self) -> Result<(), std::io::Error> {
+        let Self::File { path, last } = self else {
+            return Ok(());
+        };
+        let named = |e: std::io::Error| {
+            std::io::Error::new(
+                e.kind(),
+                format!("reading the API key file {}: {e}", path.display()),
+            )
+        };
+        let meta = std::fs::metadata(path).map_err(named)?;
+        let stamp = (meta.modified().map_err(named)?, meta.len());
+        let mut last = last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.0 == Some(stamp) {
+            return Ok(());
+        }
+        let key = ApiKey::new(&std::fs::read_to_string(path).map_err(named)?);
+        if last.1.as_ref().is_some_and(|k| k != &key) {
+            tracing::info!(file = %path.display(), "the API key file changed: using the new key");
+        }
+        *last = (Some(stamp), Some(key).filter(|k| !k.is_empty()));
+        Ok(())
+    }
+}
+
 impl DefaultCredentials {
     fn allows(&self, namespace: &str) -> bool {
         self.namespaces.contains("*") || self.namespaces.contains(namespace)
@@ -104,7 +194,7 @@ impl DefaultCredentials {
                     namespace: namespace.to_owned(),
                 });
             }
-            return self.key.clone().ok_or(CredentialsError::NoDefaultKey);
+            return self.key.current().ok_or(CredentialsError::NoDefaultKey);
         };
         let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
         let secret = secrets
@@ -222,9 +312,25 @@ mod tests {
         kube::Client::new(service, "default")
     }
 
+    /// A key file is read again when it changes (a rotation without a restart); a file that
+    /// disappears for a moment keeps the key read before.
+    #[test]
+    fn key_files_are_read_again_when_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apiKey");
+        std::fs::write(&path, "first-key\n").unwrap();
+        let key = DefaultKey::file(path.clone()).unwrap();
+        assert_eq!(key.current().unwrap().expose(), "first-key");
+        std::fs::write(&path, "the-second-key\n").unwrap();
+        assert_eq!(key.current().unwrap().expose(), "the-second-key");
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(key.clone().current().unwrap().expose(), "the-second-key");
+        assert!(DefaultKey::file(dir.path().join("missing")).is_err());
+    }
+
     fn defaults(key: Option<&str>, namespaces: &[&str]) -> DefaultCredentials {
         DefaultCredentials {
-            key: key.map(ApiKey::new),
+            key: key.map(ApiKey::new).into(),
             namespaces: namespaces.iter().map(ToString::to_string).collect(),
         }
     }
