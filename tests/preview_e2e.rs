@@ -18,6 +18,9 @@ use serde_json::{Value, json};
 use support::operator::{
     DEADLINE, World, condition_is, eventually, fast_sandboxes, nudged_until, wait_gone,
 };
+use support::previews::{
+    preview_status, remote_tokens, secret_data, secrets, token_in, token_posts,
+};
 
 /// A Ready Sandbox `box` and a SandboxPreview `web` of its port 3000 with `extra` in its spec.
 async fn preview_of_a_ready_sandbox(world: &World, extra: Value) {
@@ -30,52 +33,6 @@ async fn preview_of_a_ready_sandbox(world: &World, extra: Value) {
     world
         .apply(&world.previews(), "web", json!({ "spec": spec }))
         .await;
-}
-
-fn secrets(world: &World) -> Api<Secret> {
-    Api::namespaced(world.client.clone(), &world.ns)
-}
-
-/// Secret `name`'s data as text, `None` when absent.
-async fn secret_data(
-    world: &World,
-    name: &str,
-) -> Option<std::collections::BTreeMap<String, String>> {
-    let secret = secrets(world).get_opt(name).await.unwrap()?;
-    Some(
-        secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
-            .collect(),
-    )
-}
-
-/// The remote tokens of preview `web` of sandbox `box`.
-async fn remote_tokens(world: &World) -> Vec<Value> {
-    match world.blaxel_get("/sandboxes/box/previews/web/tokens").await {
-        Value::Array(tokens) => tokens,
-        other => panic!("tokens: {other}"),
-    }
-}
-
-fn token_posts(world: &World) -> u64 {
-    world.calls("POST /v0/sandboxes/{name}/previews/{preview}/tokens")
-}
-
-/// The preview's status as JSON.
-async fn status(world: &World) -> Value {
-    let obj = world.previews().get("web").await.unwrap();
-    serde_json::to_value(obj).unwrap()["status"].clone()
-}
-
-/// The token in Secret `web-token`, once there is one.
-async fn token_in_secret(world: &World) -> String {
-    eventually("a token in Secret web-token", DEADLINE, || async {
-        secret_data(world, "web-token").await?.remove("token")
-    })
-    .await
 }
 
 /// A private preview: created with its declared fields; its Secret holds the URL, a token that is a
@@ -91,13 +48,13 @@ async fn a_private_preview_keeps_a_live_token_in_its_secret() {
     assert_eq!(remote["spec"]["port"], 3000, "{remote}");
     assert_eq!(remote["spec"]["public"], false, "{remote}");
     assert_eq!(remote["spec"]["requestHeaders"]["X-Env"], "dev", "{remote}");
-    let token = token_in_secret(&world).await;
+    let token = token_in(&world, "web-token").await;
     let data = secret_data(&world, "web-token").await.unwrap();
-    let s = status(&world).await;
+    let s = preview_status(&world, "web").await;
     assert_eq!(data["url"], s["url"].as_str().unwrap(), "{s}");
     assert_eq!(data["header"], "X-Blaxel-Preview-Token");
     assert_eq!(data["expiresAt"], s["token"]["expiresAt"].as_str().unwrap());
-    let live = remote_tokens(&world).await;
+    let live = remote_tokens(&world, "box", "web").await;
     let matching: Vec<&Value> = live
         .iter()
         .filter(|t| t["metadata"]["name"] == s["token"]["name"])
@@ -130,7 +87,7 @@ async fn a_private_preview_keeps_a_live_token_in_its_secret() {
         "web",
         "a pass after the restart",
         || async {
-            let s = status(&world).await;
+            let s = preview_status(&world, "web").await;
             (s["lastHandledReconcileAt"].is_string() && s["token"]["name"].is_string())
                 .then_some(())
         },
@@ -141,7 +98,7 @@ async fn a_private_preview_keeps_a_live_token_in_its_secret() {
         1,
         "a restart with a valid token made no new one"
     );
-    assert_eq!(token_in_secret(&world).await, token);
+    assert_eq!(token_in(&world, "web-token").await, token);
 }
 
 /// A 1-minute token renewed 55 s before it expires: a new token in the Secret, the old one deleted
@@ -155,7 +112,7 @@ async fn a_token_is_renewed_before_it_expires() {
         json!({"token": {"lifetime": "1m", "renewBefore": "55s"}}),
     )
     .await;
-    let first = token_in_secret(&world).await;
+    let first = token_in(&world, "web-token").await;
     let answer = world
         .blaxel(
             reqwest::Method::POST,
@@ -173,7 +130,7 @@ async fn a_token_is_renewed_before_it_expires() {
         "only the renewed token and the person's left",
         DEADLINE,
         || async {
-            let names: Vec<String> = remote_tokens(&world)
+            let names: Vec<String> = remote_tokens(&world, "box", "web")
                 .await
                 .iter()
                 .filter_map(|t| t["metadata"]["name"].as_str().map(str::to_owned))
@@ -192,7 +149,7 @@ async fn lost_or_expired_tokens_are_replaced() {
     let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&[]);
     preview_of_a_ready_sandbox(&world, json!({})).await;
-    let first = token_in_secret(&world).await;
+    let first = token_in(&world, "web-token").await;
     secrets(&world)
         .delete("web-token", &DeleteParams::default())
         .await
@@ -207,7 +164,7 @@ async fn lost_or_expired_tokens_are_replaced() {
         },
     )
     .await;
-    let name = status(&world).await["token"]["name"]
+    let name = preview_status(&world, "web").await["token"]["name"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -241,7 +198,7 @@ async fn lost_or_expired_tokens_are_replaced() {
     assert_eq!(token_posts(&world), 4);
     // Settled on the new token: three more forced passes make none.
     nudged_until(&world.previews(), "web", "three more passes", || async {
-        (status(&world).await["lastHandledReconcileAt"] == "3").then_some(())
+        (preview_status(&world, "web").await["lastHandledReconcileAt"] == "3").then_some(())
     })
     .await;
     assert_eq!(
@@ -258,7 +215,7 @@ async fn public_then_deleted() {
     let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&[]);
     preview_of_a_ready_sandbox(&world, json!({})).await;
-    token_in_secret(&world).await;
+    token_in(&world, "web-token").await;
     world
         .apply(
             &world.previews(),
@@ -269,8 +226,10 @@ async fn public_then_deleted() {
     eventually("public, no Secret, no token", DEADLINE, || async {
         let remote = world.blaxel_get("/sandboxes/box/previews/web").await;
         let gone = secret_data(&world, "web-token").await.is_none();
-        (remote["spec"]["public"] == true && gone && remote_tokens(&world).await.is_empty())
-            .then_some(())
+        (remote["spec"]["public"] == true
+            && gone
+            && remote_tokens(&world, "box", "web").await.is_empty())
+        .then_some(())
     })
     .await;
     world
@@ -293,7 +252,7 @@ async fn the_sandbox_deleted_first() {
     let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&[]);
     preview_of_a_ready_sandbox(&world, json!({})).await;
-    token_in_secret(&world).await;
+    token_in(&world, "web-token").await;
     world
         .sandboxes()
         .delete("box", &DeleteParams::default())
@@ -358,7 +317,7 @@ async fn a_foreign_secret_is_left_and_tokens_never_leak() {
             json!({"spec": {"sandboxRef": {"name": "box"}, "port": 3000}}),
         )
         .await;
-    let token = token_in_secret(&world).await;
+    let token = token_in(&world, "web-token").await;
     let events: Vec<String> = Api::<Event>::namespaced(world.client.clone(), &world.ns)
         .list(&ListParams::default())
         .await
@@ -371,7 +330,12 @@ async fn a_foreign_secret_is_left_and_tokens_never_leak() {
         events.iter().all(|e| !e.contains(&token)),
         "a token in an Event"
     );
-    assert!(!status(&world).await.to_string().contains(&token));
+    assert!(
+        !preview_status(&world, "web")
+            .await
+            .to_string()
+            .contains(&token)
+    );
     assert!(
         !op.output().contains(&token),
         "a token in the operator's trace log"

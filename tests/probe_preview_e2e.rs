@@ -19,47 +19,11 @@ use support::operator::{
     DEADLINE, World, condition_is, eventually, fast_sandboxes, nudged_until, second_after,
     wait_gone,
 };
+use support::previews::{
+    preview_status, remote_tokens, secret_data, secrets, token_in, token_posts,
+};
 
 const OPERATOR_PREFIX: &str = "blaxel-operator-";
-
-fn secrets(world: &World) -> Api<Secret> {
-    Api::namespaced(world.client.clone(), &world.ns)
-}
-
-/// Secret `name`'s data as text, `None` when absent.
-async fn secret_data(
-    world: &World,
-    name: &str,
-) -> Option<std::collections::BTreeMap<String, String>> {
-    let secret = secrets(world).get_opt(name).await.unwrap()?;
-    Some(
-        secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
-            .collect(),
-    )
-}
-
-/// The token in Secret `name`, once there is one.
-async fn token_in(world: &World, name: &str) -> String {
-    eventually(&format!("a token in Secret {name}"), DEADLINE, || async {
-        secret_data(world, name).await?.remove("token")
-    })
-    .await
-}
-
-/// The remote tokens of preview `preview` of remote sandbox `sandbox` (empty when the preview is gone).
-async fn remote_tokens(world: &World, sandbox: &str, preview: &str) -> Vec<Value> {
-    match world
-        .blaxel_get(&format!("/sandboxes/{sandbox}/previews/{preview}/tokens"))
-        .await
-    {
-        Value::Array(tokens) => tokens,
-        _ => Vec::new(),
-    }
-}
 
 /// The values of the live (unexpired) remote tokens the operator made on `sandbox`/`preview`.
 async fn live_operator_tokens(world: &World, sandbox: &str, preview: &str) -> Vec<Value> {
@@ -73,16 +37,6 @@ async fn live_operator_tokens(world: &World, sandbox: &str, preview: &str) -> Ve
                 && t["spec"]["expired"] == false
         })
         .collect()
-}
-
-fn token_posts(world: &World) -> u64 {
-    world.calls("POST /v0/sandboxes/{name}/previews/{preview}/tokens")
-}
-
-/// Preview `name`'s status as JSON.
-async fn status_of(world: &World, name: &str) -> Value {
-    let obj = world.previews().get(name).await.unwrap();
-    serde_json::to_value(obj).unwrap()["status"].clone()
 }
 
 /// A SandboxPreview `name` with `spec` (JSON).
@@ -112,7 +66,7 @@ async fn ready_sandbox(world: &World, name: &str, remote: &str, policy: &str) {
 
 /// The number of forced passes (`blaxel.ai/reconcile-requested-at`) preview `name` has handled.
 async fn handled_passes(world: &World, name: &str) -> u32 {
-    status_of(world, name).await["lastHandledReconcileAt"]
+    preview_status(world, name).await["lastHandledReconcileAt"]
         .as_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
@@ -235,7 +189,7 @@ async fn a_hand_edited_expiry_is_believed() {
                 .iter()
                 .find(|t| t["spec"]["token"].as_str() == Some(value.as_str()))?;
             let remote: jiff::Timestamp = remote["spec"]["expiresAt"].as_str()?.parse().ok()?;
-            let status = status_of(&world, "web").await;
+            let status = preview_status(&world, "web").await;
             let shown: jiff::Timestamp = status["token"]["expiresAt"].as_str()?.parse().ok()?;
             (held == remote && shown == remote).then_some(())
         },
@@ -274,7 +228,7 @@ async fn a_moved_sandbox_leaves_a_live_token_behind() {
         "web",
         "the preview at the second sandbox",
         || async {
-            let s = status_of(&world, "web").await;
+            let s = preview_status(&world, "web").await;
             let now = secret_data(&world, "web-token").await?.remove("token")?;
             (s["remote"]["sandbox"] == "second" && now != first).then_some(())
         },

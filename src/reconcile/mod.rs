@@ -307,6 +307,22 @@ impl WrittenStatuses {
     }
 }
 
+/// The verdict on a remote error for `obj`: Stalled for an error a person must fix (published here as
+/// a Warning Event, since the pass then ends without error), Failing with backoff for a transient one
+/// (the frame publishes those). The health to report, and the pass's outcome.
+pub async fn failed<K: Resource<DynamicType = ()>>(
+    obj: &K,
+    ctx: &Context,
+    err: ApiError,
+) -> (Health, Result<Action, Error>) {
+    let (category, message) = (err.category(), err.to_string());
+    let (health, outcome) = remote_verdict(err, &ctx.settings);
+    if outcome.is_ok() {
+        publish(&ctx.recorder, obj, true, category, message).await;
+    }
+    (health, outcome)
+}
+
 /// Writes `status` with server-side apply unless it is the status `obj` was last seen with.
 /// A no-op reconcile therefore writes nothing. A write is recorded in [`Context::written`], so the
 /// next pass does not start from a cached copy that predates it.

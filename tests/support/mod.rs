@@ -5,3 +5,4 @@
 
 pub mod kube;
 pub mod operator;
+pub mod previews;

@@ -21,8 +21,8 @@ use super::conditions::{Health, Why};
 use super::frame::Driver;
 use super::managed::{CleanupStart, Managed, begin_cleanup, keep_finalizer, removal_held};
 use super::{
-    Context, Error, conditions_for, jittered, pending_request, publish, remote_verdict,
-    requeue_after, write_status,
+    Context, Error, conditions_for, failed, jittered, pending_request, publish, requeue_after,
+    write_status,
 };
 use crate::blaxel::model::IntegrationConnection as RemoteConnection;
 use crate::blaxel::{ApiError, Scope, SecretValue};
@@ -309,12 +309,7 @@ async fn fail(
     mut report: Report,
     err: ApiError,
 ) -> Result<Action, Error> {
-    let (category, message) = (err.category(), err.to_string());
-    let (health, outcome) = remote_verdict(err, &ctx.settings);
-    // A failure is published by the frame; one that stalls the object ends the pass without error.
-    if outcome.is_ok() {
-        publish(&ctx.recorder, obj, true, category, message).await;
-    }
+    let (health, outcome) = failed(obj, ctx, err).await;
     report.health = health;
     finish(obj, ctx, report).await?;
     outcome

@@ -15,8 +15,8 @@ use super::conditions::{Health, Why};
 use super::frame::Driver;
 use super::managed::{CleanupStart, Managed, begin_cleanup, keep_finalizer, removal_held};
 use super::{
-    Context, Error, conditions_for, is_paused, pending_request, publish, remote_verdict,
-    requeue_after, write_status,
+    Context, Error, conditions_for, failed, is_paused, pending_request, publish, requeue_after,
+    write_status,
 };
 use crate::blaxel::model::WorkspaceUser;
 use crate::blaxel::{ApiError, Scope};
@@ -325,12 +325,7 @@ async fn fail(
         // What we saw is out of date: the next pass lists again.
         ctx.users.invalidate(scope).await;
     }
-    let (category, message) = (err.category(), err.to_string());
-    let (health, outcome) = remote_verdict(err, &ctx.settings);
-    // A failure is published by the frame; one that stalls the object ends the pass without error.
-    if outcome.is_ok() {
-        publish(&ctx.recorder, obj, true, category, message).await;
-    }
+    let (health, outcome) = failed(obj, ctx, err).await;
     report.health = health;
     finish(obj, ctx, report).await?;
     outcome

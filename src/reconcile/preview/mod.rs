@@ -20,7 +20,7 @@ use super::conditions::{Health, Why};
 use super::frame::Driver;
 use super::managed::{Admission, Managed, scope as credentials_scope};
 use super::{
-    Context, Error, conditions_for, is_paused, jittered, pending_request, publish, remote_verdict,
+    Context, Error, conditions_for, failed, is_paused, jittered, pending_request, publish,
     requeue_after, write_status,
 };
 use crate::blaxel::client::OPERATOR_TOKEN_PREFIX;
@@ -814,12 +814,7 @@ async fn fail(
     mut report: Report,
     err: ApiError,
 ) -> Result<Action, Error> {
-    let (category, message) = (err.category(), err.to_string());
-    let (health, outcome) = remote_verdict(err, &ctx.settings);
-    // A failure is published by the frame; one that stalls the object ends the pass without error.
-    if outcome.is_ok() {
-        publish(&ctx.recorder, obj, true, category, message).await;
-    }
+    let (health, outcome) = failed(obj, ctx, err).await;
     report.health = health;
     finish(obj, ctx, report).await?;
     outcome

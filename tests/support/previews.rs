@@ -1,0 +1,64 @@
+//! Helpers of the SandboxPreview tests: the token's Secret and the remote tokens.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use serde_json::Value;
+
+use super::operator::{DEADLINE, World, eventually};
+
+/// Secrets in the test namespace.
+pub fn secrets(world: &World) -> Api<Secret> {
+    Api::namespaced(world.client.clone(), &world.ns)
+}
+
+/// Secret `name`'s data as text, `None` when absent.
+pub async fn secret_data(world: &World, name: &str) -> Option<BTreeMap<String, String>> {
+    let secret = secrets(world)
+        .get_opt(name)
+        .await
+        .expect("reading a Secret")?;
+    Some(
+        secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v.0).expect("text")))
+            .collect(),
+    )
+}
+
+/// The token in Secret `name`, once there is one.
+pub async fn token_in(world: &World, name: &str) -> String {
+    eventually(&format!("a token in Secret {name}"), DEADLINE, || async {
+        secret_data(world, name).await?.remove("token")
+    })
+    .await
+}
+
+/// The remote tokens of preview `preview` of remote sandbox `sandbox` (empty when it is gone).
+pub async fn remote_tokens(world: &World, sandbox: &str, preview: &str) -> Vec<Value> {
+    match world
+        .blaxel_get(&format!("/sandboxes/{sandbox}/previews/{preview}/tokens"))
+        .await
+    {
+        Value::Array(tokens) => tokens,
+        _ => Vec::new(),
+    }
+}
+
+/// Token `POST`s the simulator handled.
+pub fn token_posts(world: &World) -> u64 {
+    world.calls("POST /v0/sandboxes/{name}/previews/{preview}/tokens")
+}
+
+/// SandboxPreview `name`'s status as JSON.
+pub async fn preview_status(world: &World, name: &str) -> Value {
+    let obj = world
+        .previews()
+        .get(name)
+        .await
+        .expect("reading a SandboxPreview");
+    serde_json::to_value(obj).expect("JSON")["status"].clone()
+}
