@@ -171,6 +171,7 @@ impl OperatorArgs {
             removal_window: self.removal_window,
             // Beside the leader Lease: the operator's own namespace.
             removal_store_namespace: Some(self.ops.leader_config().lease_namespace),
+            liveness: std::sync::Arc::default(),
         }
     }
 

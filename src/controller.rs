@@ -33,7 +33,7 @@ use crate::reconcile::claims::ClaimIndex;
 use crate::reconcile::credentials::DefaultCredentials;
 use crate::reconcile::events::EventPublisher;
 use crate::reconcile::frame::{self, Driver};
-use crate::reconcile::kinds::{KindState, Kinds, ViewState};
+use crate::reconcile::kinds::{KindState, Kinds, Liveness, ViewState};
 use crate::reconcile::managed::Managed;
 use crate::reconcile::{self, Context, Settings};
 
@@ -62,6 +62,8 @@ pub struct ControllerConfig {
     pub removal_window: Duration,
     /// The namespace whose ConfigMap records recent removals across restarts (`None`: in memory only).
     pub removal_store_namespace: Option<String>,
+    /// Where each kind's watch reports its failures, for `/healthz`.
+    pub liveness: Arc<Liveness>,
 }
 
 impl Default for ControllerConfig {
@@ -78,6 +80,7 @@ impl Default for ControllerConfig {
             removal_limit: 10,
             removal_window: Duration::from_secs(600),
             removal_store_namespace: None,
+            liveness: Arc::default(),
         }
     }
 }
@@ -160,12 +163,17 @@ where
                 Err(error) => {
                     // The view is incomplete until the next full list is (see `relisting`).
                     view.set(false);
+                    view.watch_failed(true);
                     tracing::warn!(kind = %K::kind(&()), %error, "watch failed; retrying");
                     return std::future::ready(None);
                 }
             };
             // The claim index sees each event just before the store, so it never lags behind it; the
             // store still holds the previous version when `wakes` compares.
+            // Init only starts a list (which may fail): any other event shows the watch works.
+            if !matches!(event, watcher::Event::Init) {
+                view.watch_failed(false);
+            }
             claims.apply(&event);
             let wake = wakes(&cached, &event);
             writer.apply_watcher_event(&event);
@@ -426,6 +434,7 @@ impl<'a> Setup<'a> {
             .push(Box::pin(check_crd::<K>(self.client, namespace)));
         let claims = Arc::new(ClaimIndex::new(<K as Managed>::claim_hash));
         let view = Arc::new(ViewState::default());
+        self.config.liveness.register(K::KIND, Arc::clone(&view));
         let (store, stream) = watch::<K>(
             self.client.clone(),
             namespace,

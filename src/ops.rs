@@ -40,6 +40,10 @@ pub struct OpsArgs {
     /// writing a fifth of it before expiry.
     #[arg(long, env = "BLAXEL_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
     pub lease_duration: Duration,
+    /// How long a kind's watch may fail without a success before `/healthz` fails (so the kubelet
+    /// restarts a replica that reconciles nothing).
+    #[arg(long, env = "BLAXEL_WATCH_FAILURE_TOLERANCE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub watch_failure_tolerance: Duration,
     /// OTLP/HTTP endpoint to export traces to, e.g. `http://otel-collector:4318` (needs the `otel` build
     /// feature; ignored with a warning otherwise).
     #[arg(long, env = "BLAXEL_OTLP_ENDPOINT")]
@@ -54,6 +58,7 @@ impl Default for OpsArgs {
             lease_name: "blaxel-operator".to_owned(),
             lease_namespace: None,
             lease_duration: Duration::from_secs(15),
+            watch_failure_tolerance: Duration::from_secs(300),
             otlp_endpoint: None,
         }
     }
@@ -158,6 +163,10 @@ pub async fn run(
 
     let metrics = Arc::new(Metrics::new());
     config.metrics = Arc::clone(&metrics);
+    let liveness = Arc::new(crate::reconcile::kinds::Liveness::new(
+        ops.watch_failure_tolerance,
+    ));
+    config.liveness = Arc::clone(&liveness);
     http.set_attempt_observer(metrics.attempt_observer());
     let limiter = http.clone();
     metrics.on_scrape(move |m| m.set_rate_limit(limiter.rate_limit_stats()));
@@ -176,6 +185,7 @@ pub async fn run(
             metrics,
             synced: ready_rx,
             fence: elector.as_ref().map(|_| fence.clone()),
+            liveness,
         },
         stopped(stop_rx.clone()),
     )

@@ -1,4 +1,5 @@
-//! The operator's HTTP endpoints: `/metrics` (Prometheus text), `/healthz` (the process is serving) and
+//! The operator's HTTP endpoints: `/metrics` (Prometheus text), `/healthz` (the process is serving and no
+//! watch has been failing for longer than `--watch-failure-tolerance`) and
 //! `/readyz` (the replica is doing its job: the leader's caches have synced, or it is a standby).
 
 use std::net::SocketAddr;
@@ -23,6 +24,8 @@ pub struct Health {
     pub synced: watch::Receiver<bool>,
     /// With leader election: the fence, open while this replica leads (a standby is ready).
     pub fence: Option<Fence>,
+    /// The kinds' watches: `/healthz` fails when one has failed for too long.
+    pub liveness: Arc<crate::reconcile::kinds::Liveness>,
 }
 
 impl Health {
@@ -49,8 +52,11 @@ async fn metrics(State(health): State<Health>) -> impl IntoResponse {
     )
 }
 
-async fn healthz() -> &'static str {
-    "ok"
+async fn healthz(State(health): State<Health>) -> (StatusCode, String) {
+    match health.liveness.check() {
+        Ok(()) => (StatusCode::OK, "ok".to_owned()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+    }
 }
 
 async fn readyz(State(health): State<Health>) -> (StatusCode, &'static str) {
@@ -103,6 +109,7 @@ mod tests {
             metrics: Arc::new(Metrics::new()),
             synced: rx,
             fence,
+            liveness: Arc::default(),
         }
     }
 
@@ -130,6 +137,7 @@ mod tests {
                 metrics,
                 synced: rx,
                 fence: None,
+                liveness: Arc::default(),
             },
             std::future::pending(),
         )

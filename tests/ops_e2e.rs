@@ -584,3 +584,41 @@ async fn a_rotated_key_file_is_used_without_a_restart() {
     .await;
     assert_eq!(world.calls("POST /v0/users"), 1);
 }
+
+/// `/healthz` fails once a kind's watch has failed for longer than `--watch-failure-tolerance`, naming
+/// the kind (so the kubelet restarts a replica that reconciles nothing), and not before.
+#[tokio::test(flavor = "multi_thread")]
+async fn healthz_fails_when_a_watch_keeps_failing() {
+    use blaxel_operator::kube_local::{LocalApiServer, StartOptions};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+    let server = LocalApiServer::start(StartOptions::default())
+        .await
+        .expect("a private local API server");
+    let mut world = World::new(SimConfig::default())
+        .await
+        .on_cluster(&server)
+        .await;
+    let op = world.start_operator(&["--watch-failure-tolerance", "2s"]);
+    eventually("healthy once running", DEADLINE, || async {
+        (op.get("/readyz").await?.0 == 200 && op.get("/healthz").await?.0 == 200).then_some(())
+    })
+    .await;
+    // The SandboxPreview CRD goes: that kind's watch fails from then on.
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(world.client.clone());
+    crds.delete(
+        "sandboxpreviews.blaxel.ai",
+        &kube::api::DeleteParams::default(),
+    )
+    .await
+    .unwrap();
+    let body = eventually("healthz failing", DEADLINE, || async {
+        let (code, body) = op.get("/healthz").await?;
+        (code == 503).then_some(body)
+    })
+    .await;
+    assert!(
+        body.contains("SandboxPreview watch has been failing"),
+        "{body}"
+    );
+}

@@ -13,20 +13,100 @@ use super::claims::ClaimIndex;
 
 /// Whether a kind's cache holds every object the API server has: false from the start until the first
 /// list is complete, and again from a watch error or a re-list until that list is complete. While it is
-/// false, an object missing from the store may well exist.
+/// false, an object missing from the store may well exist. Also since when the watch has been failing
+/// without a success in between (for `/healthz`).
 #[derive(Debug, Default)]
-pub struct ViewState(AtomicBool);
+pub struct ViewState {
+    complete: AtomicBool,
+    failing_since: std::sync::Mutex<Option<std::time::Instant>>,
+}
 
 impl ViewState {
     /// Whether the view is complete now.
     #[must_use]
     pub fn complete(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.complete.load(Ordering::Acquire)
     }
 
     /// Records what a watch event says about completeness.
     pub fn set(&self, complete: bool) {
-        self.0.store(complete, Ordering::Release);
+        self.complete.store(complete, Ordering::Release);
+    }
+
+    /// Records a watch error (the first of a run of them starts the clock) or a success (stops it).
+    pub fn watch_failed(&self, failed: bool) {
+        let mut since = self
+            .failing_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match (failed, *since) {
+            (true, None) => *since = Some(std::time::Instant::now()),
+            (false, Some(_)) => *since = None,
+            _ => {}
+        }
+    }
+
+    /// How long the watch has been failing without a success, if it is.
+    #[must_use]
+    pub fn failing_for(&self) -> Option<std::time::Duration> {
+        self.failing_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map(|since| since.elapsed())
+    }
+}
+
+/// Each kind's watch state, for `/healthz`: a watch failing for longer than `tolerance` (the API server
+/// refusing the kind, a connection that never recovers) makes the process unhealthy, so the kubelet
+/// restarts it rather than leave a replica that reconciles nothing.
+#[derive(Debug)]
+pub struct Liveness {
+    tolerance: std::time::Duration,
+    views: std::sync::Mutex<Vec<(&'static str, Arc<ViewState>)>>,
+}
+
+impl Liveness {
+    /// Unhealthy after a watch fails for `tolerance`.
+    #[must_use]
+    pub fn new(tolerance: std::time::Duration) -> Self {
+        Self {
+            tolerance,
+            views: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Watches kind `kind`'s view.
+    pub fn register(&self, kind: &'static str, view: Arc<ViewState>) {
+        self.views
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((kind, view));
+    }
+
+    /// `Err` naming the first kind whose watch has failed for longer than the tolerance.
+    ///
+    /// # Errors
+    /// That kind, and for how long.
+    pub fn check(&self) -> Result<(), String> {
+        let views = self
+            .views
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (kind, view) in views.iter() {
+            if let Some(failing) = view.failing_for().filter(|f| *f > self.tolerance) {
+                return Err(format!(
+                    "the {kind} watch has been failing for {}s",
+                    failing.as_secs()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Self::new(std::time::Duration::from_secs(300))
     }
 }
 

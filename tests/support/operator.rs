@@ -182,6 +182,26 @@ impl World {
         }
     }
 
+    /// Moves this world to a private API server (the CRDs installed, a namespace of its own), for a
+    /// test that changes what every test shares (deletes a CRD, say).
+    pub async fn on_cluster(
+        mut self,
+        server: &blaxel_operator::kube_local::LocalApiServer,
+    ) -> Self {
+        self.client = server
+            .client()
+            .await
+            .expect("a client of the private API server");
+        cluster::install_crds(
+            &self.client,
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"),
+        )
+        .await;
+        self.ns = cluster::fresh_namespace(&self.client).await;
+        server.kubeconfig_path().clone_into(&mut self.kubeconfig);
+        self
+    }
+
     /// Starts the operator binary on this namespace with fast test timings, plus `extra` flags.
     pub fn start_operator(&mut self, extra: &[&str]) -> Operator {
         self.start_operator_logging(extra, "info,blaxel_operator=debug")
