@@ -267,11 +267,17 @@ pub fn remote_verdict(err: ApiError, settings: &Settings) -> (Health, Result<Act
 /// starts from a cached copy older than the operator's own last status write would decide from the
 /// state before it (take a workspace it created for adopted, make a second preview token). Entries
 /// live only until the cache catches up, and at most [`WrittenStatuses::PATIENCE`] (a status edited
-/// by hand meanwhile never matches), so the map holds only the objects written in the last moments.
+/// by hand meanwhile never matches): those no pass looks at again (an object deleted after its last
+/// write) are swept at most once per `PATIENCE`, so the map holds only the objects written lately.
 #[derive(Default)]
-pub struct WrittenStatuses(
-    std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant)>>,
-);
+pub struct WrittenStatuses(std::sync::Mutex<Written>);
+
+/// [`WrittenStatuses`]' entries (digest and time of the write, by uid), and when they were last swept.
+#[derive(Default)]
+pub struct Written {
+    entries: std::collections::HashMap<String, (u64, std::time::Instant)>,
+    swept: Option<std::time::Instant>,
+}
 
 impl WrittenStatuses {
     /// How long a pass waits for the cache to show the operator's own write.
@@ -279,30 +285,40 @@ impl WrittenStatuses {
     /// How soon a pass that found the cache behind looks again.
     pub const RETRY: Duration = Duration::from_millis(100);
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Written> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Records that object `uid` was written with a status of digest `digest`.
     pub fn record(&self, uid: &str, digest: u64) {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.insert(uid.to_owned(), (digest, std::time::Instant::now()));
+        let mut written = self.lock();
+        let now = std::time::Instant::now();
+        if written
+            .swept
+            .is_none_or(|at| now.duration_since(at) >= Self::PATIENCE)
+        {
+            written
+                .entries
+                .retain(|_, (_, at)| now.duration_since(*at) < Self::PATIENCE);
+            written.swept = Some(now);
+        }
+        written.entries.insert(uid.to_owned(), (digest, now));
     }
 
     /// Whether the cached copy of `uid`, whose status digest is `seen`, is older than the operator's
     /// own last write to it (within [`Self::PATIENCE`]); an entry the cache caught up with, or too
     /// old, is dropped.
     pub fn lags(&self, uid: &str, seen: Option<u64>) -> bool {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some((written, at)) = map.get(uid) else {
+        let mut written = self.lock();
+        let Some((digest, at)) = written.entries.get(uid) else {
             return false;
         };
-        if Some(*written) != seen && at.elapsed() < Self::PATIENCE {
+        if Some(*digest) != seen && at.elapsed() < Self::PATIENCE {
             return true;
         }
-        map.remove(uid);
+        written.entries.remove(uid);
         false
     }
 }
@@ -446,6 +462,7 @@ pub async fn publish_for<K: Resource<DynamicType = ()>>(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::expect_used, reason = "tests")]
     use super::*;
 
     /// A pass waits for the cache to show the operator's own last status write, and only for that:
@@ -465,5 +482,28 @@ mod tests {
             !written.lags("u1", Some(6)),
             "the entry went once caught up"
         );
+    }
+
+    /// Entries no pass looks at again (an object deleted after its last write) are swept once they
+    /// are older than the patience, at the next write after it.
+    #[test]
+    fn written_statuses_forget_objects_never_seen_again() {
+        let written = WrittenStatuses::default();
+        written.record("gone", 1);
+        {
+            let mut w = written.lock();
+            let old = std::time::Instant::now()
+                .checked_sub(WrittenStatuses::PATIENCE * 2)
+                .expect("a past instant");
+            w.entries.insert("gone".to_owned(), (1, old));
+            w.swept = Some(old);
+        }
+        written.record("fresh", 2);
+        assert_eq!(
+            written.lock().entries.keys().collect::<Vec<_>>(),
+            ["fresh"],
+            "only the fresh write is remembered"
+        );
+        assert!(written.lags("fresh", None));
     }
 }
