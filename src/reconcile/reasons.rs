@@ -46,15 +46,23 @@ impl Reasons {
         } else {
             ("NotReady", conditions.iter().find(|c| c.type_ == READY))
         };
-        let reported = Reported {
-            kind: kind.to_owned(),
-            state,
-            reason: condition.map_or_else(String::new, |c| c.reason.clone()),
-        };
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(uid.to_owned(), reported);
+        let reason = condition.map_or("", |c| c.reason.as_str());
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // Every pass reports, most of them what they reported before: nothing is allocated then.
+        if map
+            .get(uid)
+            .is_some_and(|r| r.state == state && r.reason == reason && r.kind == kind)
+        {
+            return;
+        }
+        map.insert(
+            uid.to_owned(),
+            Reported {
+                kind: kind.to_owned(),
+                state,
+                reason: reason.to_owned(),
+            },
+        );
     }
 
     /// Objects by kind, state and reason, among those in `live` (the uids the caches hold); the
