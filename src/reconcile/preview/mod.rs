@@ -446,7 +446,7 @@ async fn tokens(
     url: Option<&str>,
 ) -> Result<Result<Option<PreviewTokenStatus>, Why>, TokenError> {
     let secrets = TokenSecret::new(obj, ctx);
-    forget_former_secret(obj, ctx, secrets.name()).await?;
+    forget_former_secret(obj, ctx).await?;
     let held = secrets.read().await.map_err(TokenError::Kube)?;
     let remote = ctx
         .api
@@ -534,15 +534,10 @@ async fn tokens(
 async fn forget_former_secret(
     obj: &Cached<SandboxPreview>,
     ctx: &Context,
-    current: &str,
 ) -> Result<(), TokenError> {
-    let Some(former) = obj.status_fields().token.map(|t| t.secret_name) else {
+    let Some(old) = former_secret(obj, ctx) else {
         return Ok(());
     };
-    if former == current {
-        return Ok(());
-    }
-    let old = TokenSecret::named(obj, ctx, former);
     let held = old.read().await.map_err(TokenError::Kube)?;
     old.delete_if_ours(&held).await.map_err(TokenError::Kube)
 }
@@ -744,10 +739,7 @@ fn holds(obj: &Cached<SandboxPreview>, ctx: &Context, at: &PreviewLocation) -> b
                         .status
                         .as_ref()
                         .and_then(|s| s.fields.remote.as_ref())
-                        .is_some_and(|r| {
-                            (&r.workspace, &r.sandbox, &r.preview)
-                                == (&at.workspace, &at.sandbox, &at.preview)
-                        })
+                        .is_some_and(|r| same_place(r, at))
             })
         });
     here && !shared
@@ -787,14 +779,19 @@ async fn delete_own_tokens(
 
 /// The Secrets this object may have made: the one its spec names and the one its status recorded.
 fn own_secrets<'a>(obj: &'a Cached<SandboxPreview>, ctx: &Context) -> Vec<TokenSecret<'a>> {
+    std::iter::once(TokenSecret::new(obj, ctx))
+        .chain(former_secret(obj, ctx))
+        .collect()
+}
+
+/// The Secret this object's status recorded under a name its spec no longer gives, if any.
+fn former_secret<'a>(obj: &'a Cached<SandboxPreview>, ctx: &Context) -> Option<TokenSecret<'a>> {
     let current = TokenSecret::new(obj, ctx);
-    let former = obj
-        .status_fields()
+    obj.status_fields()
         .token
         .map(|t| t.secret_name)
         .filter(|name| name != current.name())
-        .map(|name| TokenSecret::named(obj, ctx, name));
-    std::iter::once(current).chain(former).collect()
+        .map(|name| TokenSecret::named(obj, ctx, name))
 }
 
 /// Deletes the Secrets this object made.
