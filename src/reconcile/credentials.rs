@@ -83,25 +83,22 @@ impl CredentialsError {
     }
 }
 
-/// The operator's default key: fixed (`BL_API_KEY`), or a file (`--api-key-file`) read again whenever
-/// it changes, so a key rotated in a mounted Secret (the kubelet swaps the file) is used without a
-/// restart.
+/// The operator's default key: fixed (`BL_API_KEY`), or a file (`--api-key-file`) read again at each
+/// use, so a key rotated in a mounted Secret (the kubelet swaps the file) is used without a restart. A
+/// key is a few dozen bytes: reading it costs about what a `stat` would, and no stamp (time, length)
+/// can miss a rewrite.
 #[derive(Debug, Clone)]
 pub enum DefaultKey {
     /// A key given once, or none.
     Fixed(Option<ApiKey>),
-    /// A file, and the key last read from it with the file's modification time.
+    /// A file, and the key last read from it.
     File {
         /// The file.
         path: std::path::PathBuf,
-        /// The file's stamp at the last read and the key read, shared by the clones.
-        last: std::sync::Arc<std::sync::Mutex<(Option<FileStamp>, Option<ApiKey>)>>,
+        /// The key last read, shared by the clones.
+        last: std::sync::Arc<std::sync::Mutex<Option<ApiKey>>>,
     },
 }
-
-/// What tells that a file changed: its modification time and length (a key rewritten within one
-/// clock tick of the file system has another length, or it is the same key).
-type FileStamp = (std::time::SystemTime, u64);
 
 impl Default for DefaultKey {
     fn default() -> Self {
@@ -116,60 +113,53 @@ impl From<Option<ApiKey>> for DefaultKey {
 }
 
 impl DefaultKey {
-    /// A key file, read now.
+    /// A key file, read now (empty: no default key, until it holds one).
     ///
     /// # Errors
     /// When it cannot be read (the message names the file, never its content).
     pub fn file(path: std::path::PathBuf) -> Result<Self, std::io::Error> {
-        let key = Self::File {
+        let key = Self::read(&path)?;
+        Ok(Self::File {
             path,
-            last: std::sync::Arc::default(),
-        };
-        key.reload()?;
-        Ok(key)
+            last: std::sync::Arc::new(std::sync::Mutex::new(key)),
+        })
     }
 
-    /// The key now: a file changed since its last read is read again (one `stat` otherwise). A read
-    /// that fails (the file replaced at that instant) keeps the key read before.
+    /// The key now. A file read is the key unless it fails or is empty (the file replaced, or
+    /// truncated by a writer, at that instant): then the key read before is kept.
     pub fn current(&self) -> Option<ApiKey> {
         match self {
             Self::Fixed(key) => key.clone(),
             Self::File { path, last } => {
-                if let Err(e) = self.reload() {
-                    tracing::warn!(file = %path.display(), error = %e, "could not read the API key file again; the key read before is kept");
+                let mut last = last
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                match Self::read(path) {
+                    Ok(Some(key)) => {
+                        if last.as_ref().is_some_and(|k| k != &key) {
+                            tracing::info!(file = %path.display(), "the API key file changed: using the new key");
+                        }
+                        *last = Some(key);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(file = %path.display(), error = %e, "could not read the API key file again; the key read before is kept");
+                    }
                 }
-                last.lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .1
-                    .clone()
+                last.clone()
             }
         }
     }
 
-    fn reload(&self) -> Result<(), std::io::Error> {
-        let Self::File { path, last } = self else {
-            return Ok(());
-        };
-        let named = |e: std::io::Error| {
+    /// The key in `path`, `None` when it holds only whitespace.
+    fn read(path: &std::path::Path) -> Result<Option<ApiKey>, std::io::Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
                 format!("reading the API key file {}: {e}", path.display()),
             )
-        };
-        let meta = std::fs::metadata(path).map_err(named)?;
-        let stamp = (meta.modified().map_err(named)?, meta.len());
-        let mut last = last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last.0 == Some(stamp) {
-            return Ok(());
-        }
-        let key = ApiKey::new(&std::fs::read_to_string(path).map_err(named)?);
-        if last.1.as_ref().is_some_and(|k| k != &key) {
-            tracing::info!(file = %path.display(), "the API key file changed: using the new key");
-        }
-        *last = (Some(stamp), Some(key).filter(|k| !k.is_empty()));
-        Ok(())
+        })?;
+        Ok(Some(ApiKey::new(&text)).filter(|k| !k.is_empty()))
     }
 }
 
@@ -326,6 +316,40 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         assert_eq!(key.clone().current().unwrap().expose(), "the-second-key");
         assert!(DefaultKey::file(dir.path().join("missing")).is_err());
+    }
+
+    /// A key file emptied for a moment (a non-atomic rewrite), or holding only whitespace, keeps the
+    /// key read before (found by an adversarial probe: the key was dropped).
+    #[test]
+    fn an_emptied_key_file_keeps_the_key_read_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apiKey");
+        std::fs::write(&path, "first-key\n").unwrap();
+        let key = DefaultKey::file(path.clone()).unwrap();
+        for blank in ["", "  \n"] {
+            std::fs::write(&path, blank).unwrap();
+            assert_eq!(key.current().unwrap().expose(), "first-key", "{blank:?}");
+        }
+    }
+
+    /// A key rotated to another of the same length within one tick of the file system's clock is
+    /// used (found by an adversarial probe: a stamp of time and length missed it).
+    #[test]
+    fn a_same_length_key_rotated_within_one_tick_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apiKey");
+        std::fs::write(&path, "key-aaaa\n").unwrap();
+        let key = DefaultKey::file(path.clone()).unwrap();
+        assert_eq!(key.current().unwrap().expose(), "key-aaaa");
+        let tick = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::write(&path, "key-bbbb\n").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(tick)
+            .unwrap();
+        assert_eq!(key.current().unwrap().expose(), "key-bbbb");
     }
 
     fn defaults(key: Option<&str>, namespaces: &[&str]) -> DefaultCredentials {
