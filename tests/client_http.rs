@@ -465,7 +465,7 @@ async fn posts_are_never_retried() {
     );
     assert_eq!(
         client
-            .create_preview_token(&scope, "s1", "p", "2030-01-01T00:00:00Z")
+            .create_preview_token(&scope, "s1", "p", "t-", "2030-01-01T00:00:00Z")
             .await
             .unwrap_err()
             .category(),

@@ -306,7 +306,7 @@ async fn previews_and_tokens() {
         .unwrap();
     assert_eq!(client.list_previews(&scope, "box").await.unwrap().len(), 1);
     let token = client
-        .create_preview_token(&scope, "box", "web", "2099-01-01T00:00:00Z")
+        .create_preview_token(&scope, "box", "web", "t-", "2099-01-01T00:00:00Z")
         .await
         .unwrap();
     assert!(token.spec.token.is_some());

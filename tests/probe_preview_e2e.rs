@@ -554,3 +554,186 @@ async fn another_namespaces_stale_preview_deletes_our_token() {
         "team A deleting its stale SandboxPreview deleted team B's current token: live tokens {live:?}"
     );
 }
+
+/// A Ready Sandbox `box` and a SandboxPreview `web` of its port 3000 with `extra` in its spec.
+async fn preview_of_a_ready_sandbox(world: &World, extra: Value) {
+    world.apply_sandbox("box", world.sandbox_spec()).await;
+    condition_is(&world.sandboxes(), "box", "Ready", "True", "Running").await;
+    let mut spec = json!({"sandboxRef": {"name": "box"}, "port": 3000});
+    for (k, v) in extra.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    world
+        .apply(&world.previews(), "web", json!({ "spec": spec }))
+        .await;
+}
+
+/// Sets `status` fields of SandboxPreview `name` (a merge patch of the status subresource).
+async fn patch_status(world: &World, name: &str, status: Value) {
+    world
+        .previews()
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": status })),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("patching the status of {name}: {e}"));
+}
+
+/// A second preview object `squatter` whose Sandbox does not exist (it never acts), once the operator
+/// has written its status.
+async fn idle_squatter(world: &World) {
+    world
+        .apply(
+            &world.previews(),
+            "squatter",
+            json!({"spec": {"sandboxRef": {"name": "nothing"}, "port": 3000}}),
+        )
+        .await;
+    condition_is(
+        &world.previews(),
+        "squatter",
+        "Reconciling",
+        "True",
+        "SandboxNotReady",
+    )
+    .await;
+}
+
+/// Was a defect: `holds` trusted every other preview object's `status.remote`, which anyone allowed to write
+/// the status subresource sets (and an object that does not act — its Sandbox missing — keeps as
+/// written: `stopped` reports the status it read). A second object that never acted, its status
+/// edited to record `web`'s place, makes `web`'s deletion (deletionPolicy Delete) leave the remote
+/// preview behind for good: it outlives its object. Across namespaces the same works, since `holds`
+/// looks at previews in every namespace.
+#[tokio::test]
+async fn a_forged_status_elsewhere_keeps_a_deleted_preview_alive() {
+    let mut world = World::new(fast_sandboxes()).await;
+    let _op = world.start_operator(&[]);
+    preview_of_a_ready_sandbox(&world, json!({"public": true})).await;
+    condition_is(&world.previews(), "web", "Ready", "True", "Ready").await;
+    let place = preview_status(&world, "web").await["remote"].clone();
+    assert!(place.is_object(), "web records its place: {place}");
+    idle_squatter(&world).await;
+    patch_status(&world, "squatter", json!({ "remote": place })).await;
+    // The forged record stays: the squatter never acts, and its passes keep the status they read.
+    condition_is(
+        &world.previews(),
+        "squatter",
+        "Reconciling",
+        "True",
+        "SandboxNotReady",
+    )
+    .await;
+    assert_eq!(
+        preview_status(&world, "squatter").await["remote"],
+        place,
+        "the forged record stays"
+    );
+    world
+        .previews()
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&world.previews(), "web").await;
+    let left = world.blaxel_get("/sandboxes/box/previews/web").await;
+    assert!(
+        left.get("metadata").is_none(),
+        "web was deleted with deletionPolicy Delete and nothing else made its preview, yet the (public) \
+         preview outlives it: {left}"
+    );
+}
+
+/// Was a defect: `leave_place` (and `delete_own_tokens`) took the place and the token name to delete from
+/// the object's own status, which the status subresource lets anyone with that permission set. An
+/// acting preview whose status is edited to name another object's place and token deletes that
+/// other object's token on its next pass ("never deletes another object's tokens"): the victim's
+/// Secret holds a dead token until its own next pass.
+#[tokio::test]
+async fn a_forged_status_deletes_another_objects_token() {
+    let mut world = World::new(fast_sandboxes()).await;
+    let _op = world.start_operator(&[]);
+    preview_of_a_ready_sandbox(&world, json!({})).await;
+    token_in(&world, "web-token").await;
+    let victim = preview_status(&world, "web").await;
+    let victim_token = victim["token"]["name"].as_str().unwrap().to_owned();
+    // The attacker's own preview on its own sandbox.
+    world.apply_sandbox("mine", world.sandbox_spec()).await;
+    condition_is(&world.sandboxes(), "mine", "Ready", "True", "Running").await;
+    world
+        .apply(
+            &world.previews(),
+            "mine",
+            json!({"spec": {"sandboxRef": {"name": "mine"}, "port": 3000}}),
+        )
+        .await;
+    condition_is(&world.previews(), "mine", "Ready", "True", "Ready").await;
+    token_in(&world, "mine-token").await;
+    let mine = preview_status(&world, "mine").await;
+    let mut forged = mine.clone();
+    forged["remote"] = victim["remote"].clone();
+    forged["token"]["name"] = victim_token.clone().into();
+    patch_status(
+        &world,
+        "mine",
+        json!({"remote": forged["remote"], "token": forged["token"]}),
+    )
+    .await;
+    // Its next pass leaves the forged place for its real one.
+    eventually("mine's status back at its own place", DEADLINE, || async {
+        let s = preview_status(&world, "mine").await;
+        (s["remote"] == mine["remote"]).then_some(())
+    })
+    .await;
+    let names: Vec<String> = remote_tokens(&world, "box", "web")
+        .await
+        .iter()
+        .filter_map(|t| t["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        names.contains(&victim_token),
+        "web's token {victim_token} was deleted by another object's pass (remote tokens now {names:?})"
+    );
+}
+
+/// Was a defect: `ttl_ran_out` took any absence of the preview at the recorded place as Blaxel's ttl
+/// expiry. A Sandbox deleted and made again (same name, same remote sandbox) loses its previews with
+/// it; a preview with `spec.ttl` is then Stalled TtlExpired and never made again until its spec
+/// changes, though its ttl never ran out (1h).
+#[tokio::test]
+async fn a_recreated_sandbox_gets_its_ttl_preview_back() {
+    let mut world = World::new(fast_sandboxes()).await;
+    let _op = world.start_operator(&[]);
+    preview_of_a_ready_sandbox(&world, json!({"public": true, "ttl": "1h"})).await;
+    condition_is(&world.previews(), "web", "Ready", "True", "Ready").await;
+    world
+        .sandboxes()
+        .delete("box", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&world.sandboxes(), "box").await;
+    condition_is(
+        &world.previews(),
+        "web",
+        "Reconciling",
+        "True",
+        "SandboxNotReady",
+    )
+    .await;
+    eventually("the remote sandbox gone", DEADLINE, || async {
+        world.remote_sandbox("box").await.is_none().then_some(())
+    })
+    .await;
+    world.apply_sandbox("box", world.sandbox_spec()).await;
+    condition_is(&world.sandboxes(), "box", "Ready", "True", "Running").await;
+    eventually(
+        "the preview made again on the new sandbox (not TtlExpired)",
+        DEADLINE,
+        || async {
+            let remote = world.blaxel_get("/sandboxes/box/previews/web").await;
+            remote.get("metadata").map(|_| ())
+        },
+    )
+    .await;
+}

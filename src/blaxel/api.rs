@@ -137,12 +137,14 @@ pub trait PreviewsApi: Send + Sync {
         sandbox: &str,
         preview: &str,
     ) -> Result<Vec<PreviewToken>, ApiError>;
-    /// `POST /sandboxes/{name}/previews/{preview}/tokens {spec:{expiresAt}}`.
+    /// `POST /sandboxes/{name}/previews/{preview}/tokens {metadata:{name}, spec:{expiresAt}}`, the name
+    /// `name_prefix` and a unique suffix.
     async fn create_preview_token(
         &self,
         scope: &Scope,
         sandbox: &str,
         preview: &str,
+        name_prefix: &str,
         expires_at: &str,
     ) -> Result<PreviewToken, ApiError>;
     /// `DELETE /sandboxes/{name}/previews/{preview}/tokens/{token}`.

@@ -194,6 +194,9 @@ pub struct SandboxMetadata {
     /// The sandbox URL, once it has one. Read-only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// When Blaxel made it (RFC 3339). Read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
     /// Everything else the API sent.
     #[serde(flatten)]
     pub extra: OtherFields,
@@ -355,6 +358,9 @@ pub struct PreviewMetadata {
     /// Preview name.
     #[serde(default)]
     pub name: String,
+    /// When Blaxel made it (RFC 3339). Read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
     /// Everything else the API sent.
     #[serde(flatten)]
     pub extra: OtherFields,

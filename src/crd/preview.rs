@@ -164,6 +164,9 @@ pub struct SandboxPreviewStatus {
     /// find it when the Sandbox object is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<PreviewLocation>,
+    /// When Blaxel made the preview there (its `metadata.createdAt`): a `spec.ttl` counts from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
     /// The current token of a private preview.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<PreviewTokenStatus>,

@@ -24,7 +24,7 @@ mod sandboxes;
 mod users;
 mod workspaces;
 
-pub use previews::OPERATOR_TOKEN_PREFIX;
+pub use previews::{OPERATOR_TOKEN_PREFIX, owner_token_prefix};
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};

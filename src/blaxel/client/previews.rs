@@ -13,12 +13,24 @@ use crate::blaxel::model::{Preview, PreviewToken};
 /// SDK's `token-<unix ms>`) are never deleted by it.
 pub const OPERATOR_TOKEN_PREFIX: &str = "blaxel-operator-";
 
-/// A name for a new preview token: today's API requires one (`metadata.name`), the trait's caller does
-/// not choose it. [`OPERATOR_TOKEN_PREFIX`], the unix milliseconds and a random suffix, so two tokens
-/// minted in the same millisecond do not collide (the POST is not retried, a collision would be a
-/// spurious 409).
-fn token_name(now: jiff::Timestamp, salt: u16) -> String {
-    format!("{OPERATOR_TOKEN_PREFIX}{}-{salt:04x}", now.as_millisecond())
+/// The prefix of the names of the tokens made for one object: [`OPERATOR_TOKEN_PREFIX`] and the first
+/// 12 hex digits of its uid, which the API server assigns. A place recorded in a status (which whoever
+/// may write the status subresource can set) then never leads the operator to another object's tokens.
+pub fn owner_token_prefix(uid: &str) -> String {
+    let tag: String = uid
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .map(|c| c.to_ascii_lowercase())
+        .take(12)
+        .collect();
+    format!("{OPERATOR_TOKEN_PREFIX}{tag}-")
+}
+
+/// A name for a new preview token: today's API requires one (`metadata.name`). The caller's `prefix`,
+/// the unix milliseconds and a random suffix, so two tokens minted in the same millisecond do not
+/// collide (the POST is not retried, a collision would be a spurious 409).
+fn token_name(prefix: &str, now: jiff::Timestamp, salt: u16) -> String {
+    format!("{prefix}{}-{salt:04x}", now.as_millisecond())
 }
 
 #[async_trait]
@@ -131,6 +143,7 @@ impl PreviewsApi for HttpClient {
         scope: &Scope,
         sandbox: &str,
         preview: &str,
+        name_prefix: &str,
         expires_at: &str,
     ) -> Result<PreviewToken, ApiError> {
         let create = async {
@@ -141,7 +154,7 @@ impl PreviewsApi for HttpClient {
                 &segments,
             )
             .json(&json!({
-                "metadata": { "name": token_name(jiff::Timestamp::now(), rand::random::<u16>()) },
+                "metadata": { "name": token_name(name_prefix, jiff::Timestamp::now(), rand::random::<u16>()) },
                 "spec": { "expiresAt": expires_at },
             }))?;
             self.fetch(scope, &call, "preview token").await
@@ -175,12 +188,14 @@ mod tests {
     #[test]
     fn token_names_are_valid_and_salted() {
         let now: jiff::Timestamp = "2026-11-28T03:00:00Z".parse().unwrap();
+        let prefix = owner_token_prefix("0A1B2C3D-4E5F-6789-abcd-ef0123456789");
+        assert_eq!(prefix, "blaxel-operator-0a1b2c3d4e5f-");
         assert_eq!(
-            token_name(now, 0xbeef),
-            "blaxel-operator-1795834800000-beef"
+            token_name(&prefix, now, 0xbeef),
+            "blaxel-operator-0a1b2c3d4e5f-1795834800000-beef"
         );
-        assert_ne!(token_name(now, 1), token_name(now, 2));
-        let name = token_name(now, 7);
+        assert_ne!(token_name(&prefix, now, 1), token_name(&prefix, now, 2));
+        let name = token_name(&prefix, now, 7);
         assert!(name.len() <= 63);
         assert!(
             name.bytes()

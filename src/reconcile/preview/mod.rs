@@ -23,7 +23,7 @@ use super::{
     Context, Error, conditions_for, failed, is_paused, jittered, pending_request, publish,
     requeue_after, write_status,
 };
-use crate::blaxel::client::OPERATOR_TOKEN_PREFIX;
+use crate::blaxel::client::{OPERATOR_TOKEN_PREFIX, owner_token_prefix};
 use crate::blaxel::model::Preview;
 use crate::blaxel::{ApiError, Scope};
 use crate::crd::{
@@ -203,6 +203,7 @@ struct Report {
     health: Health,
     url: Option<String>,
     remote: Option<PreviewLocation>,
+    created_at: Option<String>,
     token: Option<PreviewTokenStatus>,
     adopted: bool,
 }
@@ -214,6 +215,7 @@ impl Report {
             health,
             url: status.url,
             remote: status.remote,
+            created_at: status.created_at,
             token: status.token,
             adopted: status.adopted,
         }
@@ -269,20 +271,10 @@ async fn apply(
     if report.remote.is_none() && observed.is_some() {
         report.adopted = true;
     }
-    if observed.is_none() && ttl_ran_out(obj, &location) {
-        let why = Why::new(
-            "TtlExpired",
-            format!(
-                "Preview {} reached its spec.ttl and Blaxel removed it; it is not made again until the \
-                 spec changes",
-                location.preview
-            ),
-        );
-        // The URL stays in status: it is what tells a later pass the preview was there.
-        report.token = None;
-        report.health = Health::Stalled(why);
-        finish(obj, ctx, report).await?;
-        return Ok(Action::requeue(jittered(ctx.settings.resync)));
+    match ttl_expired(obj, ctx, scope, &location, observed.is_none()).await {
+        Ok(false) => {}
+        Ok(true) => return expire(obj, ctx, report, &location).await,
+        Err(e) => return fail(obj, ctx, report, e).await,
     }
     report.remote = Some(location.clone());
     let paused = is_paused(obj);
@@ -291,6 +283,7 @@ async fn apply(
         Err(e) => return fail(obj, ctx, report, e).await,
     };
     report.url = preview.as_ref().and_then(|p| p.spec.url.clone());
+    report.created_at = preview.as_ref().and_then(|p| p.metadata.created_at.clone());
     report.health = Health::Ready(Why::new(
         "Ready",
         format!("Preview {} is up", location.preview),
@@ -329,14 +322,70 @@ fn same_place(a: &PreviewLocation, b: &PreviewLocation) -> bool {
     (&a.workspace, &a.sandbox, &a.preview) == (&b.workspace, &b.sandbox, &b.preview)
 }
 
-/// Whether the preview at `at`, absent now, was there at this generation with a `spec.ttl`: Blaxel
-/// removed it at expiry (a preview deleted by hand then reads as expired too, as a sandbox does).
-fn ttl_ran_out(obj: &Cached<SandboxPreview>, at: &PreviewLocation) -> bool {
+/// Whether the preview at `at`, `absent` now, was there at this generation with a `spec.ttl`: Blaxel
+/// removed it at expiry, unless [`lost_with_sandbox`] (a preview deleted by hand reads as expired
+/// too, as a sandbox does).
+async fn ttl_expired(
+    obj: &Cached<SandboxPreview>,
+    ctx: &Context,
+    scope: &Scope,
+    at: &PreviewLocation,
+    absent: bool,
+) -> Result<bool, ApiError> {
     let status = obj.status_fields();
-    obj.spec.ttl.is_some()
+    let was_here = obj.spec.ttl.is_some()
         && status.url.is_some()
         && status.observed_generation == obj.metadata.generation
-        && status.remote.as_ref().is_some_and(|r| same_place(r, at))
+        && status.remote.as_ref().is_some_and(|r| same_place(r, at));
+    if !(absent && was_here) {
+        return Ok(false);
+    }
+    Ok(!lost_with_sandbox(obj, ctx, scope, at).await?)
+}
+
+/// Reports a preview whose ttl ran out: Stalled until its spec changes.
+async fn expire(
+    obj: &Cached<SandboxPreview>,
+    ctx: &Context,
+    mut report: Report,
+    at: &PreviewLocation,
+) -> Result<Action, Error> {
+    let why = Why::new(
+        "TtlExpired",
+        format!(
+            "Preview {} reached its spec.ttl and Blaxel removed it; it is not made again until the \
+             spec changes",
+            at.preview
+        ),
+    );
+    // The URL stays in status: it is what tells a later pass the preview was there.
+    report.token = None;
+    report.health = Health::Stalled(why);
+    finish(obj, ctx, report).await?;
+    Ok(Action::requeue(jittered(ctx.settings.resync)))
+}
+
+/// Whether the sandbox at `at` was made after the preview recorded there (both times Blaxel's
+/// `createdAt`, so no clock of ours is compared with Blaxel's): the preview went with the sandbox it
+/// showed, deleted and made again, and its ttl did not run out. A sandbox that is gone counts too:
+/// the create that follows waits for it. A time that cannot be read never counts.
+async fn lost_with_sandbox(
+    obj: &Cached<SandboxPreview>,
+    ctx: &Context,
+    scope: &Scope,
+    at: &PreviewLocation,
+) -> Result<bool, ApiError> {
+    let instant = |t: Option<&str>| t.and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    let Some(made) = instant(obj.status_fields().created_at.as_deref()) else {
+        return Ok(false);
+    };
+    match ctx.api.get_sandbox(scope, &at.sandbox).await {
+        Ok(sandbox) => {
+            Ok(instant(sandbox.metadata.created_at.as_deref()).is_some_and(|s| s > made))
+        }
+        Err(ApiError::NotFound { .. }) => Ok(true),
+        Err(e) => Err(e),
+    }
 }
 
 /// Deletes this object's own tokens at a place it no longer acts at, with the credentials recorded
@@ -568,7 +617,13 @@ async fn renew(
     let expires_at = expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let token = ctx
         .api
-        .create_preview_token(scope, &at.sandbox, &at.preview, &expires_at)
+        .create_preview_token(
+            scope,
+            &at.sandbox,
+            &at.preview,
+            &own_token_prefix(obj),
+            &expires_at,
+        )
         .await?;
     let name = token.metadata.name.clone();
     let Some(value) = token.spec.token.as_ref().filter(|_| !token.spec.expired) else {
@@ -720,33 +775,36 @@ async fn cleanup(obj: &Cached<SandboxPreview>, ctx: &Context) -> Result<Action, 
     Ok(Action::await_change())
 }
 
-/// Whether `obj` still holds the place `at`: its Sandbox object holds a sandbox there (it may have
-/// moved, or been deleted with `Orphan` and its sandbox taken over since), and no other preview
-/// object, in any namespace, records the same place.
+/// Whether `obj` still holds the place `at`: the place its spec and its Sandbox object name now (the
+/// Sandbox may have moved, or been deleted with `Orphan` and its sandbox taken over since), and no
+/// other preview object, in any namespace, names the same place so. Both are read from specs and the
+/// Sandbox objects, never from another preview's status, which whoever may write the status
+/// subresource sets.
 fn holds(obj: &Cached<SandboxPreview>, ctx: &Context, at: &PreviewLocation) -> bool {
-    let here = ready_sandbox(obj, ctx).is_ok_and(|sandbox| {
-        super::sandbox::remote_name(&sandbox) == at.sandbox
-            && sandbox.spec.workspace == at.workspace
-    });
-    let shared = ctx
-        .kinds
-        .get::<Cached<SandboxPreview>>()
-        .is_some_and(|kind| {
-            kind.store.state().iter().any(|other| {
-                other.metadata.uid != obj.metadata.uid
-                    && other.metadata.deletion_timestamp.is_none()
-                    && other
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.fields.remote.as_ref())
-                        .is_some_and(|r| same_place(r, at))
+    let names = |p: &Cached<SandboxPreview>| {
+        preview_name(p) == at.preview
+            && ready_sandbox(p, ctx).is_ok_and(|sandbox| {
+                super::sandbox::remote_name(&sandbox) == at.sandbox
+                    && sandbox.spec.workspace == at.workspace
             })
-        });
-    here && !shared
+    };
+    let shared = || {
+        ctx.kinds
+            .get::<Cached<SandboxPreview>>()
+            .is_some_and(|kind| {
+                kind.store.state().iter().any(|other| {
+                    other.metadata.uid != obj.metadata.uid
+                        && other.metadata.deletion_timestamp.is_none()
+                        && names(other)
+                })
+            })
+    };
+    names(obj) && !shared()
 }
 
 /// Deletes the tokens this object made at `at`: the one its Secret holds and the one its status
-/// names (they differ between a renewal and the status write). Never another object's.
+/// names (they differ between a renewal and the status write), and only when the name carries this
+/// object's uid: never another object's, whatever a hand-written status or Secret names.
 async fn delete_own_tokens(
     obj: &Cached<SandboxPreview>,
     ctx: &Context,
@@ -768,13 +826,16 @@ async fn delete_own_tokens(
     }
     names.sort();
     names.dedup();
-    for name in names
-        .iter()
-        .filter(|n| n.starts_with(OPERATOR_TOKEN_PREFIX))
-    {
+    let own = own_token_prefix(obj);
+    for name in names.iter().filter(|n| n.starts_with(&own)) {
         delete_token(ctx, scope, at, name).await?;
     }
     Ok(())
+}
+
+/// The prefix of the names of this object's tokens.
+fn own_token_prefix(obj: &Cached<SandboxPreview>) -> String {
+    owner_token_prefix(obj.metadata.uid.as_deref().unwrap_or_default())
 }
 
 /// The Secrets this object may have made: the one its spec names and the one its status recorded.
@@ -823,6 +884,7 @@ async fn finish(obj: &Cached<SandboxPreview>, ctx: &Context, report: Report) -> 
         observed_generation: obj.metadata.generation,
         url: report.url,
         remote: report.remote,
+        created_at: report.created_at,
         token: report.token,
         adopted: report.adopted,
         last_handled_reconcile_at: pending_request(obj, None).or(current.last_handled_reconcile_at),
