@@ -31,6 +31,9 @@ pub enum Command {
     Simulate(crate::sim::SimArgs),
     /// Print the CRD YAML (what `crds/` holds).
     Crds,
+    /// Show what a change of manifests will do to Blaxel, before it is merged: reads Blaxel, writes
+    /// nothing. Exit code 0: no change; 2: changes; 1: invalid manifests or an error.
+    Plan(crate::plan::PlanArgs),
 }
 
 /// The operator's configuration.

@@ -10,6 +10,7 @@
 //! - [`kube_local`]: the local Kubernetes API server used by the demo and the tests.
 //! - [`kube_client`]: the Kubernetes client (kube's stack over HTTP/2).
 //! - [`cli`], [`operator`], [`demo`], [`telemetry`]: the command line, `run`, `demo`, and logging.
+//! - [`plan`]: `blaxel-operator plan`, what a change of manifests will do to Blaxel (read only).
 //! - [`ops`]: around the controllers: [`metrics`], the [`server`] (`/metrics`, `/healthz`, `/readyz`) and
 //!   [`leader`] election with its write fence.
 
@@ -36,6 +37,7 @@ pub mod operator;
 pub mod ops;
 #[cfg(feature = "otel")]
 pub mod otel;
+pub mod plan;
 pub mod reconcile;
 pub mod server;
 pub mod sim;

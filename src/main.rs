@@ -16,6 +16,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<(), Box<dyn Error>> = match cli.command {
         Command::Crds => print_crds(),
+        Command::Plan(args) => return plan(&args).await,
         Command::Demo(args) => {
             telemetry::init_quiet();
             blaxel_operator::demo::run(args).await.map_err(Into::into)
@@ -46,6 +47,23 @@ fn print_crds() -> Result<(), Box<dyn Error>> {
     match out.write_all(yaml.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         result => result.map_err(Into::into),
+    }
+}
+
+/// `plan`: the plan on stdout, and its exit code (0 no change, 2 changes, 1 invalid or failed).
+async fn plan(args: &blaxel_operator::plan::PlanArgs) -> ExitCode {
+    match blaxel_operator::plan::run(args).await {
+        Ok(plan) => {
+            let text = blaxel_operator::plan::render::render(&plan, args.format);
+            let mut out = std::io::stdout().lock();
+            // A closed pipe loses the text, not the verdict.
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            ExitCode::from(plan.exit_code())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

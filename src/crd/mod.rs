@@ -31,6 +31,8 @@ pub use workspace::{
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+/// The API group of every kind.
+pub const GROUP: &str = "blaxel.ai";
 /// The finalizer every kind carries while remote cleanup is pending.
 pub const FINALIZER: &str = "blaxel.ai/cleanup";
 /// Every annotation the operator reads starts with this.

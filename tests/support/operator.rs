@@ -305,6 +305,11 @@ impl World {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
+    /// The kubeconfig file of the API server this world uses.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
     /// A GET of the simulated Blaxel API with the test's key: the answer's JSON (`Null` when none).
     pub async fn blaxel_get(&self, path: &str) -> Value {
         self.http

@@ -1,6 +1,7 @@
 //! WorkspaceMember reconciler: observe (shared user list) → plan (pure) → act (invite, set role, remove)
 //! → report (conditions by server-side apply, Events for every remote write).
 
+pub mod dry_run;
 pub mod plan;
 
 use std::time::Duration;

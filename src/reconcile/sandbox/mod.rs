@@ -1,6 +1,7 @@
 //! Sandbox reconciler: observe (shared sandbox list) → plan (pure) → act (create, update, start, stop,
 //! delete) → report (conditions by server-side apply, Events for every remote write).
 
+pub mod dry_run;
 pub mod plan;
 
 use std::time::Duration;

@@ -1,0 +1,382 @@
+//! `blaxel-operator plan`: what a change of manifests will do to Blaxel, before it is merged.
+//!
+//! Reads manifests ([`manifests`]), refuses invalid ones, reads each workspace once with the operator's
+//! own client, read only ([`remote`]), and asks each kind's dry run (in the kind's own folder, listed
+//! in [`kinds`]) what the operator would write, with the same pure planners the reconcilers use. The
+//! result ([`report`]) is printed as text, Markdown or JSON ([`render`]).
+
+pub mod diff;
+pub mod kinds;
+pub mod manifests;
+pub mod remote;
+pub mod render;
+pub mod report;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+
+use crate::blaxel::ApiKey;
+use crate::blaxel::api::Scope;
+use crate::blaxel::client::{ClientConfig, HttpClient};
+use crate::blaxel::error::ApiError;
+use crate::crd::PAUSED_ANNOTATION;
+use crate::reconcile::conditions::Why;
+use crate::reconcile::credentials::DefaultKey;
+use manifests::Manifest;
+use remote::{Remote, Settings};
+use report::{Action, Change, Invalid, Note, Plan, WorkspacePlan};
+
+/// `plan`'s command line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlanArgs {
+    /// Manifests after the change: files, folders (every .yaml, .yml and .json under them), or `-` for
+    /// stdin. Together they are the whole declared set: a WorkspaceMember left out of them counts as
+    /// not declared (an Authoritative workspace would remove its person), and two objects in them that
+    /// claim one remote identity are an error.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Manifests before the change (e.g. the target branch): objects only there are shown deleted,
+    /// as their `deletionPolicy` says.
+    #[arg(long)]
+    pub base: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = render::Format::Text)]
+    pub format: render::Format,
+    /// The namespace of objects that name none.
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+    /// Blaxel API base URL.
+    #[arg(long, env = "BL_API_URL", default_value = "https://api.blaxel.ai/v0")]
+    pub api_url: String,
+    /// File holding the key for workspaces without a `BL_API_KEY_<WORKSPACE>` variable (the workspace
+    /// name upper-cased, `-` as `_`); else `BL_API_KEY`.
+    #[arg(long, env = "BL_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// The operator's `--instance`.
+    #[arg(long, env = "BLAXEL_INSTANCE", default_value = "")]
+    pub instance: String,
+    /// The operator's `--max-reinvites`.
+    #[arg(long, env = "BLAXEL_MAX_REINVITES", default_value_t = 3)]
+    pub max_reinvites: u32,
+}
+
+/// What one object's dry run found: the writes for it, or why the operator would not act.
+pub struct Outcome {
+    kind: &'static str,
+    object: String,
+    changes: Vec<Change>,
+    notes: Vec<Note>,
+}
+
+impl Outcome {
+    fn new(kind: &'static str, m: &Manifest) -> Self {
+        Self {
+            kind,
+            object: format!("{}/{}", m.namespace, m.name),
+            changes: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// A write the operator would make.
+    pub fn change(&mut self, action: Action, target: &str, details: Vec<String>) {
+        self.changes.push(Change {
+            action,
+            kind: self.kind.to_owned(),
+            object: self.object.clone(),
+            target: target.to_owned(),
+            details,
+        });
+    }
+
+    /// Why the operator would not act: the condition it would report.
+    pub fn note(&mut self, why: &Why) {
+        self.notes.push(Note {
+            kind: self.kind.to_owned(),
+            object: self.object.clone(),
+            reason: why.reason.clone(),
+            message: why.message.clone(),
+        });
+    }
+}
+
+/// One declared object, decoded by its kind's dry run.
+#[async_trait]
+pub trait Declared: Send + Sync {
+    /// The workspace it acts in.
+    fn workspace(&self) -> &str;
+    /// The remote identity it claims there (an e-mail, a sandbox name): one object per identity.
+    fn identity(&self) -> String;
+    /// The writes for it as declared. `removed`: a deleted object removes the identity first.
+    async fn plan(&self, remote: &Remote, removed: bool, out: &mut Outcome)
+    -> Result<(), ApiError>;
+    /// The writes once it is deleted; true when they remove the identity remotely.
+    async fn plan_deleted(&self, remote: &Remote, out: &mut Outcome) -> Result<bool, ApiError>;
+}
+
+/// A kind `plan` covers: its name and how a manifest of it is decoded.
+pub struct Kind {
+    /// `kind`.
+    pub kind: &'static str,
+    /// The typed object, or why it does not decode.
+    pub decode: fn(&Manifest) -> Result<Box<dyn Declared>, String>,
+}
+
+/// Why `plan` could not run at all (a refused manifest or a remote error is part of the plan instead).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A path could not be read.
+    #[error(transparent)]
+    Read(#[from] manifests::ReadError),
+    /// The HTTP client could not be built (a bad `--api-url`).
+    #[error(transparent)]
+    Client(#[from] crate::blaxel::client::ConfigError),
+    /// The key file could not be read.
+    #[error("--api-key-file: {0}")]
+    KeyFile(std::io::Error),
+}
+
+/// A decoded object and its manifest.
+struct Object {
+    manifest: Manifest,
+    kind: &'static str,
+    declared: Box<dyn Declared>,
+}
+
+/// Runs `plan`: the plan, to be rendered.
+///
+/// # Errors
+/// When the manifests cannot be read or the client cannot be built.
+pub async fn run(args: &PlanArgs) -> Result<Plan, PlanError> {
+    let head = manifests::read(&args.files, &args.namespace)?;
+    let base = manifests::read(&args.base, &args.namespace)?;
+    let mut invalid = Vec::new();
+    let head = decode_all(head, &mut invalid);
+    let base = decode_all(base, &mut invalid);
+    duplicates(&head, &mut invalid);
+    if !invalid.is_empty() {
+        return Ok(Plan {
+            version: 1,
+            invalid,
+            workspaces: Vec::new(),
+        });
+    }
+    let present: HashSet<_> = head.iter().map(|o| key(&o.manifest)).collect();
+    let gone: Vec<Object> = base
+        .into_iter()
+        .filter(|o| !present.contains(&key(&o.manifest)))
+        .collect();
+    let mut by_workspace: BTreeMap<String, (Vec<Object>, Vec<Object>)> = BTreeMap::new();
+    for o in head {
+        by_workspace
+            .entry(o.declared.workspace().to_owned())
+            .or_default()
+            .0
+            .push(o);
+    }
+    for o in gone {
+        by_workspace
+            .entry(o.declared.workspace().to_owned())
+            .or_default()
+            .1
+            .push(o);
+    }
+    let api = HttpClient::new(ClientConfig {
+        base_url: args.api_url.clone(),
+        ..ClientConfig::default()
+    })?;
+    let default_key = match &args.api_key_file {
+        Some(path) => (
+            DefaultKey::file(path.clone()).map_err(PlanError::KeyFile)?,
+            "--api-key-file",
+        ),
+        None => (DefaultKey::Fixed(env_key("BL_API_KEY")), "BL_API_KEY"),
+    };
+    let settings = Settings {
+        instance: Some(args.instance.clone()).filter(|i| !i.is_empty()),
+        max_reinvites: args.max_reinvites,
+    };
+    let mut workspaces = Vec::new();
+    for (workspace, (declared, deleted)) in by_workspace {
+        let mut plan = WorkspacePlan {
+            workspace: workspace.clone(),
+            ..WorkspacePlan::default()
+        };
+        let Some((key, from)) = workspace_key(&workspace, &default_key) else {
+            plan.error = Some(format!(
+                "no key for workspace {workspace}: set {} or BL_API_KEY (or --api-key-file)",
+                key_variable(&workspace)
+            ));
+            workspaces.push(plan);
+            continue;
+        };
+        plan.credentials = Some(from);
+        let remote = Remote::new(
+            api.clone(),
+            Scope {
+                workspace,
+                api_key: key,
+            },
+            settings.clone(),
+        );
+        if let Err(e) = plan_workspace(&remote, &declared, &deleted, &mut plan).await {
+            plan.error = Some(e.to_string());
+            plan.changes.clear();
+            plan.notes.clear();
+            plan.unchanged = 0;
+        }
+        plan.changes.sort_by(|a, b| {
+            (!a.action.is_removal(), &a.kind, &a.object).cmp(&(
+                !b.action.is_removal(),
+                &b.kind,
+                &b.object,
+            ))
+        });
+        workspaces.push(plan);
+    }
+    Ok(Plan {
+        version: 1,
+        invalid,
+        workspaces,
+    })
+}
+
+/// Deletions first (an identity they remove is then absent for the object that declares it now),
+/// then every declared object.
+async fn plan_workspace(
+    remote: &Remote,
+    declared: &[Object],
+    deleted: &[Object],
+    plan: &mut WorkspacePlan,
+) -> Result<(), ApiError> {
+    let mut removed = HashSet::new();
+    for o in deleted {
+        let mut out = Outcome::new(o.kind, &o.manifest);
+        if paused(&o.manifest) {
+            out.note(&paused_why());
+        } else if o.declared.plan_deleted(remote, &mut out).await? {
+            removed.insert((o.kind, o.declared.identity()));
+        }
+        collect(out, plan);
+    }
+    for o in declared {
+        let mut out = Outcome::new(o.kind, &o.manifest);
+        if paused(&o.manifest) {
+            out.note(&paused_why());
+        } else {
+            let gone = removed.contains(&(o.kind, o.declared.identity()));
+            o.declared.plan(remote, gone, &mut out).await?;
+        }
+        collect(out, plan);
+    }
+    Ok(())
+}
+
+fn collect(out: Outcome, plan: &mut WorkspacePlan) {
+    if out.changes.is_empty() && out.notes.is_empty() {
+        plan.unchanged += 1;
+    }
+    plan.changes.extend(out.changes);
+    plan.notes.extend(out.notes);
+}
+
+fn paused(m: &Manifest) -> bool {
+    m.value
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(PAUSED_ANNOTATION))
+        .and_then(serde_json::Value::as_str)
+        == Some("true")
+}
+
+fn paused_why() -> Why {
+    Why::new(
+        "Paused",
+        format!("{PAUSED_ANNOTATION} is \"true\": the operator makes no remote write for it"),
+    )
+}
+
+/// `(kind, namespace, name)`.
+fn key(m: &Manifest) -> (String, String, String) {
+    (m.kind.clone(), m.namespace.clone(), m.name.clone())
+}
+
+/// Decodes every manifest with its kind's dry run; the others are refused.
+fn decode_all(manifests: Vec<Manifest>, invalid: &mut Vec<Invalid>) -> Vec<Object> {
+    let mut out = Vec::new();
+    for m in manifests {
+        let refuse = |m: &Manifest, error: String| Invalid {
+            file: m.source.file.clone(),
+            document: m.source.document,
+            object: Some(m.label()),
+            errors: vec![error],
+        };
+        let Some(kind) = kinds::KINDS.iter().find(|k| k.kind == m.kind) else {
+            invalid.push(refuse(
+                &m,
+                format!("no kind {} in {}", m.kind, crate::crd::GROUP),
+            ));
+            continue;
+        };
+        match (kind.decode)(&m) {
+            Ok(declared) => out.push(Object {
+                manifest: m,
+                kind: kind.kind,
+                declared,
+            }),
+            Err(e) => invalid.push(refuse(&m, e)),
+        }
+    }
+    out
+}
+
+/// Two declared objects claiming one remote identity: the API server would rank them by creation
+/// time, which manifests do not have, so it is an error.
+fn duplicates(objects: &[Object], invalid: &mut Vec<Invalid>) {
+    let mut seen: BTreeMap<(&str, &str, String), &Manifest> = BTreeMap::new();
+    for o in objects {
+        let claim = (o.kind, o.declared.workspace(), o.declared.identity());
+        if let Some(first) = seen.get(&claim) {
+            invalid.push(Invalid {
+                file: o.manifest.source.file.clone(),
+                document: o.manifest.source.document,
+                object: Some(o.manifest.label()),
+                errors: vec![format!(
+                    "{} in workspace {} is also declared by {} ({}): one object per identity",
+                    claim.2,
+                    claim.1,
+                    first.label(),
+                    first.source
+                )],
+            });
+        } else {
+            seen.insert(claim, &o.manifest);
+        }
+    }
+}
+
+/// The environment variable holding a workspace's own key: `BL_API_KEY_` and the name upper-cased,
+/// `-` as `_`.
+#[must_use]
+pub fn key_variable(workspace: &str) -> String {
+    format!(
+        "BL_API_KEY_{}",
+        workspace.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+fn env_key(variable: &str) -> Option<ApiKey> {
+    std::env::var(variable)
+        .ok()
+        .map(|k| ApiKey::new(k.trim()))
+        .filter(|k| !k.is_empty())
+}
+
+/// The workspace's key and where it came from: its own variable, else the default key.
+fn workspace_key(workspace: &str, default: &(DefaultKey, &str)) -> Option<(ApiKey, String)> {
+    let own = key_variable(workspace);
+    env_key(&own)
+        .map(|k| (k, own))
+        .or_else(|| default.0.current().map(|k| (k, default.1.to_owned())))
+}

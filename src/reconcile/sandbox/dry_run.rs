@@ -1,0 +1,156 @@
+//! `plan` for Sandbox: the sandbox planner run over the workspace's sandbox list, writing nothing.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::plan::{self, CleanupStep, Owner, SandboxAction, SandboxInput};
+use super::{owner_label, remote_name};
+use crate::blaxel::error::ApiError;
+use crate::blaxel::model::Sandbox as RemoteSandbox;
+use crate::crd::{PowerState, Sandbox};
+use crate::plan::diff::changed;
+use crate::plan::manifests::Manifest;
+use crate::plan::remote::Remote;
+use crate::plan::report::Action;
+use crate::plan::{Declared, Kind, Outcome};
+use crate::reconcile::cached::Cached;
+use crate::reconcile::conditions::Health;
+use crate::reconcile::managed::{Managed, unusable_spec};
+
+/// Sandbox in `plan`.
+pub const KIND: Kind = Kind {
+    kind: "Sandbox",
+    decode,
+};
+
+fn decode(m: &Manifest) -> Result<Box<dyn Declared>, String> {
+    serde_json::from_value::<Cached<Sandbox>>(m.value.clone())
+        .map(|obj| Box::new(obj) as Box<dyn Declared>)
+        .map_err(|e| e.to_string())
+}
+
+/// The listed sandbox named `name`, if any.
+async fn observed(remote: &Remote, name: &str) -> Result<Option<RemoteSandbox>, ApiError> {
+    let sandboxes = remote.sandboxes().await?;
+    Ok(sandboxes
+        .items
+        .iter()
+        .find(|s| s.metadata.name == name)
+        .cloned())
+}
+
+/// What a write sends, as JSON: the labels and the spec.
+fn written(s: &RemoteSandbox) -> Value {
+    serde_json::json!({
+        "labels": s.metadata.labels,
+        "spec": serde_json::to_value(&s.spec).unwrap_or_default(),
+    })
+}
+
+/// Environment values may be secrets: shown as changed only.
+fn secret(path: &str) -> bool {
+    path.contains("envs")
+}
+
+#[async_trait]
+impl Declared for Cached<Sandbox> {
+    fn workspace(&self) -> &str {
+        Managed::workspace(self)
+    }
+
+    fn identity(&self) -> String {
+        remote_name(self).to_owned()
+    }
+
+    async fn plan(
+        &self,
+        remote: &Remote,
+        removed: bool,
+        out: &mut Outcome,
+    ) -> Result<(), ApiError> {
+        if let Some(why) = unusable_spec(self) {
+            out.note(&why);
+            return Ok(());
+        }
+        let name = remote_name(self);
+        let current = if removed {
+            None
+        } else {
+            observed(remote, name).await?
+        };
+        let label = owner_label(self);
+        let step = plan::plan(SandboxInput {
+            spec: &self.spec,
+            name,
+            owner: Owner {
+                object: &label,
+                instance: remote.settings().instance.as_deref(),
+            },
+            observed: current.as_ref(),
+            power_control: None,
+            reported_phase: None,
+        });
+        match step.action {
+            Some(SandboxAction::Create(body)) => {
+                out.change(
+                    Action::Create,
+                    name,
+                    changed(&Value::Null, &written(&body), &secret),
+                );
+                // Created running; the next pass stops it.
+                if self.spec.state == PowerState::Stopped {
+                    out.change(Action::Stop, name, vec![]);
+                }
+            }
+            Some(SandboxAction::Update(body)) => {
+                let before = current.as_ref().map(written).unwrap_or_default();
+                let action = if step.adopts {
+                    Action::Adopt
+                } else {
+                    Action::Update
+                };
+                out.change(action, name, changed(&before, &written(&body), &secret));
+            }
+            Some(SandboxAction::Start) => out.change(Action::Start, name, vec![]),
+            Some(SandboxAction::Stop) => out.change(Action::Stop, name, vec![]),
+            None => {
+                if let Health::Stalled(why) = &step.health {
+                    out.note(why);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn plan_deleted(&self, remote: &Remote, out: &mut Outcome) -> Result<bool, ApiError> {
+        if unusable_spec(self).is_some() {
+            return Ok(false);
+        }
+        let name = remote_name(self);
+        let current = observed(remote, name).await?;
+        let label = owner_label(self);
+        let owner = Owner {
+            object: &label,
+            instance: remote.settings().instance.as_deref(),
+        };
+        match plan::plan_cleanup(self.spec.deletion_policy, current.as_ref(), owner) {
+            CleanupStep::Delete => {
+                out.change(
+                    Action::Delete,
+                    name,
+                    vec!["deletionPolicy Delete".to_owned()],
+                );
+                Ok(true)
+            }
+            CleanupStep::Release(_) => {
+                out.change(
+                    Action::Release,
+                    name,
+                    vec!["deletionPolicy Orphan: the operator's labels taken off".to_owned()],
+                );
+                Ok(false)
+            }
+            CleanupStep::Wait | CleanupStep::Done => Ok(false),
+        }
+    }
+}

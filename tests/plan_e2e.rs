@@ -1,0 +1,520 @@
+//! `blaxel-operator plan`, end to end: the real binary against the simulator over HTTP, with a seeded
+//! workspace; and the same manifests applied to the real API server with the operator running, whose
+//! remote writes must be the plan's actions, one for one.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::io::AsyncWriteExt;
+
+use kube::api::DeleteParams;
+use serde_json::{Value, json};
+use support::operator::{DEADLINE, World, eventually, fast_sandboxes, wait_gone};
+
+/// What a run of `plan` gave.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("plan's JSON: {e}\n{}", self.stdout))
+    }
+}
+
+/// Runs `blaxel-operator plan ARGS` against the world's simulator, `stdin` piped in, with `env` (the
+/// key in `BL_API_KEY` unless `env` gives one).
+async fn plan_with(world: &World, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_blaxel-operator"));
+    command
+        .arg("plan")
+        .args(args)
+        .env_clear()
+        .env("BL_API_URL", world.sim.base_url())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if env.is_empty() {
+        command.env("BL_API_KEY", &world.key);
+    }
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// [`plan_with`] the world's key in `BL_API_KEY`.
+async fn plan(world: &World, args: &[&str], stdin: &str) -> Run {
+    plan_with(world, args, stdin, &[]).await
+}
+
+/// A request to the simulated Blaxel API with the world's key; panics unless it succeeds.
+async fn blaxel(world: &World, method: reqwest::Method, path: &str, body: Value) {
+    let resp = reqwest::Client::new()
+        .request(method.clone(), format!("{}{path}", world.sim.base_url()))
+        .bearer_auth(&world.key)
+        .header("X-Blaxel-Workspace", &world.workspace)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.status().is_success(),
+        "{method} {path}: {}",
+        resp.status()
+    );
+}
+
+/// A sandbox made remotely, `labels` on it, waited for until DEPLOYED.
+async fn remote_sandbox(world: &World, name: &str, labels: Value) {
+    let body = json!({
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"runtime": {"image": "blaxel/base-image:latest", "memory": 2048}},
+    });
+    blaxel(world, reqwest::Method::POST, "/sandboxes", body).await;
+    eventually(&format!("sandbox {name} DEPLOYED"), DEADLINE, || async {
+        let s = world.remote_sandbox(name).await?;
+        (s["status"] == "DEPLOYED").then_some(())
+    })
+    .await;
+}
+
+/// The ownership labels the operator writes for object `name` of the world's namespace.
+fn owned_by(world: &World, name: &str) -> Value {
+    json!({"managed-by": "blaxel-operator", "blaxel-operator-owner": format!("{}.{name}", world.ns)})
+}
+
+/// A person already in the workspace (or invited: `accepted` false).
+async fn member(world: &World, email: &str, role: &str, accepted: bool) {
+    world
+        .sim_control(
+            &format!("workspaces/{}/members", world.workspace),
+            json!({"email": email, "role": role, "accepted": accepted}),
+        )
+        .await;
+}
+
+fn yaml_member(ns: &str, ws: &str, name: &str, email: &str, role: &str, policy: &str) -> String {
+    format!(
+        "apiVersion: blaxel.ai/v1alpha1\nkind: WorkspaceMember\nmetadata: {{name: {name}, namespace: {ns}}}\n\
+         spec: {{workspace: {ws}, email: {email}, role: {role}, deletionPolicy: {policy}}}\n---\n"
+    )
+}
+
+fn yaml_sandbox(ns: &str, ws: &str, name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: blaxel.ai/v1alpha1\nkind: Sandbox\nmetadata: {{name: {name}, namespace: {ns}}}\n\
+         spec: {{workspace: {ws}, image: blaxel/base-image:latest, memory: 2048{extra}}}\n---\n"
+    )
+}
+
+/// The seeded workspace and the manifests before (`base`) and after (`head`) the change, so that
+/// every action appears once: remove, revoke, delete and release for objects only in `base`; invite,
+/// set-role, create, stop, update, adopt and start for objects in `head`.
+async fn seeded(world: &World, dir: &Path) -> (String, String) {
+    let (ns, ws) = (world.ns.as_str(), world.workspace.as_str());
+    member(world, "carol@example.com", "member", true).await;
+    member(world, "dave@example.com", "member", false).await;
+    member(world, "erin@example.com", "member", true).await;
+    remote_sandbox(world, "old", owned_by(world, "old")).await;
+    remote_sandbox(world, "kept", owned_by(world, "kept")).await;
+    remote_sandbox(world, "grow", owned_by(world, "grow")).await;
+    remote_sandbox(world, "handmade", json!({})).await;
+    remote_sandbox(world, "halt", owned_by(world, "halt")).await;
+    let common = [
+        yaml_member(ns, ws, "erin", "erin@example.com", "admin", "Delete"),
+        yaml_sandbox(ns, ws, "grow", ", memory: 4096"),
+        yaml_sandbox(ns, ws, "handmade", ""),
+        yaml_sandbox(ns, ws, "halt", ", state: Stopped"),
+    ]
+    .concat();
+    let base = [
+        common.clone(),
+        yaml_member(ns, ws, "carol", "carol@example.com", "member", "Delete"),
+        yaml_member(ns, ws, "dave", "dave@example.com", "member", "Delete"),
+        yaml_sandbox(ns, ws, "old", ", deletionPolicy: Delete"),
+        yaml_sandbox(ns, ws, "kept", ", deletionPolicy: Orphan"),
+    ]
+    .concat();
+    let head = [
+        common,
+        yaml_member(ns, ws, "alice", "alice@example.com", "admin", "Delete"),
+        yaml_sandbox(ns, ws, "fresh", ", state: Stopped"),
+    ]
+    .concat();
+    std::fs::write(dir.join("base.yaml"), &base).unwrap();
+    std::fs::create_dir(dir.join("head")).unwrap();
+    std::fs::write(dir.join("head/all.yaml"), &head).unwrap();
+    (base, head)
+}
+
+/// The (action, target) pairs of a JSON plan, sorted.
+fn actions(plan: &Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = plan["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w["changes"].as_array().cloned().unwrap_or_default())
+        .map(|c| {
+            (
+                c["action"].as_str().unwrap().to_owned(),
+                c["target"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut out: Vec<_> = list
+        .iter()
+        .map(|(a, t)| ((*a).to_owned(), (*t).to_owned()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Requests the simulator answered that write (any method but GET), by route.
+fn writes(world: &World) -> BTreeMap<String, u64> {
+    let stats = world.sim.stats();
+    stats["byRoute"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(route, _)| !route.starts_with("GET "))
+        .map(|(route, v)| (route.clone(), v["total"].as_u64().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// What the seeded change does: every action once, or twice with different targets.
+fn every_action() -> Vec<(String, String)> {
+    pairs(&[
+        ("remove", "carol@example.com"),
+        ("revoke", "dave@example.com"),
+        ("delete", "old"),
+        ("release", "kept"),
+        ("invite", "alice@example.com"),
+        ("set-role", "alice@example.com"),
+        ("set-role", "erin@example.com"),
+        ("create", "fresh"),
+        ("stop", "fresh"),
+        ("update", "grow"),
+        ("adopt", "handmade"),
+        ("stop", "halt"),
+    ])
+}
+
+/// What the text and Markdown forms of the seeded plan must show: each action, and the summary.
+fn format_marks() -> [(&'static str, Vec<String>); 2] {
+    let actions = [
+        ("-", "remove"),
+        ("-", "revoke"),
+        ("-", "delete"),
+        ("+", "invite"),
+        ("~", "set-role"),
+        ("+", "create"),
+        ("~", "update"),
+        ("~", "adopt"),
+        ("~", "stop"),
+        ("~", "release"),
+    ];
+    let text = actions
+        .iter()
+        .map(|(s, a)| format!("{s} {a} "))
+        .chain(["Plan: 2 to add, 7 to change, 3 to remove.".to_owned()])
+        .collect();
+    let markdown = actions
+        .iter()
+        .map(|(_, a)| format!("| `{a}` |"))
+        .chain(["#### Workspace".to_owned()])
+        .collect();
+    [("text", text), ("markdown", markdown)]
+}
+
+#[tokio::test]
+async fn every_action_in_every_format_and_nothing_written() {
+    let world = World::new(fast_sandboxes()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, head) = seeded(&world, dir.path()).await;
+    let before = writes(&world);
+    let head_dir = dir.path().join("head");
+    let base = dir.path().join("base.yaml");
+    let args = |format: &'static str| {
+        vec![
+            "-f".to_owned(),
+            head_dir.display().to_string(),
+            "--base".to_owned(),
+            base.display().to_string(),
+            "--format".to_owned(),
+            format.to_owned(),
+        ]
+    };
+    let run = async |format| {
+        let a = args(format);
+        plan(
+            &world,
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+            "",
+        )
+        .await
+    };
+    let json_run = run("json").await;
+    assert_eq!(json_run.code, 2, "changes: exit 2\n{}", json_run.stderr);
+    let expected = every_action();
+    let plan_json = json_run.json();
+    assert_eq!(actions(&plan_json), expected, "{}", json_run.stdout);
+    let first = &plan_json["workspaces"][0]["changes"];
+    let order: Vec<&str> = first
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        order[..3]
+            .iter()
+            .all(|a| ["remove", "revoke", "delete"].contains(a)),
+        "removals first: {order:?}"
+    );
+    assert!(
+        json_run
+            .stdout
+            .contains("spec.runtime.memory: 2048 -> 4096")
+    );
+    for (format, marks) in format_marks() {
+        let r = run(format).await;
+        assert_eq!(r.code, 2, "{format}: {}", r.stderr);
+        for m in marks {
+            assert!(r.stdout.contains(&m), "{format} lacks {m:?}:\n{}", r.stdout);
+        }
+        assert!(!r.stdout.contains(&world.key), "{format} shows the key");
+    }
+    // The same head from stdin, without base: no deletions.
+    let r = plan(&world, &["-f", "-", "--format", "json"], &head).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        !actions(&r.json())
+            .iter()
+            .any(|(a, _)| ["remove", "revoke", "delete", "release"].contains(&a.as_str())),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(writes(&world), before, "plan wrote to Blaxel");
+    for r in [&json_run, &r] {
+        assert!(!r.stdout.contains(&world.key) && !r.stderr.contains(&world.key));
+    }
+}
+
+#[tokio::test]
+async fn exit_codes_no_change_invalid_and_errors() {
+    let world = World::new(fast_sandboxes()).await;
+    let (ns, ws) = (world.ns.as_str(), world.workspace.as_str());
+    member(&world, "carol@example.com", "member", true).await;
+    let same = yaml_member(ns, ws, "carol", "carol@example.com", "member", "Delete");
+    let r = plan(&world, &["-f", "-"], &same).await;
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("No changes"), "{}", r.stdout);
+    // Two objects claiming one e-mail: refused, nothing planned.
+    let twice = format!(
+        "{same}{}",
+        yaml_member(ns, ws, "carol2", "carol@example.com", "admin", "Delete")
+    );
+    let r = plan(&world, &["-f", "-", "--format", "json"], &twice).await;
+    assert_eq!(r.code, 1);
+    let invalid = &r.json()["invalid"][0];
+    assert_eq!(invalid["document"], 2);
+    assert!(
+        invalid["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("is also declared by WorkspaceMember"),
+        "{invalid}"
+    );
+    // A workspace without a key is reported, not guessed.
+    let other = yaml_member(ns, "elsewhere", "x", "x@example.com", "member", "Delete");
+    let own = format!("BL_API_KEY_{}", ws.to_ascii_uppercase());
+    let r = plan_with(
+        &world,
+        &["-f", "-"],
+        &format!("{same}{other}"),
+        &[(&own, &world.key)],
+    )
+    .await;
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout
+            .contains("no key for workspace elsewhere: set BL_API_KEY_ELSEWHERE"),
+        "{}",
+        r.stdout
+    );
+    // A key Blaxel refuses: the workspace is not planned.
+    let r = plan_with(&world, &["-f", "-"], &same, &[(&own, "made-up-key")]).await;
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("not planned"), "{}", r.stdout);
+    assert!(!r.stdout.contains("made-up-key") && !r.stderr.contains("made-up-key"));
+    // Not YAML at all.
+    let r = plan(&world, &["-f", "-"], "kind: [").await;
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("- (document 1)"), "{}", r.stderr);
+}
+
+/// The plan's actions are what the operator then does: base applied and settled, then head applied
+/// (and base's other objects deleted); the simulator's writes equal the plan's, route by route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_makes_exactly_the_planned_writes() {
+    let mut world = World::new(fast_sandboxes()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (base, head) = seeded(&world, dir.path()).await;
+    let _op = world.start_operator(&["--removal-limit", "0"]);
+    kubectl_apply(&world, &base).await;
+    settled(
+        &world,
+        &["erin", "carol", "dave"],
+        &["grow", "handmade", "halt", "old", "kept"],
+    )
+    .await;
+    let planned = plan(
+        &world,
+        &[
+            "-f",
+            &dir.path().join("head").display().to_string(),
+            "--base",
+            &dir.path().join("base.yaml").display().to_string(),
+            "--format",
+            "json",
+        ],
+        "",
+    )
+    .await;
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for (action, _) in actions(&planned.json()) {
+        let route = match action.as_str() {
+            "invite" => "POST /v0/users",
+            "set-role" => "PUT /v0/users/{subOrEmail}",
+            "remove" | "revoke" => "DELETE /v0/users/{subOrEmail}",
+            "create" => "POST /v0/sandboxes",
+            "update" | "adopt" | "release" => "PUT /v0/sandboxes/{name}",
+            "stop" => "PUT /v0/sandboxes/{name}/stop",
+            "start" => "PUT /v0/sandboxes/{name}/start",
+            "delete" => "DELETE /v0/sandboxes/{name}",
+            other => panic!("unmapped action {other}"),
+        };
+        *expected.entry(route.to_owned()).or_default() += 1;
+    }
+    let before = writes(&world);
+    for name in ["carol", "dave"] {
+        world
+            .members()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    for name in ["old", "kept"] {
+        world
+            .sandboxes()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    kubectl_apply(&world, &head).await;
+    for name in ["carol", "dave"] {
+        wait_gone(&world.members(), name).await;
+    }
+    for name in ["old", "kept"] {
+        wait_gone(&world.sandboxes(), name).await;
+    }
+    settled(
+        &world,
+        &["erin", "alice"],
+        &["grow", "handmade", "halt", "fresh"],
+    )
+    .await;
+    let mut made = writes(&world);
+    for (route, n) in before {
+        if let Some(m) = made.get_mut(&route) {
+            *m -= n;
+        }
+    }
+    made.retain(|_, n| *n > 0);
+    assert_eq!(
+        made, expected,
+        "the writes made, against the plan:\n{}",
+        planned.stdout
+    );
+}
+
+/// `kubectl apply --server-side -f -` of `yaml` with the world's kubeconfig.
+async fn kubectl_apply(world: &World, yaml: &str) {
+    let mut child = tokio::process::Command::new("kubectl")
+        .args(["apply", "--server-side", "-f", "-"])
+        .env("KUBECONFIG", world.kubeconfig())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .await
+        .unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every named object has a status for its generation that is done with remote writes: members Ready
+/// or waiting for their invitation, sandboxes Ready.
+async fn settled(world: &World, members: &[&str], sandboxes: &[&str]) {
+    let done = |v: Value, waiting: &[&str]| {
+        let s = &v["status"];
+        s["observedGeneration"] == v["metadata"]["generation"]
+            && s["conditions"].as_array().is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c["type"] == "Ready"
+                        && (c["status"] == "True"
+                            || waiting.contains(&c["reason"].as_str().unwrap_or_default()))
+                })
+            })
+    };
+    eventually("every object settled", DEADLINE, || async {
+        for name in members {
+            let m = serde_json::to_value(world.members().get(name).await.ok()?).ok()?;
+            done(m, &["InvitationPending"]).then_some(())?;
+        }
+        for name in sandboxes {
+            let s = serde_json::to_value(world.sandboxes().get(name).await.ok()?).ok()?;
+            done(s, &[]).then_some(())?;
+        }
+        Some(())
+    })
+    .await;
+}
