@@ -7,4 +7,7 @@ use crate::reconcile;
 pub const KINDS: &[Kind] = &[
     reconcile::member::dry_run::KIND,
     reconcile::sandbox::dry_run::KIND,
+    reconcile::workspace::dry_run::KIND,
+    reconcile::integration::dry_run::KIND,
+    reconcile::preview::dry_run::KIND,
 ];

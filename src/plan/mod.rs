@@ -102,6 +102,14 @@ impl Outcome {
     }
 }
 
+/// What every dry run may look at besides its own object.
+pub struct Scene<'a> {
+    /// Every object declared after the change, in every workspace.
+    pub declared: &'a [Manifest],
+    /// The identities (kind, identity) that deleted objects remove remotely first.
+    pub removed: &'a HashSet<(&'static str, String)>,
+}
+
 /// One declared object, decoded by its kind's dry run.
 #[async_trait]
 pub trait Declared: Send + Sync {
@@ -109,20 +117,34 @@ pub trait Declared: Send + Sync {
     fn workspace(&self) -> &str;
     /// The remote identity it claims there (an e-mail, a sandbox name): one object per identity.
     fn identity(&self) -> String;
-    /// The writes for it as declared. `removed`: a deleted object removes the identity first.
-    async fn plan(&self, remote: &Remote, removed: bool, out: &mut Outcome)
-    -> Result<(), ApiError>;
-    /// The writes once it is deleted; true when they remove the identity remotely.
-    async fn plan_deleted(&self, remote: &Remote, out: &mut Outcome) -> Result<bool, ApiError>;
+    /// The writes for it as declared.
+    async fn plan(
+        &self,
+        remote: &Remote,
+        scene: &Scene<'_>,
+        out: &mut Outcome,
+    ) -> Result<(), ApiError>;
+    /// The writes once it is deleted (`declared`: every object declared after the change); true when
+    /// they remove the identity remotely.
+    async fn plan_deleted(
+        &self,
+        remote: &Remote,
+        declared: &[Manifest],
+        out: &mut Outcome,
+    ) -> Result<bool, ApiError>;
 }
 
 /// A kind `plan` covers: its name and how a manifest of it is decoded.
 pub struct Kind {
     /// `kind`.
     pub kind: &'static str,
-    /// The typed object, or why it does not decode.
-    pub decode: fn(&Manifest) -> Result<Box<dyn Declared>, String>,
+    /// The typed object, or why it does not decode; the declared set is there to resolve references
+    /// (a SandboxPreview's Sandbox).
+    pub decode: Decode,
 }
+
+/// A kind's decoder: the manifest, and every manifest declared beside it.
+pub type Decode = fn(&Manifest, &[Manifest]) -> Result<Box<dyn Declared>, String>;
 
 /// Why `plan` could not run at all (a refused manifest or a remote error is part of the plan instead).
 #[derive(Debug, thiserror::Error)]
@@ -153,8 +175,10 @@ pub async fn run(args: &PlanArgs) -> Result<Plan, PlanError> {
     let head = manifests::read(&args.files, &args.namespace)?;
     let base = manifests::read(&args.base, &args.namespace)?;
     let mut invalid = Vec::new();
-    let head = decode_all(head, &mut invalid);
-    let base = decode_all(base, &mut invalid);
+    let declared = head.clone();
+    let head = decode_all(head, &declared, &mut invalid);
+    let base_set = base.clone();
+    let base = decode_all(base, &base_set, &mut invalid);
     duplicates(&head, &mut invalid);
     if !invalid.is_empty() {
         return Ok(Plan {
@@ -199,7 +223,7 @@ pub async fn run(args: &PlanArgs) -> Result<Plan, PlanError> {
         max_reinvites: args.max_reinvites,
     };
     let mut workspaces = Vec::new();
-    for (workspace, (declared, deleted)) in by_workspace {
+    for (workspace, (declared_here, deleted)) in by_workspace {
         let mut plan = WorkspacePlan {
             workspace: workspace.clone(),
             ..WorkspacePlan::default()
@@ -221,7 +245,12 @@ pub async fn run(args: &PlanArgs) -> Result<Plan, PlanError> {
             },
             settings.clone(),
         );
-        if let Err(e) = plan_workspace(&remote, &declared, &deleted, &mut plan).await {
+        let objects = Objects {
+            declared: &declared_here,
+            deleted: &deleted,
+            all: &declared,
+        };
+        if let Err(e) = plan_workspace(&remote, &objects, &mut plan).await {
             plan.error = Some(e.to_string());
             plan.changes.clear();
             plan.notes.clear();
@@ -243,31 +272,44 @@ pub async fn run(args: &PlanArgs) -> Result<Plan, PlanError> {
     })
 }
 
+/// A workspace's objects: declared after the change, and deleted by it; and every declared one.
+struct Objects<'a> {
+    declared: &'a [Object],
+    deleted: &'a [Object],
+    all: &'a [Manifest],
+}
+
 /// Deletions first (an identity they remove is then absent for the object that declares it now),
 /// then every declared object.
 async fn plan_workspace(
     remote: &Remote,
-    declared: &[Object],
-    deleted: &[Object],
+    objects: &Objects<'_>,
     plan: &mut WorkspacePlan,
 ) -> Result<(), ApiError> {
     let mut removed = HashSet::new();
-    for o in deleted {
+    for o in objects.deleted {
         let mut out = Outcome::new(o.kind, &o.manifest);
         if paused(&o.manifest) {
             out.note(&paused_why());
-        } else if o.declared.plan_deleted(remote, &mut out).await? {
+        } else if o
+            .declared
+            .plan_deleted(remote, objects.all, &mut out)
+            .await?
+        {
             removed.insert((o.kind, o.declared.identity()));
         }
         collect(out, plan);
     }
-    for o in declared {
+    let scene = Scene {
+        declared: objects.all,
+        removed: &removed,
+    };
+    for o in objects.declared {
         let mut out = Outcome::new(o.kind, &o.manifest);
         if paused(&o.manifest) {
             out.note(&paused_why());
         } else {
-            let gone = removed.contains(&(o.kind, o.declared.identity()));
-            o.declared.plan(remote, gone, &mut out).await?;
+            o.declared.plan(remote, &scene, &mut out).await?;
         }
         collect(out, plan);
     }
@@ -303,7 +345,11 @@ fn key(m: &Manifest) -> (String, String, String) {
 }
 
 /// Decodes every manifest with its kind's dry run; the others are refused.
-fn decode_all(manifests: Vec<Manifest>, invalid: &mut Vec<Invalid>) -> Vec<Object> {
+fn decode_all(
+    manifests: Vec<Manifest>,
+    all: &[Manifest],
+    invalid: &mut Vec<Invalid>,
+) -> Vec<Object> {
     let mut out = Vec::new();
     for m in manifests {
         let refuse = |m: &Manifest, error: String| Invalid {
@@ -319,7 +365,7 @@ fn decode_all(manifests: Vec<Manifest>, invalid: &mut Vec<Invalid>) -> Vec<Objec
             ));
             continue;
         };
-        match (kind.decode)(&m) {
+        match (kind.decode)(&m, all) {
             Ok(declared) => out.push(Object {
                 manifest: m,
                 kind: kind.kind,

@@ -3,10 +3,15 @@
 
 use tokio::sync::OnceCell;
 
-use crate::blaxel::api::{SandboxesApi, Scope, UsersApi};
+use crate::blaxel::api::{
+    IntegrationsApi, PreviewsApi, SandboxesApi, Scope, UsersApi, WorkspacesApi,
+};
 use crate::blaxel::client::HttpClient;
 use crate::blaxel::error::ApiError;
-use crate::blaxel::model::{Listing, Sandbox, WorkspaceUser};
+use crate::blaxel::model::{
+    IntegrationConnection, Listing, Preview, Sandbox, Workspace, WorkspaceAvailability,
+    WorkspaceUser,
+};
 
 /// What the operator's configuration adds to a plan.
 #[derive(Debug, Clone, Default)]
@@ -24,6 +29,7 @@ pub struct Remote {
     settings: Settings,
     users: OnceCell<Listing<WorkspaceUser>>,
     sandboxes: OnceCell<Listing<Sandbox>>,
+    connections: OnceCell<Listing<IntegrationConnection>>,
 }
 
 impl Remote {
@@ -36,6 +42,7 @@ impl Remote {
             settings,
             users: OnceCell::new(),
             sandboxes: OnceCell::new(),
+            connections: OnceCell::new(),
         }
     }
 
@@ -63,5 +70,43 @@ impl Remote {
         self.sandboxes
             .get_or_try_init(|| self.api.list_sandboxes(&self.scope))
             .await
+    }
+
+    /// `GET /integrations/connections`, read once.
+    ///
+    /// # Errors
+    /// The remote error.
+    pub async fn connections(&self) -> Result<&Listing<IntegrationConnection>, ApiError> {
+        self.connections
+            .get_or_try_init(|| self.api.list_connections(&self.scope))
+            .await
+    }
+
+    /// `GET /workspaces/{name}`: `None` when absent for this key.
+    ///
+    /// # Errors
+    /// The remote error.
+    pub async fn workspace(&self, name: &str) -> Result<Option<Workspace>, ApiError> {
+        crate::reconcile::workspace::as_observed(self.api.get_workspace(&self.scope, name).await)
+    }
+
+    /// `POST /workspaces/availability`: a read, despite the method.
+    ///
+    /// # Errors
+    /// The remote error.
+    pub async fn availability(&self, name: &str) -> Result<WorkspaceAvailability, ApiError> {
+        self.api.workspace_availability(&self.scope, name).await
+    }
+
+    /// `GET /sandboxes/{sandbox}/previews/{name}`: `None` when absent.
+    ///
+    /// # Errors
+    /// The remote error.
+    pub async fn preview(&self, sandbox: &str, name: &str) -> Result<Option<Preview>, ApiError> {
+        match self.api.get_preview(&self.scope, sandbox, name).await {
+            Ok(p) => Ok(Some(p)),
+            Err(ApiError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! models → report. The secret's values appear nowhere but in the request that carries them: status
 //! holds a keyed digest ([`super::digest`]).
 
+pub mod dry_run;
 pub mod plan;
 
 use std::collections::BTreeMap;

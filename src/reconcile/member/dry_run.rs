@@ -10,7 +10,7 @@ use crate::crd::{Role, WorkspaceMember};
 use crate::plan::manifests::Manifest;
 use crate::plan::remote::Remote;
 use crate::plan::report::Action;
-use crate::plan::{Declared, Kind, Outcome};
+use crate::plan::{Declared, Kind, Outcome, Scene};
 use crate::reconcile::cache::same_email;
 use crate::reconcile::cached::Cached;
 use crate::reconcile::conditions::Health;
@@ -22,7 +22,7 @@ pub const KIND: Kind = Kind {
     decode,
 };
 
-fn decode(m: &Manifest) -> Result<Box<dyn Declared>, String> {
+fn decode(m: &Manifest, _: &[Manifest]) -> Result<Box<dyn Declared>, String> {
     serde_json::from_value::<Cached<WorkspaceMember>>(m.value.clone())
         .map(|obj| Box::new(obj) as Box<dyn Declared>)
         .map_err(|e| e.to_string())
@@ -51,7 +51,7 @@ impl Declared for Cached<WorkspaceMember> {
     async fn plan(
         &self,
         remote: &Remote,
-        removed: bool,
+        scene: &Scene<'_>,
         out: &mut Outcome,
     ) -> Result<(), ApiError> {
         if let Some(why) = unusable_spec(self) {
@@ -59,6 +59,9 @@ impl Declared for Cached<WorkspaceMember> {
             return Ok(());
         }
         let email = self.spec.email.as_str();
+        let removed = scene
+            .removed
+            .contains(&(KIND.kind, Managed::identity(self)));
         let mut user = if removed {
             None
         } else {
@@ -109,7 +112,12 @@ impl Declared for Cached<WorkspaceMember> {
         Ok(())
     }
 
-    async fn plan_deleted(&self, remote: &Remote, out: &mut Outcome) -> Result<bool, ApiError> {
+    async fn plan_deleted(
+        &self,
+        remote: &Remote,
+        _: &[Manifest],
+        out: &mut Outcome,
+    ) -> Result<bool, ApiError> {
         if unusable_spec(self).is_some() {
             return Ok(false);
         }

@@ -4,6 +4,7 @@
 //! token, write the Secret, delete the operator's other tokens) → report. Status records where the
 //! preview is, so that cleanup finds it when the Sandbox object is gone.
 
+pub mod dry_run;
 pub mod plan;
 pub mod secret;
 

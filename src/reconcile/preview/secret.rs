@@ -79,16 +79,20 @@ impl<'a> SecretToken<'a> {
     }
 }
 
+/// The name of the Secret a private preview's token is kept in: `spec.token.secretName`, else
+/// `<metadata.name>-token`.
+pub fn secret_name(obj: &Cached<SandboxPreview>) -> String {
+    obj.spec
+        .token
+        .as_ref()
+        .and_then(|t| t.secret_name.clone())
+        .unwrap_or_else(|| format!("{}-token", obj.name_any()))
+}
+
 impl<'a> TokenSecret<'a> {
-    /// The Secret the spec names now (`spec.token.secretName`, else `<metadata.name>-token`).
+    /// The Secret the spec names now ([`secret_name`]).
     pub fn new(obj: &'a Cached<SandboxPreview>, ctx: &Context) -> Self {
-        let name = obj
-            .spec
-            .token
-            .as_ref()
-            .and_then(|t| t.secret_name.clone())
-            .unwrap_or_else(|| format!("{}-token", obj.name_any()));
-        Self::named(obj, ctx, name)
+        Self::named(obj, ctx, secret_name(obj))
     }
 
     /// The Secret `name` of this object (one its status recorded under a former name, say).

@@ -12,7 +12,7 @@ use crate::plan::diff::changed;
 use crate::plan::manifests::Manifest;
 use crate::plan::remote::Remote;
 use crate::plan::report::Action;
-use crate::plan::{Declared, Kind, Outcome};
+use crate::plan::{Declared, Kind, Outcome, Scene};
 use crate::reconcile::cached::Cached;
 use crate::reconcile::conditions::Health;
 use crate::reconcile::managed::{Managed, unusable_spec};
@@ -23,7 +23,7 @@ pub const KIND: Kind = Kind {
     decode,
 };
 
-fn decode(m: &Manifest) -> Result<Box<dyn Declared>, String> {
+fn decode(m: &Manifest, _: &[Manifest]) -> Result<Box<dyn Declared>, String> {
     serde_json::from_value::<Cached<Sandbox>>(m.value.clone())
         .map(|obj| Box::new(obj) as Box<dyn Declared>)
         .map_err(|e| e.to_string())
@@ -65,7 +65,7 @@ impl Declared for Cached<Sandbox> {
     async fn plan(
         &self,
         remote: &Remote,
-        removed: bool,
+        scene: &Scene<'_>,
         out: &mut Outcome,
     ) -> Result<(), ApiError> {
         if let Some(why) = unusable_spec(self) {
@@ -73,6 +73,9 @@ impl Declared for Cached<Sandbox> {
             return Ok(());
         }
         let name = remote_name(self);
+        let removed = scene
+            .removed
+            .contains(&(KIND.kind, Declared::identity(self)));
         let current = if removed {
             None
         } else {
@@ -122,7 +125,12 @@ impl Declared for Cached<Sandbox> {
         Ok(())
     }
 
-    async fn plan_deleted(&self, remote: &Remote, out: &mut Outcome) -> Result<bool, ApiError> {
+    async fn plan_deleted(
+        &self,
+        remote: &Remote,
+        _: &[Manifest],
+        out: &mut Outcome,
+    ) -> Result<bool, ApiError> {
         if unusable_spec(self).is_some() {
             return Ok(false);
         }

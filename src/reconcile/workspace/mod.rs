@@ -1,6 +1,7 @@
 //! Workspace reconciler: observe (the workspace, and the shared user list) → plan (pure: the record,
 //! then the membership policy) → act (check, create, update; remove unmanaged members) → report.
 
+pub mod dry_run;
 pub mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -265,7 +266,17 @@ async fn observe(
     scope: &Scope,
     name: &str,
 ) -> Result<Option<RemoteWorkspace>, ApiError> {
-    match ctx.api.get_workspace(scope, name).await {
+    as_observed(ctx.api.get_workspace(scope, name).await)
+}
+
+/// A `GET /workspaces/{name}` answer as what was observed: `None` when absent for this key.
+///
+/// # Errors
+/// Any other error.
+pub fn as_observed(
+    answer: Result<RemoteWorkspace, ApiError>,
+) -> Result<Option<RemoteWorkspace>, ApiError> {
+    match answer {
         Ok(ws) => Ok(Some(ws)),
         // 403: the workspace exists and this key may not see it (another account's, or another
         // workspace than a workspace key's own): none of ours. The availability check then tells.
@@ -462,7 +473,7 @@ async fn announce(
 }
 
 /// The namespaces whose WorkspaceMembers count as declared.
-fn member_namespaces(obj: &Cached<Workspace>) -> Vec<String> {
+pub fn member_namespaces(obj: &Cached<Workspace>) -> Vec<String> {
     obj.spec
         .members
         .namespaces
