@@ -518,3 +518,104 @@ async fn settled(world: &World, members: &[&str], sandboxes: &[&str]) {
     })
     .await;
 }
+
+/// Workspace membership, integration connections and previews: an Authoritative workspace removes
+/// the person no WorkspaceMember declares (not the protected one), a connection is created with its
+/// secret never shown and another deleted, and a private preview is created with its token.
+#[tokio::test]
+async fn workspace_connection_and_preview_kinds() {
+    let world = World::new(fast_sandboxes()).await;
+    let (ns, ws) = (world.ns.as_str(), world.workspace.as_str());
+    member(&world, "carol@example.com", "member", true).await;
+    member(&world, "zed@example.com", "member", true).await;
+    member(&world, "boss@example.com", "admin", true).await;
+    remote_sandbox(&world, "box", owned_by(&world, "box")).await;
+    let connection = |name: &str| json!({"metadata": {"name": name}, "spec": {"integration": "openai", "config": {}, "sandbox": false, "secret": {"apiKey": "sk-old-value"}}});
+    blaxel(
+        &world,
+        reqwest::Method::POST,
+        "/integrations/connections",
+        connection("old-conn"),
+    )
+    .await;
+    let old_conn = format!(
+        "apiVersion: blaxel.ai/v1alpha1\nkind: IntegrationConnection\nmetadata: {{name: old-conn, namespace: {ns}}}\n\
+         spec: {{workspace: {ws}, integration: openai, secretRef: {{name: openai}}, deletionPolicy: Delete}}\n---\n"
+    );
+    let head = [
+        format!(
+            "apiVersion: blaxel.ai/v1alpha1\nkind: Workspace\nmetadata: {{name: {ws}, namespace: {ns}}}\n\
+             spec: {{members: {{policy: Authoritative, protected: [boss@example.com]}}}}\n---\n"
+        ),
+        yaml_member(ns, ws, "carol", "carol@example.com", "member", "Delete"),
+        format!(
+            "apiVersion: blaxel.ai/v1alpha1\nkind: IntegrationConnection\nmetadata: {{name: openai, namespace: {ns}}}\n\
+             spec: {{workspace: {ws}, integration: openai, config: {{org: acme}}, secretRef: {{name: openai}}}}\n---\n"
+        ),
+        yaml_sandbox(ns, ws, "box", ""),
+        format!(
+            "apiVersion: blaxel.ai/v1alpha1\nkind: SandboxPreview\nmetadata: {{name: web, namespace: {ns}}}\n\
+             spec: {{sandboxRef: {{name: box}}, port: 3000}}\n---\n"
+        ),
+    ]
+    .concat();
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.yaml");
+    std::fs::write(&base, format!("{head}{old_conn}")).unwrap();
+    let before = writes(&world);
+    let r = plan(
+        &world,
+        &[
+            "-f",
+            "-",
+            "--base",
+            &base.display().to_string(),
+            "--format",
+            "json",
+        ],
+        &head,
+    )
+    .await;
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    let plan_json = r.json();
+    let kinds: Vec<(String, String, String)> = plan_json["workspaces"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["action"].as_str().unwrap().to_owned(),
+                c["kind"].as_str().unwrap().to_owned(),
+                c["target"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("delete", "IntegrationConnection", "old-conn"),
+        ("remove", "Workspace", "zed@example.com"),
+        ("create", "IntegrationConnection", "openai"),
+        ("create", "SandboxPreview", "box/web"),
+    ]
+    .map(|(a, k, t)| (a.to_owned(), k.to_owned(), t.to_owned()));
+    assert_eq!(kinds, expected, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("a token, kept in Secret web-token"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("sk-old-value"));
+    assert_eq!(writes(&world), before, "plan wrote to Blaxel");
+    // A preview whose Sandbox is not among the manifests is refused.
+    let lone = format!(
+        "apiVersion: blaxel.ai/v1alpha1\nkind: SandboxPreview\nmetadata: {{name: web, namespace: {ns}}}\n\
+         spec: {{sandboxRef: {{name: nothing}}, port: 3000}}\n"
+    );
+    let r = plan(&world, &["-f", "-"], &lone).await;
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout
+            .contains("names Sandbox nothing, which the manifests do not declare"),
+        "{}",
+        r.stdout
+    );
+}
