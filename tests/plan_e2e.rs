@@ -619,3 +619,40 @@ async fn workspace_connection_and_preview_kinds() {
         r.stdout
     );
 }
+
+/// The CI examples parse, run `plan` through `$PLAN_ARGS`, and the operator accepts that command line.
+#[test]
+fn ci_examples_run_a_valid_plan() {
+    use blaxel_operator::cli::{Cli, Command as Sub};
+    use clap::Parser;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci");
+    for (file, pointer, script) in [
+        (
+            "github-actions.yaml",
+            "/env/PLAN_ARGS",
+            "/jobs/plan/steps/2/run",
+        ),
+        (
+            "gitlab-ci.yaml",
+            "/blaxel-plan/variables/PLAN_ARGS",
+            "/blaxel-plan/script",
+        ),
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let doc: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let args = doc.pointer(pointer).and_then(Value::as_str).unwrap();
+        let script = doc.pointer(script).unwrap().to_string();
+        assert!(
+            script.contains("$PLAN_ARGS"),
+            "{file} runs PLAN_ARGS: {script}"
+        );
+        let line = std::iter::once("blaxel-operator").chain(args.split_whitespace());
+        match Cli::try_parse_from(line).map(|cli| cli.command) {
+            Ok(Sub::Plan(plan)) => {
+                assert!(!plan.base.is_empty(), "{file}: plans against the base");
+            }
+            Ok(other) => panic!("{file}: {other:?}"),
+            Err(e) => panic!("{file}: {e}"),
+        }
+    }
+}

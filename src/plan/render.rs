@@ -121,7 +121,7 @@ fn row(c: &Change) -> String {
         c.kind,
         cell(&c.object),
         cell(&c.target),
-        cell(&c.details.join("; "))
+        cell(&c.details.join("<br>"))
     )
 }
 
