@@ -3,6 +3,8 @@
 
 use tokio::sync::OnceCell;
 
+use crate::reconcile::conditions::Why;
+
 use crate::blaxel::api::{
     IntegrationsApi, PreviewsApi, SandboxesApi, Scope, UsersApi, WorkspacesApi,
 };
@@ -108,5 +110,78 @@ impl Remote {
             Err(ApiError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// The listed record whose identity is `identity` (`same` compares identities), as the operator's
+/// list cache answers: a record that could not be read for that identity, or one whose identity could
+/// not be read at all, leaves it unknown (the operator then waits; so does the plan).
+///
+/// # Errors
+/// Why the record is unknown, as a `RemoteListIncomplete` verdict.
+pub fn find<T: Clone>(
+    listing: &Listing<T>,
+    identity: &str,
+    id_of: impl Fn(&T) -> &str,
+    same: impl Fn(&str, &str) -> bool,
+) -> Result<Option<T>, Why> {
+    if let Some(item) = listing.items.iter().find(|i| same(id_of(i), identity)) {
+        return Ok(Some(item.clone()));
+    }
+    let unknown = listing
+        .unreadable
+        .iter()
+        .find(|u| u.identity.as_deref().is_none_or(|id| same(id, identity)));
+    match unknown {
+        Some(u) => Err(Why::new(
+            "RemoteListIncomplete",
+            format!(
+                "a listed record that may be {identity} could not be read ({}); nothing is planned for it",
+                u.error
+            ),
+        )),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use crate::blaxel::model::Unreadable;
+
+    /// `a`, and unreadable records of these identities (`None`: an identity not read either).
+    fn listing(unreadable: &[Option<&str>]) -> Listing<String> {
+        Listing {
+            items: vec!["a".to_owned()],
+            unreadable: unreadable
+                .iter()
+                .map(|identity| Unreadable {
+                    identity: identity.map(str::to_owned),
+                    error: "bad".to_owned(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn unreadable_records_leave_their_identity_unknown() {
+        fn id(s: &String) -> &str {
+            s
+        }
+        fn same(a: &str, b: &str) -> bool {
+            a.eq_ignore_ascii_case(b)
+        }
+        assert_eq!(
+            find(&listing(&[]), "A", id, same).unwrap(),
+            Some("a".to_owned())
+        );
+        assert_eq!(find(&listing(&[]), "b", id, same).unwrap(), None);
+        assert_eq!(find(&listing(&[Some("c")]), "b", id, same).unwrap(), None);
+        let why = find(&listing(&[Some("B")]), "b", id, same).unwrap_err();
+        assert_eq!(why.reason, "RemoteListIncomplete");
+        assert!(find(&listing(&[None]), "b", id, same).is_err());
+        assert!(find(&listing(&[None]), "a", id, same).is_ok());
     }
 }

@@ -12,11 +12,11 @@ use crate::blaxel::model::IntegrationConnection as RemoteConnection;
 use crate::crd::{DeletionPolicy, IntegrationConnection};
 use crate::plan::diff::changed;
 use crate::plan::manifests::Manifest;
-use crate::plan::remote::Remote;
+use crate::plan::remote::{Remote, find};
 use crate::plan::report::Action;
 use crate::plan::{Declared, Kind, Outcome, Scene};
 use crate::reconcile::cached::Cached;
-use crate::reconcile::conditions::Health;
+use crate::reconcile::conditions::{Health, Why};
 use crate::reconcile::managed::{Managed, unusable_spec};
 
 /// IntegrationConnection in `plan`.
@@ -31,14 +31,18 @@ fn decode(m: &Manifest, _: &[Manifest]) -> Result<Box<dyn Declared>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The listed connection named `name`, if any.
-async fn observed(remote: &Remote, name: &str) -> Result<Option<RemoteConnection>, ApiError> {
+/// The listed connection named `name`, if any (`Err`: unknown, see [`find`]).
+async fn observed(
+    remote: &Remote,
+    name: &str,
+) -> Result<Result<Option<RemoteConnection>, Why>, ApiError> {
     let listing = remote.connections().await?;
-    Ok(listing
-        .items
-        .iter()
-        .find(|c| c.metadata.name == name)
-        .cloned())
+    Ok(find(
+        listing,
+        name,
+        |c: &RemoteConnection| &c.metadata.name,
+        |a, b| a == b,
+    ))
 }
 
 /// The declared fields, as JSON.
@@ -67,7 +71,13 @@ impl Declared for Cached<IntegrationConnection> {
             return Ok(());
         }
         let name = remote_name(self);
-        let current = observed(remote, name).await?;
+        let current = match observed(remote, name).await? {
+            Ok(current) => current,
+            Err(why) => {
+                out.note(&why);
+                return Ok(());
+            }
+        };
         // The secret is taken as sent: plan cannot read it (the keys Blaxel shows are kept as they are).
         let shown: Vec<&str> = current
             .as_ref()
@@ -122,8 +132,13 @@ impl Declared for Cached<IntegrationConnection> {
             return Ok(false);
         }
         let name = remote_name(self);
-        if observed(remote, name).await?.is_none() {
-            return Ok(false);
+        match observed(remote, name).await? {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(false),
+            Err(why) => {
+                out.note(&why);
+                return Ok(false);
+            }
         }
         out.change(
             Action::Delete,

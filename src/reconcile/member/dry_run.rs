@@ -8,12 +8,12 @@ use crate::blaxel::error::ApiError;
 use crate::blaxel::model::WorkspaceUser;
 use crate::crd::{Role, WorkspaceMember};
 use crate::plan::manifests::Manifest;
-use crate::plan::remote::Remote;
+use crate::plan::remote::{Remote, find};
 use crate::plan::report::Action;
 use crate::plan::{Declared, Kind, Outcome, Scene};
 use crate::reconcile::cache::same_email;
 use crate::reconcile::cached::Cached;
-use crate::reconcile::conditions::Health;
+use crate::reconcile::conditions::{Health, Why};
 use crate::reconcile::managed::{Managed, unusable_spec};
 
 /// WorkspaceMember in `plan`.
@@ -28,14 +28,13 @@ fn decode(m: &Manifest, _: &[Manifest]) -> Result<Box<dyn Declared>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The remote user with `email`, if listed.
-async fn observed(remote: &Remote, email: &str) -> Result<Option<WorkspaceUser>, ApiError> {
+/// The remote user with `email`, if listed (`Err`: unknown, see [`find`]).
+async fn observed(
+    remote: &Remote,
+    email: &str,
+) -> Result<Result<Option<WorkspaceUser>, Why>, ApiError> {
     let users = remote.users().await?;
-    Ok(users
-        .items
-        .iter()
-        .find(|u| same_email(&u.email, email))
-        .cloned())
+    Ok(find(users, email, |u: &WorkspaceUser| &u.email, same_email))
 }
 
 #[async_trait]
@@ -65,7 +64,13 @@ impl Declared for Cached<WorkspaceMember> {
         let mut user = if removed {
             None
         } else {
-            observed(remote, email).await?
+            match observed(remote, email).await? {
+                Ok(user) => user,
+                Err(why) => {
+                    out.note(&why);
+                    return Ok(());
+                }
+            }
         };
         for _ in 0..super::MAX_STEPS {
             let step = plan::plan(MemberInput {
@@ -125,8 +130,13 @@ impl Declared for Cached<WorkspaceMember> {
             return Ok(false);
         };
         let email = self.spec.email.as_str();
-        let Some(user) = observed(remote, email).await? else {
-            return Ok(false);
+        let user = match observed(remote, email).await? {
+            Ok(Some(user)) => user,
+            Ok(None) => return Ok(false),
+            Err(why) => {
+                out.note(&why);
+                return Ok(false);
+            }
         };
         let action = if user.is_pending() {
             Action::Revoke

@@ -52,6 +52,11 @@ fn decode(m: &Manifest, all: &[Manifest]) -> Result<Box<dyn Declared>, String> {
     }))
 }
 
+/// Header values may carry credentials: shown as changed only.
+fn secret(path: &str) -> bool {
+    path.contains("Headers")
+}
+
 #[async_trait]
 impl Declared for Planned {
     fn workspace(&self) -> &str {
@@ -80,7 +85,7 @@ impl Declared for Planned {
         match plan::plan(&self.obj.spec, name, current.as_ref()) {
             Some(PreviewAction::Create(body)) => {
                 let after = serde_json::to_value(&body.spec).unwrap_or_default();
-                let mut details = changed(&Value::Null, &after, &|_| false);
+                let mut details = changed(&Value::Null, &after, &secret);
                 if !self.obj.spec.public {
                     details.push(format!(
                         "a token, kept in Secret {}",

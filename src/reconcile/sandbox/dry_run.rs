@@ -10,11 +10,11 @@ use crate::blaxel::model::Sandbox as RemoteSandbox;
 use crate::crd::{PowerState, Sandbox};
 use crate::plan::diff::changed;
 use crate::plan::manifests::Manifest;
-use crate::plan::remote::Remote;
+use crate::plan::remote::{Remote, find};
 use crate::plan::report::Action;
 use crate::plan::{Declared, Kind, Outcome, Scene};
 use crate::reconcile::cached::Cached;
-use crate::reconcile::conditions::Health;
+use crate::reconcile::conditions::{Health, Why};
 use crate::reconcile::managed::{Managed, unusable_spec};
 
 /// Sandbox in `plan`.
@@ -29,14 +29,18 @@ fn decode(m: &Manifest, _: &[Manifest]) -> Result<Box<dyn Declared>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The listed sandbox named `name`, if any.
-async fn observed(remote: &Remote, name: &str) -> Result<Option<RemoteSandbox>, ApiError> {
+/// The listed sandbox named `name`, if any (`Err`: unknown, see [`find`]).
+async fn observed(
+    remote: &Remote,
+    name: &str,
+) -> Result<Result<Option<RemoteSandbox>, Why>, ApiError> {
     let sandboxes = remote.sandboxes().await?;
-    Ok(sandboxes
-        .items
-        .iter()
-        .find(|s| s.metadata.name == name)
-        .cloned())
+    Ok(find(
+        sandboxes,
+        name,
+        |s: &RemoteSandbox| &s.metadata.name,
+        |a, b| a == b,
+    ))
 }
 
 /// What a write sends, as JSON: the labels and the spec.
@@ -79,7 +83,13 @@ impl Declared for Cached<Sandbox> {
         let current = if removed {
             None
         } else {
-            observed(remote, name).await?
+            match observed(remote, name).await? {
+                Ok(current) => current,
+                Err(why) => {
+                    out.note(&why);
+                    return Ok(());
+                }
+            }
         };
         let label = owner_label(self);
         let step = plan::plan(SandboxInput {
@@ -135,7 +145,13 @@ impl Declared for Cached<Sandbox> {
             return Ok(false);
         }
         let name = remote_name(self);
-        let current = observed(remote, name).await?;
+        let current = match observed(remote, name).await? {
+            Ok(current) => current,
+            Err(why) => {
+                out.note(&why);
+                return Ok(false);
+            }
+        };
         let label = owner_label(self);
         let owner = Owner {
             object: &label,
