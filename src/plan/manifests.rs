@@ -2,6 +2,7 @@
 //! multi-document YAML, `List` objects, and `-` for stdin (`kustomize build . | ... -f -`). Only the
 //! objects of the operator's group are kept; the rest (Deployments, Secrets, ...) are not plan's.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -87,7 +88,7 @@ pub fn read(paths: &[PathBuf], namespace: &str) -> Result<Vec<Manifest>, ReadErr
                 })?;
             parse("-", &text, namespace, &mut out)?;
         } else {
-            for file in files(path)? {
+            for file in files(path, &mut HashSet::new())? {
                 let text = std::fs::read_to_string(&file).map_err(|source| ReadError::Io {
                     path: file.display().to_string(),
                     source,
@@ -99,14 +100,18 @@ pub fn read(paths: &[PathBuf], namespace: &str) -> Result<Vec<Manifest>, ReadErr
     Ok(out)
 }
 
-/// A file, or every manifest file under a folder, in name order.
-fn files(path: &Path) -> Result<Vec<PathBuf>, ReadError> {
+/// A file, or every manifest file under a folder, in name order; a folder reached twice (a symbolic
+/// link back up the tree) is read once.
+fn files(path: &Path, seen: &mut HashSet<PathBuf>) -> Result<Vec<PathBuf>, ReadError> {
     let io = |source| ReadError::Io {
         path: path.display().to_string(),
         source,
     };
     if !std::fs::metadata(path).map_err(io)?.is_dir() {
         return Ok(vec![path.to_path_buf()]);
+    }
+    if !seen.insert(std::fs::canonicalize(path).map_err(io)?) {
+        return Ok(Vec::new());
     }
     let mut found = Vec::new();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
@@ -117,7 +122,7 @@ fn files(path: &Path) -> Result<Vec<PathBuf>, ReadError> {
     entries.sort();
     for entry in entries {
         if entry.is_dir() {
-            found.extend(files(&entry)?);
+            found.extend(files(&entry, seen)?);
         } else if entry
             .extension()
             .and_then(|e| e.to_str())
@@ -236,6 +241,21 @@ mod tests {
         );
         assert_eq!(out[0].source.document, 2);
         assert_eq!(out[1].source.document, 4);
+    }
+
+    #[test]
+    fn a_folder_linked_into_itself_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(
+            sub.join("a.yaml"),
+            "apiVersion: blaxel.ai/v1alpha1\nkind: Sandbox\nmetadata: {name: s}\n",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(dir.path(), sub.join("loop")).unwrap();
+        let out = read(&[dir.path().to_path_buf()], "default").unwrap();
+        assert_eq!(out.len(), 1, "{out:?}");
     }
 
     #[test]
