@@ -91,6 +91,11 @@ impl Outcome {
         });
     }
 
+    /// A lookup's answer, or `None` after noting why it is unknown.
+    pub fn known<T>(&mut self, answer: Result<T, Why>) -> Option<T> {
+        answer.map_err(|why| self.note(&why)).ok()
+    }
+
     /// Why the operator would not act: the condition it would report.
     pub fn note(&mut self, why: &Why) {
         self.notes.push(Note {
@@ -145,6 +150,19 @@ pub struct Kind {
 
 /// A kind's decoder: the manifest, and every manifest declared beside it.
 pub type Decode = fn(&Manifest, &[Manifest]) -> Result<Box<dyn Declared>, String>;
+
+/// The decoder of a kind whose object alone is all its dry run needs.
+///
+/// # Errors
+/// Why the manifest does not decode as `T`.
+pub fn decode_alone<T>(m: &Manifest, _: &[Manifest]) -> Result<Box<dyn Declared>, String>
+where
+    T: Declared + serde::de::DeserializeOwned + 'static,
+{
+    serde_json::from_value::<T>(m.value.clone())
+        .map(|obj| Box::new(obj) as Box<dyn Declared>)
+        .map_err(|e| e.to_string())
+}
 
 /// Why `plan` could not run at all (a refused manifest or a remote error is part of the plan instead).
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,7 @@ use crate::plan::diff::changed;
 use crate::plan::manifests::Manifest;
 use crate::plan::remote::{Remote, find};
 use crate::plan::report::Action;
-use crate::plan::{Declared, Kind, Outcome, Scene};
+use crate::plan::{Declared, Kind, Outcome, Scene, decode_alone};
 use crate::reconcile::cached::Cached;
 use crate::reconcile::conditions::{Health, Why};
 use crate::reconcile::managed::{Managed, unusable_spec};
@@ -22,14 +22,8 @@ use crate::reconcile::managed::{Managed, unusable_spec};
 /// IntegrationConnection in `plan`.
 pub const KIND: Kind = Kind {
     kind: "IntegrationConnection",
-    decode,
+    decode: decode_alone::<Cached<IntegrationConnection>>,
 };
-
-fn decode(m: &Manifest, _: &[Manifest]) -> Result<Box<dyn Declared>, String> {
-    serde_json::from_value::<Cached<IntegrationConnection>>(m.value.clone())
-        .map(|obj| Box::new(obj) as Box<dyn Declared>)
-        .map_err(|e| e.to_string())
-}
 
 /// The listed connection named `name`, if any (`Err`: unknown, see [`find`]).
 async fn observed(
@@ -71,12 +65,8 @@ impl Declared for Cached<IntegrationConnection> {
             return Ok(());
         }
         let name = remote_name(self);
-        let current = match observed(remote, name).await? {
-            Ok(current) => current,
-            Err(why) => {
-                out.note(&why);
-                return Ok(());
-            }
+        let Some(current) = out.known(observed(remote, name).await?) else {
+            return Ok(());
         };
         // The secret is taken as sent: plan cannot read it (the keys Blaxel shows are kept as they are).
         let shown: Vec<&str> = current
@@ -132,13 +122,8 @@ impl Declared for Cached<IntegrationConnection> {
             return Ok(false);
         }
         let name = remote_name(self);
-        match observed(remote, name).await? {
-            Ok(Some(_)) => {}
-            Ok(None) => return Ok(false),
-            Err(why) => {
-                out.note(&why);
-                return Ok(false);
-            }
+        if out.known(observed(remote, name).await?).flatten().is_none() {
+            return Ok(false);
         }
         out.change(
             Action::Delete,

@@ -10,7 +10,7 @@ use crate::crd::{Role, WorkspaceMember};
 use crate::plan::manifests::Manifest;
 use crate::plan::remote::{Remote, find};
 use crate::plan::report::Action;
-use crate::plan::{Declared, Kind, Outcome, Scene};
+use crate::plan::{Declared, Kind, Outcome, Scene, decode_alone};
 use crate::reconcile::cache::same_email;
 use crate::reconcile::cached::Cached;
 use crate::reconcile::conditions::{Health, Why};
@@ -19,14 +19,8 @@ use crate::reconcile::managed::{Managed, unusable_spec};
 /// WorkspaceMember in `plan`.
 pub const KIND: Kind = Kind {
     kind: "WorkspaceMember",
-    decode,
+    decode: decode_alone::<Cached<WorkspaceMember>>,
 };
-
-fn decode(m: &Manifest, _: &[Manifest]) -> Result<Box<dyn Declared>, String> {
-    serde_json::from_value::<Cached<WorkspaceMember>>(m.value.clone())
-        .map(|obj| Box::new(obj) as Box<dyn Declared>)
-        .map_err(|e| e.to_string())
-}
 
 /// The remote user with `email`, if listed (`Err`: unknown, see [`find`]).
 async fn observed(
@@ -64,12 +58,9 @@ impl Declared for Cached<WorkspaceMember> {
         let mut user = if removed {
             None
         } else {
-            match observed(remote, email).await? {
-                Ok(user) => user,
-                Err(why) => {
-                    out.note(&why);
-                    return Ok(());
-                }
+            match out.known(observed(remote, email).await?) {
+                Some(user) => user,
+                None => return Ok(()),
             }
         };
         for _ in 0..super::MAX_STEPS {
@@ -130,13 +121,8 @@ impl Declared for Cached<WorkspaceMember> {
             return Ok(false);
         };
         let email = self.spec.email.as_str();
-        let user = match observed(remote, email).await? {
-            Ok(Some(user)) => user,
-            Ok(None) => return Ok(false),
-            Err(why) => {
-                out.note(&why);
-                return Ok(false);
-            }
+        let Some(user) = out.known(observed(remote, email).await?).flatten() else {
+            return Ok(false);
         };
         let action = if user.is_pending() {
             Action::Revoke

@@ -12,7 +12,7 @@ use crate::plan::diff::changed;
 use crate::plan::manifests::Manifest;
 use crate::plan::remote::{Remote, find};
 use crate::plan::report::Action;
-use crate::plan::{Declared, Kind, Outcome, Scene};
+use crate::plan::{Declared, Kind, Outcome, Scene, decode_alone};
 use crate::reconcile::cached::Cached;
 use crate::reconcile::conditions::{Health, Why};
 use crate::reconcile::managed::{Managed, unusable_spec};
@@ -20,14 +20,8 @@ use crate::reconcile::managed::{Managed, unusable_spec};
 /// Sandbox in `plan`.
 pub const KIND: Kind = Kind {
     kind: "Sandbox",
-    decode,
+    decode: decode_alone::<Cached<Sandbox>>,
 };
-
-fn decode(m: &Manifest, _: &[Manifest]) -> Result<Box<dyn Declared>, String> {
-    serde_json::from_value::<Cached<Sandbox>>(m.value.clone())
-        .map(|obj| Box::new(obj) as Box<dyn Declared>)
-        .map_err(|e| e.to_string())
-}
 
 /// The listed sandbox named `name`, if any (`Err`: unknown, see [`find`]).
 async fn observed(
@@ -83,12 +77,9 @@ impl Declared for Cached<Sandbox> {
         let current = if removed {
             None
         } else {
-            match observed(remote, name).await? {
-                Ok(current) => current,
-                Err(why) => {
-                    out.note(&why);
-                    return Ok(());
-                }
+            match out.known(observed(remote, name).await?) {
+                Some(current) => current,
+                None => return Ok(()),
             }
         };
         let label = owner_label(self);
@@ -145,12 +136,8 @@ impl Declared for Cached<Sandbox> {
             return Ok(false);
         }
         let name = remote_name(self);
-        let current = match observed(remote, name).await? {
-            Ok(current) => current,
-            Err(why) => {
-                out.note(&why);
-                return Ok(false);
-            }
+        let Some(current) = out.known(observed(remote, name).await?) else {
+            return Ok(false);
         };
         let label = owner_label(self);
         let owner = Owner {

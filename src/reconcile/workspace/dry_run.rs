@@ -14,7 +14,7 @@ use crate::plan::diff::changed;
 use crate::plan::manifests::Manifest;
 use crate::plan::remote::Remote;
 use crate::plan::report::Action;
-use crate::plan::{Declared, Kind, Outcome, Scene};
+use crate::plan::{Declared, Kind, Outcome, Scene, decode_alone};
 use crate::reconcile::cache::email_key;
 use crate::reconcile::cached::Cached;
 use crate::reconcile::conditions::{Health, Why};
@@ -23,14 +23,8 @@ use crate::reconcile::managed::unusable_spec;
 /// Workspace in `plan`.
 pub const KIND: Kind = Kind {
     kind: "Workspace",
-    decode,
+    decode: decode_alone::<Cached<Workspace>>,
 };
-
-fn decode(m: &Manifest, _: &[Manifest]) -> Result<Box<dyn Declared>, String> {
-    serde_json::from_value::<Cached<Workspace>>(m.value.clone())
-        .map(|obj| Box::new(obj) as Box<dyn Declared>)
-        .map_err(|e| e.to_string())
-}
 
 /// The e-mails declared for workspace `name`: by WorkspaceMembers of the member namespaces, and of
 /// the others (which the operator counts only once their key works there; plan cannot tell, and
