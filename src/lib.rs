@@ -10,6 +10,8 @@
 //! - [`kube_local`]: the local Kubernetes API server used by the demo and the tests.
 //! - [`kube_client`]: the Kubernetes client (kube's stack over HTTP/2).
 //! - [`cli`], [`operator`], [`demo`], [`telemetry`]: the command line, `run`, `demo`, and logging.
+//! - [`validation`]: offline validation of custom resources against the CRDs, with the API server's
+//!   verdict and messages (for `plan`).
 //! - [`ops`]: around the controllers: [`metrics`], the [`server`] (`/metrics`, `/healthz`, `/readyz`) and
 //!   [`leader`] election with its write fence.
 
@@ -40,3 +42,4 @@ pub mod reconcile;
 pub mod server;
 pub mod sim;
 pub mod telemetry;
+pub mod validation;
