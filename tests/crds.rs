@@ -483,6 +483,8 @@ fn decoding_cases() -> Vec<Case> {
     use serde_json::json;
     let mut bad_name = manifest("Sandbox", "Box_1", &json!({}));
     bad_name["metadata"]["labels"] = json!({"app": "a b", "a/b/c": "x"});
+    let mut generated = manifest("Sandbox", "obj", &json!({}));
+    generated["metadata"] = json!({"generateName": "box-"});
     let mut name_not_string = manifest("Sandbox", "obj", &json!({}));
     name_not_string["metadata"]["name"] = json!(5);
     let mut unknown = manifest(
@@ -496,6 +498,11 @@ fn decoding_cases() -> Vec<Case> {
         Case {
             what: "a bad name and labels",
             obj: bad_name,
+            old: None,
+        },
+        Case {
+            what: "a generated name",
+            obj: generated,
             old: None,
         },
         Case {

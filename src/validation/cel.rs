@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cel::common::ast::{CallExpr, Expr};
+use cel::common::value::Val;
 use cel::extractors::Arguments;
 use cel::parser::Macro;
 use cel::{Context, Env, ExecutionError, Program};
@@ -237,9 +238,12 @@ impl Run<'_> {
                 continue;
             }
             let mut scope = root.new_inner_scope();
-            scope.add_variable_from_value("self", this.clone());
-            if let Some(b) = &before {
-                scope.add_variable_from_value("oldSelf", b.clone());
+            // Bound as `Val`s, converted here: every value `to_cel` makes converts.
+            let bindings = [("self", Some(&this)), ("oldSelf", before.as_ref())];
+            for (name, value) in bindings {
+                if let Some(Ok(val)) = value.map(|v| Box::<dyn Val>::try_from(v.clone())) {
+                    scope.add_variable_as_val(name, val);
+                }
             }
             let body = match rule.program.execute(&scope) {
                 Ok(cel::Value::Bool(true)) => continue,

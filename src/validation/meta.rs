@@ -277,11 +277,13 @@ pub(super) fn validate_create(meta: &Map<String, Value>) -> Vec<Cause> {
     let generate_name = string(meta, "generateName");
     if !generate_name.is_empty() {
         // As a prefix: a trailing dash is allowed (Go's maskTrailingDash).
-        let masked = match generate_name.strip_suffix('-') {
-            Some(_) if generate_name.len() > 1 => {
-                format!("{}a", &generate_name[..generate_name.len() - 2])
-            }
-            _ => generate_name.to_owned(),
+        let masked = if generate_name.len() > 1 && generate_name.ends_with('-') {
+            // Go slices bytes: a cut inside a character leaves bytes no pattern matches.
+            let mut bytes = generate_name.as_bytes()[..generate_name.len() - 2].to_vec();
+            bytes.push(b'a');
+            String::from_utf8_lossy(&bytes).into_owned()
+        } else {
+            generate_name.to_owned()
         };
         for msg in dns1123_subdomain(&masked, "characters") {
             out.push(invalid("metadata.generateName", generate_name, &msg));
@@ -384,6 +386,16 @@ mod tests {
             bodies(&validate_create(none.as_object().unwrap())),
             vec!["metadata.name: Required value: name or generateName is required"]
         );
+    }
+
+    #[test]
+    fn generate_name_is_checked_as_a_prefix() {
+        assert!(validate_create(json!({"generateName": "web-"}).as_object().unwrap()).is_empty());
+        let bad = validate_create(json!({"generateName": "é-"}).as_object().unwrap());
+        assert_eq!(bad.len(), 1);
+        assert!(bodies(&bad)[0].starts_with(
+            "metadata.generateName: Invalid value: \"é-\": a lowercase RFC 1123 subdomain"
+        ));
     }
 
     #[test]
