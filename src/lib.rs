@@ -11,6 +11,8 @@
 //! - [`kube_client`]: the Kubernetes client (kube's stack over HTTP/2).
 //! - [`cli`], [`operator`], [`demo`], [`telemetry`]: the command line, `run`, `demo`, and logging.
 //! - [`plan`]: `blaxel-operator plan`, what a change of manifests will do to Blaxel (read only).
+//! - [`validation`]: offline validation of custom resources against the CRDs, with the API server's
+//!   verdict and messages (for `plan`).
 //! - [`ops`]: around the controllers: [`metrics`], the [`server`] (`/metrics`, `/healthz`, `/readyz`) and
 //!   [`leader`] election with its write fence.
 
@@ -42,3 +44,4 @@ pub mod reconcile;
 pub mod server;
 pub mod sim;
 pub mod telemetry;
+pub mod validation;
