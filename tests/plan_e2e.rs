@@ -656,3 +656,71 @@ fn ci_examples_run_a_valid_plan() {
         }
     }
 }
+
+/// An invalid manifest is refused with the API server's own words (asked of the real server with a
+/// dry-run create), file and document named; a change of an immutable field against `--base` is
+/// refused as the server refuses the update; nothing is planned then.
+#[tokio::test]
+async fn invalid_manifests_get_the_api_servers_words() {
+    let world = World::new(fast_sandboxes()).await;
+    let (ns, ws) = (world.ns.as_str(), world.workspace.as_str());
+    let preview = json!({
+        "apiVersion": "blaxel.ai/v1alpha1", "kind": "SandboxPreview",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"sandboxRef": {"name": "box"}, "port": 70000, "public": true, "token": {"lifetime": "1h"}},
+    });
+    let resource = kube::discovery::ApiResource::erase::<blaxel_operator::crd::SandboxPreview>(&());
+    let dynamic: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(world.client.clone(), ns, &resource);
+    let server = dynamic
+        .create(
+            &kube::api::PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &serde_json::from_value(preview.clone()).unwrap(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    let text = [
+        yaml_sandbox(ns, ws, "box", ""),
+        serde_yaml::to_string(&preview).unwrap(),
+    ]
+    .join("");
+    let r = plan(&world, &["-f", "-", "--format", "json"], &text).await;
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let invalid = &r.json()["invalid"];
+    assert_eq!(invalid.as_array().unwrap().len(), 1, "{invalid}");
+    assert_eq!(invalid[0]["file"], "-");
+    assert_eq!(invalid[0]["document"], 2);
+    for error in invalid[0]["errors"].as_array().unwrap() {
+        let error = error.as_str().unwrap();
+        assert!(
+            server.contains(error),
+            "offline {error:?}, server {server:?}"
+        );
+    }
+    assert!(
+        server.contains("a public preview takes no token"),
+        "{server}"
+    );
+    // An immutable field changed between base and head.
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.yaml");
+    std::fs::write(
+        &base,
+        yaml_member(ns, ws, "carol", "carol@example.com", "member", "Delete"),
+    )
+    .unwrap();
+    let head = yaml_member(ns, ws, "carol", "karol@example.com", "member", "Delete");
+    let r = plan(
+        &world,
+        &["-f", "-", "--base", &base.display().to_string()],
+        &head,
+    )
+    .await;
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("spec.email"), "{}", r.stdout);
+    assert!(r.stdout.contains("immutable"), "{}", r.stdout);
+}

@@ -176,6 +176,9 @@ pub enum PlanError {
     /// The key file could not be read.
     #[error("--api-key-file: {0}")]
     KeyFile(std::io::Error),
+    /// The CRDs use what the offline validator does not check (a build defect, not an input one).
+    #[error(transparent)]
+    Validator(#[from] crate::validation::ValidationSetupError),
 }
 
 /// A decoded object and its manifest.
@@ -193,6 +196,20 @@ pub async fn run(args: &PlanArgs) -> Result<Plan, PlanError> {
     let head = manifests::read(&args.files, &args.namespace)?;
     let base = manifests::read(&args.base, &args.namespace)?;
     let mut invalid = Vec::new();
+    let mut base = base;
+    validate(&head, &mut base, &mut invalid)?;
+    // What the API server refuses is not decoded too (one report per manifest).
+    let refused: HashSet<(&str, usize)> = invalid
+        .iter()
+        .map(|i| (i.file.as_str(), i.document))
+        .collect();
+    let kept = |list: &[Manifest]| -> Vec<Manifest> {
+        list.iter()
+            .filter(|m| !refused.contains(&(m.source.file.as_str(), m.source.document)))
+            .cloned()
+            .collect()
+    };
+    let (head, base) = (kept(&head), kept(&base));
     let declared = head.clone();
     let head = decode_all(head, &declared, &mut invalid);
     let base_set = base.clone();
@@ -205,26 +222,7 @@ pub async fn run(args: &PlanArgs) -> Result<Plan, PlanError> {
             workspaces: Vec::new(),
         });
     }
-    let present: HashSet<_> = head.iter().map(|o| key(&o.manifest)).collect();
-    let gone: Vec<Object> = base
-        .into_iter()
-        .filter(|o| !present.contains(&key(&o.manifest)))
-        .collect();
-    let mut by_workspace: BTreeMap<String, (Vec<Object>, Vec<Object>)> = BTreeMap::new();
-    for o in head {
-        by_workspace
-            .entry(o.declared.workspace().to_owned())
-            .or_default()
-            .0
-            .push(o);
-    }
-    for o in gone {
-        by_workspace
-            .entry(o.declared.workspace().to_owned())
-            .or_default()
-            .1
-            .push(o);
-    }
+    let by_workspace = by_workspace(head, base);
     let api = HttpClient::new(ClientConfig {
         base_url: args.api_url.clone(),
         ..ClientConfig::default()
@@ -288,6 +286,31 @@ pub async fn run(args: &PlanArgs) -> Result<Plan, PlanError> {
         invalid,
         workspaces,
     })
+}
+
+/// Per workspace, the objects declared after the change, and those only before it (deleted).
+fn by_workspace(
+    head: Vec<Object>,
+    base: Vec<Object>,
+) -> BTreeMap<String, (Vec<Object>, Vec<Object>)> {
+    let present: HashSet<_> = head.iter().map(|o| key(&o.manifest)).collect();
+    let mut out: BTreeMap<String, (Vec<Object>, Vec<Object>)> = BTreeMap::new();
+    for o in head {
+        out.entry(o.declared.workspace().to_owned())
+            .or_default()
+            .0
+            .push(o);
+    }
+    for o in base
+        .into_iter()
+        .filter(|o| !present.contains(&key(&o.manifest)))
+    {
+        out.entry(o.declared.workspace().to_owned())
+            .or_default()
+            .1
+            .push(o);
+    }
+    out
 }
 
 /// A workspace's objects: declared after the change, and deleted by it; and every declared one.
@@ -360,6 +383,39 @@ fn paused_why() -> Why {
 /// `(kind, namespace, name)`.
 fn key(m: &Manifest) -> (String, String, String) {
     (m.kind.clone(), m.namespace.clone(), m.name.clone())
+}
+
+/// Checks every manifest as the API server would: a create, or an update of the object of the same
+/// kind, namespace and name in `base` (immutable fields, transition rules). Base objects the server
+/// would refuse never existed: they are dropped, not reported.
+fn validate(
+    head: &[Manifest],
+    base: &mut Vec<Manifest>,
+    invalid: &mut Vec<Invalid>,
+) -> Result<(), PlanError> {
+    let validator = crate::validation::Validator::new(&crate::crd::all())?;
+    base.retain(|m| validator.validate(&m.value, None).is_ok());
+    let before: BTreeMap<_, &Manifest> = base.iter().map(|m| (key(m), m)).collect();
+    for m in head {
+        let old = before.get(&key(m)).map(|old| &old.value);
+        if let Err(rejection) = validator.validate(&m.value, old) {
+            if rejection.reason == crate::validation::Reason::UnknownKind {
+                continue;
+            }
+            let errors = if rejection.errors.is_empty() {
+                vec![rejection.message]
+            } else {
+                rejection.errors.iter().map(ToString::to_string).collect()
+            };
+            invalid.push(Invalid {
+                file: m.source.file.clone(),
+                document: m.source.document,
+                object: Some(m.label()),
+                errors,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Decodes every manifest with its kind's dry run; the others are refused.
