@@ -134,6 +134,46 @@ fn files(path: &Path, seen: &mut HashSet<PathBuf>) -> Result<Vec<PathBuf>, ReadE
     Ok(found)
 }
 
+/// The deepest nesting of flow collections (`[`, `{`) a file may have: the YAML parser takes time
+/// quadratic in it, so a hostile file of a few megabytes would stall a CI job for hours. Manifests
+/// nest a few levels.
+const MAX_FLOW_DEPTH: usize = 64;
+
+/// The deepest nesting of `[` and `{` outside quoted scalars and comments, and the line it is on.
+fn flow_depth(text: &str) -> (usize, usize) {
+    let (mut depth, mut deepest, mut at, mut line) = (0usize, 0usize, 1, 1);
+    let (mut single, mut double, mut comment, mut escaped) = (false, false, false, false);
+    let mut previous = ' ';
+    for c in text.chars() {
+        if c == '\n' {
+            line += 1;
+            comment = false;
+        }
+        if comment {
+            previous = c;
+            continue;
+        }
+        match c {
+            _ if double && escaped => escaped = false,
+            '\\' if double => escaped = true,
+            '"' if !single => double = !double,
+            '\'' if !double => single = !single,
+            _ if single || double => {}
+            '#' if previous.is_whitespace() => comment = true,
+            '[' | '{' => {
+                depth += 1;
+                if depth > deepest {
+                    (deepest, at) = (depth, line);
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        previous = c;
+    }
+    (deepest, at)
+}
+
 /// Parses the documents of one file into `out`.
 fn parse(
     file: &str,
@@ -141,6 +181,18 @@ fn parse(
     namespace: &str,
     out: &mut Vec<Manifest>,
 ) -> Result<(), ReadError> {
+    let (depth, line) = flow_depth(text);
+    if depth > MAX_FLOW_DEPTH {
+        return Err(ReadError::Syntax {
+            at: Source {
+                file: file.to_owned(),
+                document: 1,
+            },
+            message: format!(
+                "collections nested {depth} deep (line {line}); at most {MAX_FLOW_DEPTH} are read"
+            ),
+        });
+    }
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let at = Source {
             file: file.to_owned(),
@@ -194,11 +246,12 @@ fn keep(value: Value, at: &Source, namespace: &str, out: &mut Vec<Manifest>) -> 
     else {
         return Err(format!("a {kind} without metadata.name"));
     };
-    let namespace = metadata
-        .and_then(|m| m.get("namespace"))
-        .and_then(Value::as_str)
-        .unwrap_or(namespace)
-        .to_owned();
+    let namespace = match metadata.and_then(|m| m.get("namespace")) {
+        None | Some(Value::Null) => namespace,
+        Some(Value::String(ns)) => ns,
+        Some(_) => return Err(format!("a {kind} whose metadata.namespace is not a string")),
+    }
+    .to_owned();
     let mut value = value;
     if let Some(m) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         m.insert("namespace".to_owned(), Value::String(namespace.clone()));
@@ -256,6 +309,17 @@ mod tests {
         std::os::unix::fs::symlink(dir.path(), sub.join("loop")).unwrap();
         let out = read(&[dir.path().to_path_buf()], "default").unwrap();
         assert_eq!(out.len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_parsing() {
+        let deep = format!("a: {}1{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let err = parsed(&deep).unwrap_err();
+        assert!(err.to_string().contains("nested 100000 deep"), "{err}");
+        assert_eq!(
+            flow_depth("a: '[[[' # [[[\nb: \"{{\\\"\"\nc: [[1]]\n"),
+            (2, 3)
+        );
     }
 
     #[test]

@@ -161,7 +161,17 @@ where
 {
     serde_json::from_value::<T>(m.value.clone())
         .map(|obj| Box::new(obj) as Box<dyn Declared>)
-        .map_err(|e| e.to_string())
+        .map_err(|_| undecodable(m))
+}
+
+/// Why a manifest does not decode, without serde's words (they quote the value, which may be a
+/// secret). The offline validation refuses such objects first; this is the fallback.
+#[must_use]
+pub fn undecodable(m: &Manifest) -> String {
+    format!(
+        "does not decode as a {} (a field of the wrong type)",
+        m.kind
+    )
 }
 
 /// Why `plan` could not run at all (a refused manifest or a remote error is part of the plan instead).
@@ -173,6 +183,9 @@ pub enum PlanError {
     /// The HTTP client could not be built (a bad `--api-url`).
     #[error(transparent)]
     Client(#[from] crate::blaxel::client::ConfigError),
+    /// `-` given more than once: stdin is read once.
+    #[error("`-` (stdin) may be given once, to -f or to --base")]
+    StdinTwice,
     /// The key file could not be read.
     #[error("--api-key-file: {0}")]
     KeyFile(std::io::Error),
@@ -188,15 +201,31 @@ struct Object {
     declared: Box<dyn Declared>,
 }
 
-/// Runs `plan`: the plan, to be rendered.
-///
-/// # Errors
-/// When the manifests cannot be read or the client cannot be built.
-pub async fn run(args: &PlanArgs) -> Result<Plan, PlanError> {
+/// The manifests read, checked as the API server would, and decoded.
+struct Loaded {
+    /// The objects after the change.
+    head: Vec<Object>,
+    /// The objects before it.
+    base: Vec<Object>,
+    /// Every manifest after it.
+    declared: Vec<Manifest>,
+    /// What was refused.
+    invalid: Vec<Invalid>,
+}
+
+fn load(args: &PlanArgs) -> Result<Loaded, PlanError> {
+    let stdin = args
+        .files
+        .iter()
+        .chain(&args.base)
+        .filter(|p| p.as_os_str() == "-");
+    if stdin.count() > 1 {
+        return Err(PlanError::StdinTwice);
+    }
     let head = manifests::read(&args.files, &args.namespace)?;
-    let base = manifests::read(&args.base, &args.namespace)?;
+    let mut base = manifests::read(&args.base, &args.namespace)?;
     let mut invalid = Vec::new();
-    let mut base = base;
+    once_each(&head, &mut base, &mut invalid);
     validate(&head, &mut base, &mut invalid)?;
     // What the API server refuses is not decoded too (one report per manifest).
     let refused: HashSet<(&str, usize)> = invalid
@@ -212,9 +241,27 @@ pub async fn run(args: &PlanArgs) -> Result<Plan, PlanError> {
     let (head, base) = (kept(&head), kept(&base));
     let declared = head.clone();
     let head = decode_all(head, &declared, &mut invalid);
-    let base_set = base.clone();
-    let base = decode_all(base, &base_set, &mut invalid);
+    let base = decode_all(base.clone(), &base, &mut invalid);
     duplicates(&head, &mut invalid);
+    Ok(Loaded {
+        head,
+        base,
+        declared,
+        invalid,
+    })
+}
+
+/// Runs `plan`: the plan, to be rendered.
+///
+/// # Errors
+/// When the manifests cannot be read or the client cannot be built.
+pub async fn run(args: &PlanArgs) -> Result<Plan, PlanError> {
+    let Loaded {
+        head,
+        base,
+        declared,
+        invalid,
+    } = load(args)?;
     if !invalid.is_empty() {
         return Ok(Plan {
             version: 1,
@@ -330,7 +377,9 @@ async fn plan_workspace(
     let mut removed = HashSet::new();
     for o in objects.deleted {
         let mut out = Outcome::new(o.kind, &o.manifest);
-        if paused(&o.manifest) {
+        if removed.contains(&(o.kind, o.declared.identity())) {
+            // Another deleted object of the same identity removes it already.
+        } else if paused(&o.manifest) {
             out.note(&paused_why());
         } else if o
             .declared
@@ -339,7 +388,7 @@ async fn plan_workspace(
         {
             removed.insert((o.kind, o.declared.identity()));
         }
-        collect(out, plan);
+        collect(remote, out, plan);
     }
     let scene = Scene {
         declared: objects.all,
@@ -352,31 +401,39 @@ async fn plan_workspace(
         } else {
             o.declared.plan(remote, &scene, &mut out).await?;
         }
-        collect(out, plan);
+        collect(remote, out, plan);
     }
     Ok(())
 }
 
-fn collect(out: Outcome, plan: &mut WorkspacePlan) {
+/// Adds one object's outcome to its workspace's plan. Notes may quote Blaxel (a sandbox's failure
+/// message): they are scrubbed of the workspace's key and cut to length, as the operator's are.
+fn collect(remote: &Remote, out: Outcome, plan: &mut WorkspacePlan) {
     if out.changes.is_empty() && out.notes.is_empty() {
         plan.unchanged += 1;
     }
     plan.changes.extend(out.changes);
-    plan.notes.extend(out.notes);
+    plan.notes.extend(out.notes.into_iter().map(|mut n| {
+        n.message = remote.scrub(&n.message);
+        n
+    }));
 }
 
 fn paused(m: &Manifest) -> bool {
-    m.value
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(PAUSED_ANNOTATION))
-        .and_then(serde_json::Value::as_str)
-        == Some("true")
+    crate::reconcile::paused_by(
+        m.value
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(PAUSED_ANNOTATION))
+            .and_then(serde_json::Value::as_str),
+    )
 }
 
 fn paused_why() -> Why {
     Why::new(
         "Paused",
-        format!("{PAUSED_ANNOTATION} is \"true\": the operator makes no remote write for it"),
+        format!(
+            "{PAUSED_ANNOTATION} is set (and not \"false\"): the operator makes no remote write for it"
+        ),
     )
 }
 
@@ -399,9 +456,6 @@ fn validate(
     for m in head {
         let old = before.get(&key(m)).map(|old| &old.value);
         if let Err(rejection) = validator.validate(&m.value, old) {
-            if rejection.reason == crate::validation::Reason::UnknownKind {
-                continue;
-            }
             let errors = if rejection.errors.is_empty() {
                 vec![rejection.message]
             } else {
@@ -449,6 +503,35 @@ fn decode_all(
         }
     }
     out
+}
+
+/// One object written twice: the API server would keep the last, silently dropping the first, so it
+/// is an error after the change; before it, the last is what was applied.
+fn once_each(head: &[Manifest], base: &mut Vec<Manifest>, invalid: &mut Vec<Invalid>) {
+    let mut seen: BTreeMap<_, &Manifest> = BTreeMap::new();
+    for m in head {
+        if let Some(first) = seen.insert(key(m), m) {
+            invalid.push(Invalid {
+                file: m.source.file.clone(),
+                document: m.source.document,
+                object: Some(m.label()),
+                errors: vec![format!(
+                    "{} is also written at {}: the API server would keep only one",
+                    m.label(),
+                    first.source
+                )],
+            });
+        }
+    }
+    let mut last: BTreeMap<_, usize> = BTreeMap::new();
+    for (i, m) in base.iter().enumerate() {
+        last.insert(key(m), i);
+    }
+    let mut index = 0;
+    base.retain(|m| {
+        index += 1;
+        last.get(&key(m)) == Some(&(index - 1))
+    });
 }
 
 /// Two declared objects claiming one remote identity: the API server would rank them by creation

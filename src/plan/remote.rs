@@ -48,6 +48,12 @@ impl Remote {
         }
     }
 
+    /// `text` (which may quote Blaxel) without the workspace's key, cut to length.
+    #[must_use]
+    pub fn scrub(&self, text: &str) -> String {
+        crate::blaxel::error_map::outgoing_text(text, &self.scope.api_key)
+    }
+
     /// The operator's configuration.
     #[must_use]
     pub fn settings(&self) -> &Settings {

@@ -43,8 +43,13 @@ fn summary(plan: &Plan) -> String {
         }
     }
     let failed = plan.workspaces.iter().filter(|w| w.error.is_some()).count();
-    let counts = if add + change + remove == 0 && failed == 0 {
+    let notes: usize = plan.workspaces.iter().map(|w| w.notes.len()).sum();
+    let counts = if add + change + remove == 0 && failed == 0 && notes == 0 {
         "No changes: Blaxel is as declared.".to_owned()
+    } else if add + change + remove == 0 && failed == 0 {
+        format!(
+            "No changes; {notes} note(s): objects the operator would not act for, or reports on."
+        )
     } else {
         format!("Plan: {add} to add, {change} to change, {remove} to remove.")
     };
@@ -108,20 +113,46 @@ fn credentials(w: &WorkspacePlan) -> String {
         .unwrap_or_default()
 }
 
-/// A table cell: no line break, no column break.
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+/// `s` as an inline code span that nothing in it can close (its fence is longer than any run of
+/// backticks inside), on one line, safe in a table cell (`|` escaped). Everything a manifest or
+/// Blaxel wrote goes out this way or through [`prose`], so no value can add Markdown or HTML to a
+/// pull-request comment.
+fn code(s: &str) -> String {
+    let flat = s.replace(['\n', '\r'], " ").replace('|', "\\|");
+    let longest = flat.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    format!("{fence} {flat} {fence}")
+}
+
+/// `s` as plain text: every character Markdown or HTML would read escaped, on one line.
+fn prose(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn row(c: &Change) -> String {
+    let details: Vec<String> = c.details.iter().map(|d| code(d)).collect();
     format!(
-        "| {} | `{}` | {} | `{}` | `{}` | {} |",
+        "| {} | `{}` | {} | {} | {} | {} |",
         if c.action.is_removal() { "🔴" } else { "" },
         c.action.as_str(),
         c.kind,
-        cell(&c.object),
-        cell(&c.target),
-        cell(&c.details.join("<br>"))
+        code(&c.object),
+        code(&c.target),
+        details.join("<br>")
     )
 }
 
@@ -134,11 +165,11 @@ fn markdown(plan: &Plan) -> String {
             for e in &i.errors {
                 let _ = writeln!(
                     out,
-                    "- `{}` (document {}) {}: {}",
-                    cell(&i.file),
+                    "- {} (document {}) {}: {}",
+                    code(&i.file),
                     i.document,
-                    cell(object),
-                    cell(e)
+                    code(object),
+                    prose(e)
                 );
             }
         }
@@ -146,9 +177,14 @@ fn markdown(plan: &Plan) -> String {
     }
     let _ = writeln!(out, "{}\n", summary(plan));
     for w in &plan.workspaces {
-        let _ = writeln!(out, "#### Workspace `{}`{}\n", w.workspace, credentials(w));
+        let _ = writeln!(
+            out,
+            "#### Workspace {}{}\n",
+            code(&w.workspace),
+            credentials(w)
+        );
         if let Some(e) = &w.error {
-            let _ = writeln!(out, "> **Not planned:** {}\n", cell(e));
+            let _ = writeln!(out, "> **Not planned:** {}\n", prose(e));
         }
         if !w.changes.is_empty() {
             out.push_str(
@@ -163,11 +199,11 @@ fn markdown(plan: &Plan) -> String {
         for n in &w.notes {
             let _ = writeln!(
                 out,
-                "- ⚠️ {} `{}`: {} (`{}`)",
+                "- ⚠️ {} {}: {} ({})",
                 n.kind,
-                cell(&n.object),
-                cell(&n.message),
-                n.reason
+                code(&n.object),
+                prose(&n.message),
+                code(&n.reason)
             );
         }
         if !w.notes.is_empty() {
@@ -178,4 +214,20 @@ fn markdown(plan: &Plan) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_cannot_escape_their_markdown() {
+        assert_eq!(code("a"), "` a `");
+        assert_eq!(code("x`<b>`y"), "`` x`<b>`y ``");
+        assert_eq!(code("a|b\nc"), "` a\\|b c `");
+        assert_eq!(
+            prose("<details> *x* | `y`"),
+            "&lt;details&gt; \\*x\\* \\| \\`y\\`"
+        );
+    }
 }

@@ -220,9 +220,12 @@ pub fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
 /// A safety switch fails closed: any value but `false` (in any case) pauses, so `"True"` or `"yes"`
 /// written by hand is never silently ignored.
 pub fn is_paused<K: Resource>(obj: &K) -> bool {
-    obj.annotations()
-        .get(PAUSED_ANNOTATION)
-        .is_some_and(|v| !v.trim().eq_ignore_ascii_case("false"))
+    paused_by(obj.annotations().get(PAUSED_ANNOTATION).map(String::as_str))
+}
+
+/// Whether a `blaxel.ai/paused` value pauses: any but `false`.
+pub fn paused_by(value: Option<&str>) -> bool {
+    value.is_some_and(|v| !v.trim().eq_ignore_ascii_case("false"))
 }
 
 /// The `reconcile-requested-at` value not yet handled, if any: it forces fresh remote reads.

@@ -57,7 +57,7 @@ impl Declared for Cached<IntegrationConnection> {
     async fn plan(
         &self,
         remote: &Remote,
-        _: &Scene<'_>,
+        scene: &Scene<'_>,
         out: &mut Outcome,
     ) -> Result<(), ApiError> {
         if let Some(why) = unusable_spec(self) {
@@ -65,8 +65,14 @@ impl Declared for Cached<IntegrationConnection> {
             return Ok(());
         }
         let name = remote_name(self);
-        let Some(current) = out.known(observed(remote, name).await?) else {
-            return Ok(());
+        // A deleted object of the same name deletes it first.
+        let current = if scene.removed.contains(&(KIND.kind, name.to_owned())) {
+            None
+        } else {
+            let Some(current) = out.known(observed(remote, name).await?) else {
+                return Ok(());
+            };
+            current
         };
         // The secret is taken as sent: plan cannot read it (the keys Blaxel shows are kept as they are).
         let shown: Vec<&str> = current
@@ -89,7 +95,7 @@ impl Declared for Cached<IntegrationConnection> {
         let after = fields(&self.spec.integration, &self.spec.config, self.spec.sandbox);
         match (step.action, current.as_ref()) {
             (Some(ConnectionAction::Create), _) | (Some(ConnectionAction::Update), None) => {
-                let mut details = changed(&Value::Null, &after, &|_| false);
+                let mut details = changed(&Value::Null, &after);
                 details.push(secret);
                 out.change(Action::Create, name, details);
             }
@@ -99,7 +105,7 @@ impl Declared for Cached<IntegrationConnection> {
                     &c.spec.config,
                     c.spec.sandbox.unwrap_or(false),
                 );
-                let mut details = changed(&before, &after, &|_| false);
+                let mut details = changed(&before, &after);
                 details.push(secret);
                 out.change(Action::Update, name, details);
             }

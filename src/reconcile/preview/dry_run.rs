@@ -13,7 +13,7 @@ use crate::plan::diff::changed;
 use crate::plan::manifests::Manifest;
 use crate::plan::remote::Remote;
 use crate::plan::report::Action;
-use crate::plan::{Declared, Kind, Outcome, Scene};
+use crate::plan::{Declared, Kind, Outcome, Scene, undecodable};
 use crate::reconcile::cached::Cached;
 use crate::reconcile::sandbox::remote_name;
 
@@ -32,7 +32,7 @@ struct Planned {
 
 fn decode(m: &Manifest, all: &[Manifest]) -> Result<Box<dyn Declared>, String> {
     let obj: Cached<SandboxPreview> =
-        serde_json::from_value(m.value.clone()).map_err(|e| e.to_string())?;
+        serde_json::from_value(m.value.clone()).map_err(|_| undecodable(m))?;
     let wanted = &obj.spec.sandbox_ref.name;
     let sandbox = all
         .iter()
@@ -52,11 +52,6 @@ fn decode(m: &Manifest, all: &[Manifest]) -> Result<Box<dyn Declared>, String> {
     }))
 }
 
-/// Header values may carry credentials: shown as changed only.
-fn secret(path: &str) -> bool {
-    path.contains("Headers")
-}
-
 #[async_trait]
 impl Declared for Planned {
     fn workspace(&self) -> &str {
@@ -74,8 +69,10 @@ impl Declared for Planned {
         out: &mut Outcome,
     ) -> Result<(), ApiError> {
         let name = preview_name(&self.obj);
-        // A sandbox deleted first takes its previews with it.
-        let gone = scene.removed.contains(&("Sandbox", self.sandbox.clone()));
+        // A sandbox deleted first takes its previews with it; a deleted object of the same preview
+        // deletes it first.
+        let gone = scene.removed.contains(&("Sandbox", self.sandbox.clone()))
+            || scene.removed.contains(&(KIND.kind, self.identity()));
         let current = if gone {
             None
         } else {
@@ -85,7 +82,7 @@ impl Declared for Planned {
         match plan::plan(&self.obj.spec, name, current.as_ref()) {
             Some(PreviewAction::Create(body)) => {
                 let after = serde_json::to_value(&body.spec).unwrap_or_default();
-                let mut details = changed(&Value::Null, &after, &secret);
+                let mut details = changed(&Value::Null, &after);
                 if !self.obj.spec.public {
                     details.push(format!(
                         "a token, kept in Secret {}",
@@ -100,11 +97,7 @@ impl Declared for Planned {
                     .map(|p| serde_json::to_value(&p.spec).unwrap_or_default())
                     .unwrap_or_default();
                 let after = serde_json::to_value(&body.spec).unwrap_or_default();
-                out.change(
-                    Action::Update,
-                    &target,
-                    changed(&before, &after, &|_| false),
-                );
+                out.change(Action::Update, &target, changed(&before, &after));
             }
             None => {}
         }

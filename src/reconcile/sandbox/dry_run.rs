@@ -45,11 +45,6 @@ fn written(s: &RemoteSandbox) -> Value {
     })
 }
 
-/// Environment values may be secrets: shown as changed only.
-fn secret(path: &str) -> bool {
-    path.contains("envs")
-}
-
 #[async_trait]
 impl Declared for Cached<Sandbox> {
     fn workspace(&self) -> &str {
@@ -96,11 +91,7 @@ impl Declared for Cached<Sandbox> {
         });
         match step.action {
             Some(SandboxAction::Create(body)) => {
-                out.change(
-                    Action::Create,
-                    name,
-                    changed(&Value::Null, &written(&body), &secret),
-                );
+                out.change(Action::Create, name, changed(&Value::Null, &written(&body)));
                 // Created running; the next pass stops it.
                 if self.spec.state == PowerState::Stopped {
                     out.change(Action::Stop, name, vec![]);
@@ -113,7 +104,7 @@ impl Declared for Cached<Sandbox> {
                 } else {
                     Action::Update
                 };
-                out.change(action, name, changed(&before, &written(&body), &secret));
+                out.change(action, name, changed(&before, &written(&body)));
             }
             Some(SandboxAction::Start) => out.change(Action::Start, name, vec![]),
             Some(SandboxAction::Stop) => out.change(Action::Stop, name, vec![]),

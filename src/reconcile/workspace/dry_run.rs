@@ -142,7 +142,11 @@ impl Declared for Cached<Workspace> {
             return Ok(());
         }
         let name = remote_name(self);
-        let observed = remote.workspace(name).await?;
+        let observed = if scene.removed.contains(&(KIND.kind, name.to_owned())) {
+            None
+        } else {
+            remote.workspace(name).await?
+        };
         let mut availability = None;
         loop {
             let step = plan::plan(&WorkspaceInput {
@@ -161,14 +165,14 @@ impl Declared for Cached<Workspace> {
                     out.change(
                         Action::Create,
                         name,
-                        changed(&serde_json::Value::Null, &after, &|_| false),
+                        changed(&serde_json::Value::Null, &after),
                     );
                     return Ok(());
                 }
                 Some(WorkspaceAction::Update(body)) => {
                     let before = serde_json::to_value(&observed).unwrap_or_default();
                     let after = serde_json::to_value(&body).unwrap_or_default();
-                    out.change(Action::Update, name, changed(&before, &after, &|_| false));
+                    out.change(Action::Update, name, changed(&before, &after));
                 }
                 None => {
                     if let Health::Stalled(why) = &step.health {
@@ -195,11 +199,17 @@ impl Declared for Cached<Workspace> {
         if remote.workspace(name).await?.is_none() {
             return Ok(false);
         }
+        // Another Workspace object naming it (the operator never deletes a workspace another object
+        // names), or any object acting in it.
         let users: Vec<String> = declared
             .iter()
             .filter(|m| {
-                m.kind != "Workspace"
-                    && m.value.pointer("/spec/workspace").and_then(|w| w.as_str()) == Some(name)
+                if m.kind == KIND.kind {
+                    serde_json::from_value::<Cached<Workspace>>(m.value.clone())
+                        .is_ok_and(|w| remote_name(&w) == name)
+                } else {
+                    m.value.pointer("/spec/workspace").and_then(|w| w.as_str()) == Some(name)
+                }
             })
             .map(Manifest::label)
             .collect();
