@@ -545,3 +545,31 @@ async fn a_failing_member_list_plans_nothing() {
         .collect::<Vec<_>>();
     assert!(writes.is_empty(), "plan wrote: {writes:?}");
 }
+
+/// Was a defect (a removal the operator would not make): a WorkspaceMember deleted while paused stays
+/// (its finalizer waits) and still counts as declared for an Authoritative workspace, so the operator
+/// does not remove its person; plan showed the workspace removing them.
+#[tokio::test]
+async fn a_paused_deleted_member_still_counts_as_declared() {
+    let world = World::new(fast_sandboxes()).await;
+    member(&world, "alice@example.com", "member", true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let paused = ", annotations: {blaxel.ai/paused: \"true\"}";
+    let head = yaml_authoritative(&world);
+    let base = file(
+        &dir,
+        "base.yaml",
+        &format!(
+            "{head}{}",
+            yaml_member(&world, "alice", "alice@example.com", paused)
+        ),
+    );
+    let r = plan(
+        &world,
+        &["-f", "-", "--base", &base, "--format", "json"],
+        &head,
+    )
+    .await;
+    let plan = r.json();
+    assert!(!has(&plan, "remove", "alice@example.com"), "{}", r.stdout);
+}

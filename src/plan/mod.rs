@@ -109,7 +109,8 @@ impl Outcome {
 
 /// What every dry run may look at besides its own object.
 pub struct Scene<'a> {
-    /// Every object declared after the change, in every workspace.
+    /// Every object declared after the change, in every workspace, and the deleted ones that stay
+    /// (paused: their finalizer waits).
     pub declared: &'a [Manifest],
     /// The identities (kind, identity) that deleted objects remove remotely first.
     pub removed: &'a HashSet<(&'static str, String)>,
@@ -207,7 +208,7 @@ struct Loaded {
     head: Vec<Object>,
     /// The objects before it.
     base: Vec<Object>,
-    /// Every manifest after it.
+    /// Every manifest after it, and the deleted ones that stay (paused).
     declared: Vec<Manifest>,
     /// What was refused.
     invalid: Vec<Invalid>,
@@ -239,7 +240,16 @@ fn load(args: &PlanArgs) -> Result<Loaded, PlanError> {
             .collect()
     };
     let (head, base) = (kept(&head), kept(&base));
-    let declared = head.clone();
+    // A deleted object that is paused stays (its finalizer waits): it still counts as declared.
+    let present: HashSet<_> = head.iter().map(key).collect();
+    let declared: Vec<Manifest> = head
+        .iter()
+        .chain(
+            base.iter()
+                .filter(|m| paused(m) && !present.contains(&key(m))),
+        )
+        .cloned()
+        .collect();
     let head = decode_all(head, &declared, &mut invalid);
     let base = decode_all(base.clone(), &base, &mut invalid);
     duplicates(&head, &mut invalid);
