@@ -46,6 +46,10 @@ pub struct OperatorArgs {
     /// mounted Secret is used without a restart); else the `BL_API_KEY` environment variable is used.
     #[arg(long, env = "BL_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
+    /// PEM file of CA certificates trusted for the Blaxel API besides the built-in roots (a proxy or a
+    /// private endpoint with a CA of its own).
+    #[arg(long, env = "BL_API_CA_FILE")]
+    pub api_ca_file: Option<PathBuf>,
     /// Namespaces allowed to use the default key (comma-separated; `*` for all; empty for none).
     #[arg(
         long,

@@ -31,9 +31,24 @@ pub fn blaxel_client(args: &OperatorArgs) -> Result<HttpClient, RunError> {
         base_url: args.api_url.clone(),
         rate_limit: args.api_rate_limit,
         burst: args.api_burst,
+        ca_bundle: read_ca_file(args.api_ca_file.as_deref())
+            .map_err(|e| RunError::Config(e.to_string()))?,
         ..ClientConfig::default()
     })
     .map_err(|e| RunError::Config(e.to_string()))
+}
+
+/// The content of `--api-ca-file`, if given.
+///
+/// # Errors
+/// When the file cannot be read (the message names it).
+pub fn read_ca_file(path: Option<&std::path::Path>) -> Result<Option<Vec<u8>>, std::io::Error> {
+    path.map(|p| {
+        std::fs::read(p).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("--api-ca-file {}: {e}", p.display()))
+        })
+    })
+    .transpose()
 }
 
 /// Runs the operator until `shutdown` resolves.

@@ -1182,3 +1182,75 @@ async fn idle_connections_after_a_burst_are_few() {
     client.list_users(&scope).await.unwrap();
     assert_eq!(open.load(Ordering::SeqCst), 4, "a later request reuses one");
 }
+
+/// `--api-ca-file`: an endpoint whose certificate a CA of one's own signed is reached with that CA
+/// added, and refused without it (the built-in roots do not know it).
+#[tokio::test]
+async fn a_private_ca_is_trusted_only_when_given() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use tokio::io::AsyncWriteExt;
+    use tokio_rustls::rustls;
+
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n[]";
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    let base = format!("https://{addr}/v0");
+    let trusting = HttpClient::new(ClientConfig {
+        ca_bundle: Some(ca.pem().into_bytes()),
+        ..config(&base)
+    })
+    .unwrap();
+    assert_eq!(
+        trusting.list_sandboxes(&scope()).await.unwrap().items.len(),
+        0
+    );
+    let error = client(&base).list_sandboxes(&scope()).await.unwrap_err();
+    assert_eq!(error.category(), "Unavailable", "{error}");
+    assert!(matches!(
+        HttpClient::new(ClientConfig {
+            ca_bundle: Some(b"not a certificate".to_vec()),
+            ..config(&base)
+        }),
+        Err(blaxel_operator::blaxel::client::ConfigError::CaBundle(_))
+    ));
+}

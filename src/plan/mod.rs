@@ -54,6 +54,9 @@ pub struct PlanArgs {
     /// name upper-cased, `-` as `_`); else `BL_API_KEY`.
     #[arg(long, env = "BL_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
+    /// PEM file of CA certificates trusted for the Blaxel API besides the built-in roots.
+    #[arg(long, env = "BL_API_CA_FILE")]
+    pub api_ca_file: Option<PathBuf>,
     /// The operator's `--instance`.
     #[arg(long, env = "BLAXEL_INSTANCE", default_value = "")]
     pub instance: String,
@@ -187,6 +190,9 @@ pub enum PlanError {
     /// `-` given more than once: stdin is read once.
     #[error("`-` (stdin) may be given once, to -f or to --base")]
     StdinTwice,
+    /// The CA file could not be read.
+    #[error("{0}")]
+    CaFile(std::io::Error),
     /// The key file could not be read.
     #[error("--api-key-file: {0}")]
     KeyFile(std::io::Error),
@@ -282,6 +288,8 @@ pub async fn run(args: &PlanArgs) -> Result<Plan, PlanError> {
     let by_workspace = by_workspace(head, base);
     let api = HttpClient::new(ClientConfig {
         base_url: args.api_url.clone(),
+        ca_bundle: crate::operator::read_ca_file(args.api_ca_file.as_deref())
+            .map_err(PlanError::CaFile)?,
         ..ClientConfig::default()
     })?;
     let default_key = match &args.api_key_file {

@@ -76,6 +76,9 @@ pub struct ClientConfig {
     /// list. Default 60 s: a workspace of 10,000 sandboxes is 50 pages, a few seconds even rate-limited, so
     /// only a server that never stops announcing more pages (or crawls) gets near it.
     pub list_deadline: Duration,
+    /// PEM certificates trusted besides the built-in roots (`--api-ca-file`: a proxy or a private
+    /// endpoint signed by a CA of one's own). Default none.
+    pub ca_bundle: Option<Vec<u8>>,
 }
 
 impl Default for ClientConfig {
@@ -89,6 +92,7 @@ impl Default for ClientConfig {
             retry: RetryPolicy::default(),
             max_body_bytes: 32 * 1024 * 1024,
             list_deadline: Duration::from_secs(60),
+            ca_bundle: None,
         }
     }
 }
@@ -116,6 +120,9 @@ pub enum ConfigError {
     /// The list time bound is 0.
     #[error("invalid list time bound: it must be positive")]
     ListDeadline,
+    /// The extra CA bundle holds no usable PEM certificate.
+    #[error("invalid CA bundle: {0}")]
+    CaBundle(String),
     /// The HTTP stack could not be set up (TLS roots, ...).
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
@@ -227,7 +234,18 @@ impl HttpClient {
         if config.list_deadline.is_zero() {
             return Err(ConfigError::ListDeadline);
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = &config.ca_bundle {
+            let roots = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ConfigError::CaBundle(e.to_string()))?;
+            if roots.is_empty() {
+                return Err(ConfigError::CaBundle("no PEM certificate in it".to_owned()));
+            }
+            for root in roots {
+                builder = builder.add_root_certificate(root);
+            }
+        }
+        let http = builder
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .user_agent(concat!("blaxel-operator/", env!("CARGO_PKG_VERSION")))
