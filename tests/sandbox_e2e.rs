@@ -305,3 +305,102 @@ async fn failed_takes_updates_and_paused_deletion_waits() {
     wait_gone(&world.sandboxes(), "box").await;
     assert_eq!(world.calls("DELETE /v0/sandboxes/{name}"), 1);
 }
+
+/// Writes Secret `name` of the world's namespace with `data`.
+async fn write_secret(world: &World, name: &str, data: Value) {
+    let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(world.client.clone(), &world.ns);
+    let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data});
+    api.patch(
+        name,
+        &kube::api::PatchParams::apply("e2e-test").force(),
+        &kube::api::Patch::Apply(&body),
+    )
+    .await
+    .unwrap();
+}
+
+/// The remote sandbox `name`'s variable `env`, as the simulator stores it.
+async fn remote_env(world: &World, name: &str, env: &str) -> Option<Value> {
+    let sandbox = world.remote_sandbox(name).await?;
+    sandbox["spec"]["runtime"]["envs"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == env)
+        .cloned()
+}
+
+/// `valueFrom.secretKeyRef`: the value reaches Blaxel marked secret and appears in no status, Event or
+/// log line (at trace); a changed Secret is sent at the next pass; a missing one stalls the sandbox
+/// before anything is created.
+#[tokio::test(flavor = "multi_thread")]
+async fn env_values_from_secrets_reach_blaxel_and_nowhere_else() {
+    const FIRST: &str = "pw-first-4f9a2c7e1b";
+    const SECOND: &str = "pw-second-8d3b6e0a5c";
+    let mut world = World::new(fast_sandboxes()).await;
+    let mut op = world.start_operator_logging(&[], "trace");
+    write_secret(&world, "db", json!({"password": FIRST})).await;
+    let mut spec = world.sandbox_spec();
+    spec["envs"] = json!([
+        {"name": "MODE", "value": "dev"},
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+    ]);
+    world.apply_sandbox("box", spec.clone()).await;
+    eventually("the value sent, marked secret", DEADLINE, || async {
+        let env = remote_env(&world, "box", "DB_PASSWORD").await?;
+        (env["value"] == FIRST && env["secret"] == true).then_some(())
+    })
+    .await;
+    let status = || async {
+        serde_json::to_value(world.sandboxes().get("box").await.unwrap()).unwrap()["status"].clone()
+    };
+    eventually("the digest recorded", DEADLINE, || async {
+        let s = status().await;
+        s["envDigest"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("hmac-sha256:"))
+            .then_some(())
+    })
+    .await;
+    write_secret(&world, "db", json!({"password": SECOND})).await;
+    support::operator::nudged_until(&world.sandboxes(), "box", "the new value sent", || async {
+        let env = remote_env(&world, "box", "DB_PASSWORD").await?;
+        (env["value"] == SECOND).then_some(())
+    })
+    .await;
+    // A variable from a Secret that does not exist: nothing is created.
+    spec["envs"] =
+        json!([{"name": "K", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "k"}}}]);
+    spec["sandboxName"] = "other".into();
+    world.apply_sandbox("other", spec).await;
+    support::operator::condition_is(
+        &world.sandboxes(),
+        "other",
+        "Stalled",
+        "True",
+        "SecretNotFound",
+    )
+    .await;
+    assert!(world.remote_sandbox("other").await.is_none());
+    let events: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(world.client.clone(), &world.ns);
+    let events = serde_json::to_string(
+        &events
+            .list(&kube::api::ListParams::default())
+            .await
+            .unwrap()
+            .items,
+    )
+    .unwrap();
+    let log = op.output();
+    let statuses = format!("{}", status().await);
+    for value in [FIRST, SECOND] {
+        assert!(
+            !log.contains(value),
+            "a secret value is in the operator's log"
+        );
+        assert!(!events.contains(value), "a secret value is in an Event");
+        assert!(!statuses.contains(value), "a secret value is in the status");
+    }
+    tokio::task::block_in_place(|| op.terminate());
+}

@@ -267,6 +267,9 @@ pub struct EnvVar {
     /// Variable value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// Whether the value is a secret (today's API; sent for values taken from Kubernetes Secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<bool>,
 }
 
 /// The sandbox status values the operator acts on; any other value is kept verbatim in `Other`.

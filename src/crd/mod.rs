@@ -22,7 +22,8 @@ pub use preview::{
     SandboxPreviewStatus, SandboxRef,
 };
 pub use sandbox::{
-    PortProtocol, PowerState, Sandbox, SandboxEnv, SandboxPort, SandboxSpec, SandboxStatus,
+    EnvSource, PortProtocol, PowerState, Sandbox, SandboxEnv, SandboxPort, SandboxSpec,
+    SandboxStatus, SecretKeyRef,
 };
 pub use workspace::{
     MemberCounts, MembersSpec, MembershipPolicy, Workspace, WorkspaceSpec, WorkspaceStatus,

@@ -142,15 +142,41 @@ impl PortProtocol {
     }
 }
 
-/// An environment variable.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// An environment variable: a value, or a key of a Secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(validation = Rule::new("!(has(self.value) && has(self.valueFrom))").message("an env takes value or valueFrom, not both"))]
+#[serde(rename_all = "camelCase")]
 pub struct SandboxEnv {
     /// Variable name.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
-    /// Variable value.
-    #[serde(default)]
-    pub value: String,
+    /// Variable value (empty when neither this nor `valueFrom` is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The value taken from a key of a Secret in this namespace, so that it never sits in Git: it is
+    /// sent to Blaxel (marked `secret`) and shown nowhere else; a changed value is sent at the next
+    /// pass (`status.envDigest` tells).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<EnvSource>,
+}
+
+/// Where an environment variable's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvSource {
+    /// A key of a Secret in the Sandbox's namespace.
+    pub secret_key_ref: SecretKeyRef,
+}
+
+/// A key of a Secret in the object's own namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The key in it.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
 }
 
 /// A sandbox's power state.
@@ -182,6 +208,10 @@ pub struct SandboxStatus {
     /// How the power state is controlled: `StartStop` (2025 routes) or `Enabled` (today's `spec.enabled`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power_control: Option<String>,
+    /// The keyed digest (`hmac-sha256:...`) of the Secret-sourced environment values last sent; never
+    /// the values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_digest: Option<String>,
     /// True when the remote sandbox existed before this object and was taken over.
     #[serde(default)]
     pub adopted: bool,

@@ -1,5 +1,7 @@
 //! `plan` for Sandbox: the sandbox planner run over the workspace's sandbox list, writing nothing.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -88,6 +90,9 @@ impl Declared for Cached<Sandbox> {
             observed: current.as_ref(),
             power_control: None,
             reported_phase: None,
+            // plan reads no Secret: Secret-sourced values are taken as sent.
+            secret_envs: &BTreeMap::new(),
+            secrets_sent: true,
         });
         match step.action {
             Some(SandboxAction::Create(body)) => {

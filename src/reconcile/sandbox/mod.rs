@@ -2,6 +2,7 @@
 //! delete) → report (conditions by server-side apply, Events for every remote write).
 
 pub mod dry_run;
+pub mod env;
 pub mod plan;
 
 use std::time::Duration;
@@ -17,8 +18,8 @@ use super::conditions::{self, Health, Why};
 use super::frame::Driver;
 use super::managed::{CleanupStart, Managed, begin_cleanup, keep_finalizer, removal_held};
 use super::{
-    Context, Error, conditions_for, failed, is_paused, pending_request, publish, requeue_after,
-    write_status,
+    Context, Error, conditions_for, failed, is_paused, jittered, pending_request, publish,
+    requeue_after, write_status,
 };
 use crate::blaxel::model::{Sandbox as RemoteSandbox, SandboxPhase};
 use crate::blaxel::{ApiError, PowerControl, Scope, error_map};
@@ -74,11 +75,13 @@ impl Driver for Cached<Sandbox> {
     }
 
     async fn stopped(obj: &Self, ctx: &Context, health: Health) -> Result<(), Error> {
+        let status = obj.status_fields();
         let report = Report {
             health,
             observed: None,
-            adopted: obj.status_fields().adopted,
+            adopted: status.adopted,
             expired: false,
+            env_digest: status.env_digest,
         };
         finish(obj, ctx, report).await
     }
@@ -95,6 +98,8 @@ struct Report {
     adopted: bool,
     /// Blaxel removed the sandbox at the end of its ttl: report it gone, phase `EXPIRED`.
     expired: bool,
+    /// The digest of the Secret-sourced variables last sent.
+    env_digest: Option<String>,
 }
 
 /// The object's ownership label value, `<namespace>.<name>`.
@@ -116,6 +121,11 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context, scope: &Scope) -> Result<Ac
         observed: None,
         adopted: status.adopted,
         expired: false,
+        env_digest: status.env_digest.clone(),
+    };
+    let secrets = match env::read(obj, ctx).await? {
+        Ok(secrets) => secrets,
+        Err(why) => return missing_secret(obj, ctx, report, why).await,
     };
     let name = remote_name(obj).to_owned();
     let mut observed = match observe(ctx, scope, &name, list_age(obj, ctx)).await {
@@ -141,6 +151,8 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context, scope: &Scope) -> Result<Ac
             observed: observed.as_ref(),
             power_control: power_control(ctx, obj),
             reported_phase,
+            secret_envs: &secrets.values,
+            secrets_sent: report.env_digest == secrets.digest,
         });
         report.expired =
             matches!(&plan.health, Health::Stalled(why) if why.reason == plan::TTL_EXPIRED);
@@ -161,8 +173,12 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context, scope: &Scope) -> Result<Ac
                 }
             }
         }
+        let writes_envs = matches!(action, SandboxAction::Create(_) | SandboxAction::Update(_));
         match act(obj, ctx, scope, &name, action, observed.as_ref()).await {
             Ok(Some(now)) => {
+                if writes_envs {
+                    report.env_digest.clone_from(&secrets.digest);
+                }
                 // Taken over only now that the write carrying our ownership succeeded.
                 report.adopted |= plan.adopts;
                 observed = Some(now);
@@ -198,6 +214,20 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context, scope: &Scope) -> Result<Ac
     Ok(action)
 }
 
+/// A Secret-sourced variable that cannot be read: Stalled (with an Event), nothing sent; looked at
+/// again at the resync (or at once on `reconcile-requested-at`).
+async fn missing_secret(
+    obj: &Cached<Sandbox>,
+    ctx: &Context,
+    mut report: Report,
+    why: Why,
+) -> Result<Action, Error> {
+    publish(&ctx.recorder, obj, true, &why.reason, why.message.clone()).await;
+    report.health = Health::Stalled(why);
+    finish(obj, ctx, report).await?;
+    Ok(Action::requeue(jittered(ctx.settings.resync)))
+}
+
 /// How old a shared list this pass accepts: none after a forced resync, a resync period for a settled
 /// sandbox, the transition poll otherwise.
 fn list_age(obj: &Cached<Sandbox>, ctx: &Context) -> Duration {
@@ -226,6 +256,7 @@ async fn cleanup(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> 
         observed,
         adopted: status.adopted,
         expired: false,
+        env_digest: status.env_digest.clone(),
     };
     let scope = match begin_cleanup(obj, ctx).await? {
         CleanupStart::Done => return Ok(Action::await_change()),
@@ -476,6 +507,7 @@ async fn finish(obj: &Cached<Sandbox>, ctx: &Context, report: Report) -> Result<
             .and_then(|s| s.metadata.url.clone())
             .or_else(|| kept.and_then(|s| s.url.clone())),
         power_control: power_control(ctx, obj).map(|p| p.as_str().to_owned()),
+        env_digest: report.env_digest,
         adopted: report.adopted,
         last_handled_reconcile_at: pending_request(obj, None)
             .or_else(|| current.and_then(|s| s.last_handled_reconcile_at.clone())),

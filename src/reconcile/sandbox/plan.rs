@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::blaxel::PowerControl;
 use crate::blaxel::model::{EnvVar, Port, Runtime, Sandbox as RemoteSandbox, SandboxPhase};
+use crate::blaxel::{PowerControl, SecretValue};
 use crate::crd::{DeletionPolicy, PowerState, SandboxSpec};
 use crate::reconcile::conditions::{Health, Why};
 
@@ -62,6 +62,11 @@ pub struct SandboxInput<'a> {
     /// The remote phase this object last reported for its current generation, if any: a sandbox seen
     /// at this generation and gone since, with `spec.ttl` set, reached the end of its life.
     pub reported_phase: Option<&'a str>,
+    /// The values of the Secret-sourced variables, by name, read this pass.
+    pub secret_envs: &'a BTreeMap<String, SecretValue>,
+    /// Whether those values are the ones last sent (their digest is `status.envDigest`): they are
+    /// compared so, since Blaxel need not show a secret value back.
+    pub secrets_sent: bool,
 }
 
 /// The planner's answer.
@@ -325,9 +330,20 @@ fn desired(input: SandboxInput<'_>, base: Option<&RemoteSandbox>) -> RemoteSandb
     if let Some(envs) = &spec.envs {
         runtime.envs = envs
             .iter()
-            .map(|e| EnvVar {
-                name: e.name.clone(),
-                value: Some(e.value.clone()),
+            .map(|e| match &e.value_from {
+                Some(_) => EnvVar {
+                    name: e.name.clone(),
+                    value: input
+                        .secret_envs
+                        .get(&e.name)
+                        .map(|v| v.expose().to_owned()),
+                    secret: Some(true),
+                },
+                None => EnvVar {
+                    name: e.name.clone(),
+                    value: Some(e.value.clone().unwrap_or_default()),
+                    secret: None,
+                },
             })
             .collect();
     }
@@ -382,17 +398,25 @@ fn needs_update(input: SandboxInput<'_>, remote: &RemoteSandbox) -> bool {
                     })
             })
     });
+    // Plain values are compared as they are; a Secret-sourced one by the digest of what was sent.
     let envs_differ = spec.envs.as_ref().is_some_and(|envs| {
-        let want: BTreeMap<&str, &str> = envs
+        let want: BTreeMap<&str, Option<&str>> = envs
             .iter()
-            .map(|e| (e.name.as_str(), e.value.as_str()))
+            .map(|e| {
+                let plain = e.value.as_deref().unwrap_or_default();
+                (e.name.as_str(), e.value_from.is_none().then_some(plain))
+            })
             .collect();
         let have: BTreeMap<&str, &str> = runtime
             .envs
             .iter()
             .map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or_default()))
             .collect();
-        want != have
+        !want.keys().eq(have.keys())
+            || want.iter().any(|(name, value)| match value {
+                Some(v) => have.get(name) != Some(v),
+                None => !input.secrets_sent,
+            })
     });
     let enabled_differs = input.power_control == Some(PowerControl::Enabled)
         && remote.spec.enabled.unwrap_or(true) != (spec.state == PowerState::Running);
@@ -430,6 +454,8 @@ mod tests {
         .unwrap()
     }
 
+    static NO_SECRETS: BTreeMap<String, SecretValue> = BTreeMap::new();
+
     fn input<'a>(spec: &'a SandboxSpec, observed: Option<&'a RemoteSandbox>) -> SandboxInput<'a> {
         SandboxInput {
             spec,
@@ -438,7 +464,48 @@ mod tests {
             observed,
             power_control: None,
             reported_phase: None,
+            secret_envs: &NO_SECRETS,
+            secrets_sent: true,
         }
+    }
+
+    /// A Secret-sourced variable is sent with its value and marked secret; once sent it is compared by
+    /// digest, whatever Blaxel shows back (a masked value, none); a new digest is one update.
+    #[test]
+    fn secret_envs_are_sent_marked_and_compared_by_digest() {
+        let mut s = spec();
+        s.envs = Some(vec![SandboxEnv {
+            name: "TOKEN".into(),
+            value: None,
+            value_from: serde_json::from_value(
+                serde_json::json!({"secretKeyRef": {"name": "s", "key": "k"}}),
+            )
+            .unwrap(),
+        }]);
+        let values: BTreeMap<String, SecretValue> =
+            [("TOKEN".to_owned(), SecretValue::new("v1"))].into();
+        let fresh = SandboxInput {
+            secret_envs: &values,
+            secrets_sent: false,
+            ..input(&s, None)
+        };
+        let Some(SandboxAction::Create(body)) = plan(fresh).action else {
+            panic!("expected create")
+        };
+        let env = &body.spec.runtime.as_ref().unwrap().envs[0];
+        assert_eq!((env.value.as_deref(), env.secret), (Some("v1"), Some(true)));
+        let mut shown = remote_for(&s, "DEPLOYED");
+        shown.spec.runtime.as_mut().unwrap().envs[0].value = Some("********".into());
+        assert_eq!(plan(input(&s, Some(&shown))).action, None);
+        let changed = SandboxInput {
+            secret_envs: &values,
+            secrets_sent: false,
+            ..input(&s, Some(&shown))
+        };
+        assert!(matches!(
+            plan(changed).action,
+            Some(SandboxAction::Update(_))
+        ));
     }
 
     /// The sandbox as Blaxel would hold it after creating it from `spec`, with a given status.
@@ -533,7 +600,8 @@ mod tests {
             |s| {
                 s.envs.get_or_insert_default().push(SandboxEnv {
                     name: "X".into(),
-                    value: "1".into(),
+                    value: Some("1".into()),
+                    value_from: None,
                 });
             },
             |s| s.ports.as_mut().unwrap()[0].protocol = Some(PortProtocol::Tcp),
