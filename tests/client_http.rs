@@ -1254,3 +1254,37 @@ async fn a_private_ca_is_trusted_only_when_given() {
         Err(blaxel_operator::blaxel::client::ConfigError::CaBundle(_))
     ));
 }
+
+/// A secret environment value a create or update carries is scrubbed from an error that quotes the
+/// request back, as the key is.
+#[tokio::test]
+async fn secret_env_values_never_reach_errors() {
+    const VALUE: &str = "env-secret-value-31c4a9";
+    let quote = |body: Bytes| async move {
+        error_body(
+            StatusCode::BAD_REQUEST,
+            &format!("refused: {}", String::from_utf8_lossy(&body)),
+        )
+    };
+    let router = Router::new()
+        .route("/sandboxes", post(quote))
+        .route("/sandboxes/{name}", put(quote));
+    let (base, _log) = serve(router).await;
+    let client = client(&base);
+    let sandbox: Sandbox = serde_json::from_value(json!({
+        "metadata": {"name": "s"},
+        "spec": {"runtime": {"image": "i", "envs": [
+            {"name": "A", "value": VALUE, "secret": true},
+            {"name": "B", "value": "plain-visible-value"}
+        ]}}
+    }))
+    .unwrap();
+    for error in [
+        client.create_sandbox(&scope(), &sandbox).await.unwrap_err(),
+        client.update_sandbox(&scope(), &sandbox).await.unwrap_err(),
+    ] {
+        let shown = error.to_string();
+        assert!(shown.contains("plain-visible-value"), "{shown}");
+        assert!(!shown.contains(VALUE), "a secret value in {shown}");
+    }
+}

@@ -120,7 +120,13 @@ pub fn scrub(message: &str, key: &ApiKey) -> String {
 /// length (in that order, so a key straddling the cut cannot leave a prefix behind).
 #[must_use]
 pub fn outgoing_text(message: &str, key: &ApiKey) -> String {
-    truncate(&scrub(message, key))
+    outgoing_text_with(message, key, &[])
+}
+
+/// [`outgoing_text`], scrubbing `also` as well (secret values the object carries).
+#[must_use]
+pub fn outgoing_text_with(message: &str, key: &ApiKey, also: &[&str]) -> String {
+    truncate(&scrub_all(&scrub(message, key), also))
 }
 
 /// Removes each of `secrets` from a message, in every form a server quoting it may show: as it is,

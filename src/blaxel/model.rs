@@ -320,6 +320,18 @@ impl SandboxPhase {
 }
 
 impl Sandbox {
+    /// The values of its variables marked secret, to scrub from any message that may quote them.
+    #[must_use]
+    pub fn secret_values(&self) -> Vec<&str> {
+        self.spec
+            .runtime
+            .iter()
+            .flat_map(|r| &r.envs)
+            .filter(|e| e.secret == Some(true))
+            .filter_map(|e| e.value.as_deref())
+            .collect()
+    }
+
     /// The parsed remote status (`Other("")` when absent).
     #[must_use]
     pub fn phase(&self) -> SandboxPhase {

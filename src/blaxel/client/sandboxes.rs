@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Call, HttpClient, seal};
+use super::{Call, HttpClient, seal, seal_with};
 use crate::blaxel::api::{PowerControl, SandboxesApi, Scope};
 use crate::blaxel::error::ApiError;
 use crate::blaxel::model::{Listing, Sandbox};
@@ -150,7 +150,7 @@ impl SandboxesApi for HttpClient {
             let call = Call::new(Method::POST, "/sandboxes", &["sandboxes"]).json(sandbox)?;
             self.fetch(scope, &call, "sandbox").await
         };
-        seal(scope, create.await)
+        seal_with(scope, &sandbox.secret_values(), create.await)
     }
 
     async fn update_sandbox(&self, scope: &Scope, sandbox: &Sandbox) -> Result<Sandbox, ApiError> {
@@ -159,7 +159,7 @@ impl SandboxesApi for HttpClient {
             let call = Call::new(Method::PUT, "/sandboxes/{name}", &segments).json(sandbox)?;
             self.fetch(scope, &call, "sandbox").await
         };
-        seal(scope, update.await)
+        seal_with(scope, &sandbox.secret_values(), update.await)
     }
 
     async fn delete_sandbox(&self, scope: &Scope, name: &str) -> Result<(), ApiError> {
@@ -174,7 +174,11 @@ impl SandboxesApi for HttpClient {
         current: &Sandbox,
         running: bool,
     ) -> Result<PowerControl, ApiError> {
-        seal(scope, self.power(scope, current, running).await)
+        seal_with(
+            scope,
+            &current.secret_values(),
+            self.power(scope, current, running).await,
+        )
     }
 
     fn power_control(&self, workspace: &str) -> Option<PowerControl> {

@@ -22,7 +22,7 @@ use super::{
     requeue_after, write_status,
 };
 use crate::blaxel::model::{Sandbox as RemoteSandbox, SandboxPhase};
-use crate::blaxel::{ApiError, PowerControl, Scope, error_map};
+use crate::blaxel::{ApiError, PowerControl, Scope, SecretValue, error_map};
 use crate::crd::{CredentialsRef, DeletionPolicy, Sandbox, SandboxStatus};
 use plan::{CleanupStep, EXPIRED_PHASE, Owner, SandboxAction, SandboxInput, observed_power};
 
@@ -205,9 +205,10 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context, scope: &Scope) -> Result<Ac
     }
     // A verdict may quote Blaxel (a FAILED sandbox's own message): what leaves the process in status
     // and Events is scrubbed of the key and cut, as every remote error message is.
+    let secret_values: Vec<&str> = secrets.values.values().map(SecretValue::expose).collect();
     report.health = report
         .health
-        .map_message(|m| error_map::outgoing_text(m, &scope.api_key));
+        .map_message(|m| error_map::outgoing_text_with(m, &scope.api_key, &secret_values));
     report.observed = observed.filter(|_| !report.expired);
     let action = requeue_after(&report.health, &ctx.settings, ctx.settings.transition_poll);
     finish(obj, ctx, report).await?;
