@@ -14,76 +14,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
 
-use tokio::io::AsyncWriteExt;
-
 use kube::api::DeleteParams;
 use serde_json::{Value, json};
 use support::operator::{DEADLINE, World, eventually, fast_sandboxes, wait_gone};
-
-/// What a run of `plan` gave.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("plan's JSON: {e}\n{}", self.stdout))
-    }
-}
-
-/// Runs `blaxel-operator plan ARGS` against the world's simulator, `stdin` piped in, with `env` (the
-/// key in `BL_API_KEY` unless `env` gives one).
-async fn plan_with(world: &World, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_blaxel-operator"));
-    command
-        .arg("plan")
-        .args(args)
-        .env_clear()
-        .env("BL_API_URL", world.sim.base_url())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if env.is_empty() {
-        command.env("BL_API_KEY", &world.key);
-    }
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).await.unwrap();
-    drop(input);
-    let out = child.wait_with_output().await.unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// [`plan_with`] the world's key in `BL_API_KEY`.
-async fn plan(world: &World, args: &[&str], stdin: &str) -> Run {
-    plan_with(world, args, stdin, &[]).await
-}
+use support::plan::{member, plan, plan_with};
+use tokio::io::AsyncWriteExt;
 
 /// A request to the simulated Blaxel API with the world's key; panics unless it succeeds.
 async fn blaxel(world: &World, method: reqwest::Method, path: &str, body: Value) {
-    let resp = reqwest::Client::new()
-        .request(method.clone(), format!("{}{path}", world.sim.base_url()))
-        .bearer_auth(&world.key)
-        .header("X-Blaxel-Workspace", &world.workspace)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        resp.status().is_success(),
-        "{method} {path}: {}",
-        resp.status()
-    );
+    let status = world.blaxel(method.clone(), path, Some(body)).await;
+    assert!(status.is_success(), "{method} {path}: {status}");
 }
 
 /// A sandbox made remotely, `labels` on it, waited for until DEPLOYED.
@@ -103,16 +43,6 @@ async fn remote_sandbox(world: &World, name: &str, labels: Value) {
 /// The ownership labels the operator writes for object `name` of the world's namespace.
 fn owned_by(world: &World, name: &str) -> Value {
     json!({"managed-by": "blaxel-operator", "blaxel-operator-owner": format!("{}.{name}", world.ns)})
-}
-
-/// A person already in the workspace (or invited: `accepted` false).
-async fn member(world: &World, email: &str, role: &str, accepted: bool) {
-    world
-        .sim_control(
-            &format!("workspaces/{}/members", world.workspace),
-            json!({"email": email, "role": role, "accepted": accepted}),
-        )
-        .await;
 }
 
 fn yaml_member(ns: &str, ws: &str, name: &str, email: &str, role: &str, policy: &str) -> String {

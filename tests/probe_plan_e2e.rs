@@ -10,78 +10,11 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::operator::{DEADLINE, World, eventually, fast_sandboxes};
-use tokio::io::AsyncWriteExt;
-
-/// What a run of `plan` gave.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("plan's JSON: {e}\n{}\n{}", self.stdout, self.stderr))
-    }
-
-    /// Everything the run printed.
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
-/// Runs `blaxel-operator plan ARGS` against the world's simulator with the world's key in
-/// `BL_API_KEY`, `stdin` piped in; `None` when it has not finished after `limit`.
-async fn plan_within(world: &World, args: &[&str], stdin: &str, limit: Duration) -> Option<Run> {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_blaxel-operator"))
-        .arg("plan")
-        .args(args)
-        .env_clear()
-        .env("BL_API_URL", world.sim.base_url())
-        .env("BL_API_KEY", &world.key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    // A plan that stops reading early must not block the test.
-    let _ = input.write_all(stdin.as_bytes()).await;
-    drop(input);
-    let out = tokio::time::timeout(limit, child.wait_with_output())
-        .await
-        .ok()?
-        .unwrap();
-    Some(Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    })
-}
-
-/// [`plan_within`] two minutes.
-async fn plan(world: &World, args: &[&str], stdin: &str) -> Run {
-    plan_within(world, args, stdin, Duration::from_secs(120))
-        .await
-        .expect("plan finished within two minutes")
-}
-
-/// A person already in the workspace (or invited: `accepted` false).
-async fn member(world: &World, email: &str, role: &str, accepted: bool) {
-    world
-        .sim_control(
-            &format!("workspaces/{}/members", world.workspace),
-            json!({"email": email, "role": role, "accepted": accepted}),
-        )
-        .await;
-}
+use support::plan::{member, plan, plan_run};
 
 /// A call to the simulated API with the world's key; panics unless it succeeds.
 async fn blaxel(world: &World, method: reqwest::Method, path: &str, body: Value) {
@@ -505,7 +438,7 @@ async fn deeply_nested_yaml_is_refused_quickly() {
         "[".repeat(depth),
         "]".repeat(depth)
     );
-    let r = plan_within(&world, &["-f", "-"], &head, Duration::from_secs(10)).await;
+    let r = plan_run(&world, &["-f", "-"], &head, &[], Duration::from_secs(10)).await;
     let r = r.expect("plan still parsing after 10 s");
     assert_eq!(r.code, 1, "{}", r.all());
 }

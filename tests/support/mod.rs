@@ -5,4 +5,5 @@
 
 pub mod kube;
 pub mod operator;
+pub mod plan;
 pub mod previews;
