@@ -404,3 +404,55 @@ async fn env_values_from_secrets_reach_blaxel_and_nowhere_else() {
     }
     tokio::task::block_in_place(|| op.terminate());
 }
+
+/// A create that meets a sandbox of the same name still being deleted (made and deleted by hand after
+/// the list this pass trusted) waits: `WaitingForOldSandbox`, not an error nor a takeover; once it is
+/// gone, the sandbox is created.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_meeting_a_sandbox_on_its_way_out_waits_for_it() {
+    let mut world = World::new(SimConfig {
+        delete_time: Duration::from_secs(4),
+        ..fast_sandboxes()
+    })
+    .await;
+    // A long transition poll: a new object trusts the list read for `warm` (made before `x` was).
+    let _op = world.start_operator(&["--transition-poll-interval", "60s"]);
+    world.apply_sandbox("warm", world.sandbox_spec()).await;
+    eventually("warm created", DEADLINE, || async {
+        world.remote_sandbox("warm").await.map(|_| ())
+    })
+    .await;
+    let body = json!({"metadata": {"name": "x"}, "spec": {"runtime": {"image": "blaxel/base-image:latest"}}});
+    assert!(
+        world
+            .blaxel(reqwest::Method::POST, "/sandboxes", Some(body))
+            .await
+            .is_success()
+    );
+    assert!(
+        world
+            .blaxel(reqwest::Method::DELETE, "/sandboxes/x", None)
+            .await
+            .is_success()
+    );
+    world.apply_sandbox("x", world.sandbox_spec()).await;
+    support::operator::condition_is(
+        &world.sandboxes(),
+        "x",
+        "Reconciling",
+        "True",
+        "WaitingForOldSandbox",
+    )
+    .await;
+    assert_eq!(
+        world.calls("POST /v0/sandboxes"),
+        3,
+        "warm, x by hand, x refused"
+    );
+    support::operator::nudged_until(&world.sandboxes(), "x", "x made again", || async {
+        let x = world.remote_sandbox("x").await?;
+        (x["metadata"]["labels"]["blaxel-operator-owner"] == format!("{}.x", world.ns))
+            .then_some(())
+    })
+    .await;
+}
