@@ -193,6 +193,26 @@ fn with_nulls(mut case: Case, fields: &[&str]) -> Case {
     case
 }
 
+/// Environment variables: names once each, a value or a Secret key, not both.
+fn env_cases() -> Vec<Case> {
+    use serde_json::json;
+    vec![
+        create(
+            "an env name given twice",
+            "Sandbox",
+            json!({"envs": [
+                {"name": "K", "valueFrom": {"secretKeyRef": {"name": "db", "key": "a"}}},
+                {"name": "K", "value": "b"},
+            ]}),
+        ),
+        create(
+            "an env with value and valueFrom",
+            "Sandbox",
+            json!({"envs": [{"name": "K", "value": "v", "valueFrom": {"secretKeyRef": {"name": "db", "key": "a"}}}]}),
+        ),
+    ]
+}
+
 /// Schema checks: types, bounds, lengths, patterns, enums, lists, required, nulls, defaults.
 fn schema_cases() -> Vec<Case> {
     use serde_json::json;
@@ -664,6 +684,7 @@ async fn offline_validation_agrees_with_the_api_server() {
     let validator = blaxel_operator::validation::Validator::new(&crds).unwrap();
     let cases: Vec<Case> = schema_cases()
         .into_iter()
+        .chain(env_cases())
         .chain(rule_cases())
         .chain(update_cases())
         .chain(decoding_cases())

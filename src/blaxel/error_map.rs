@@ -126,13 +126,34 @@ pub fn outgoing_text(message: &str, key: &ApiKey) -> String {
 /// [`outgoing_text`], scrubbing `also` as well (secret values the object carries).
 #[must_use]
 pub fn outgoing_text_with(message: &str, key: &ApiKey, also: &[&str]) -> String {
-    truncate(&scrub_all(&scrub(message, key), also))
+    truncate(&scrub_values(&scrub(message, key), also))
 }
 
+/// [`scrub_all`] for secret values other than keys (a Secret's, which may be a short PIN): when one
+/// is too short to be searched for without mangling ordinary words, the whole message is withheld.
+fn scrub_values(message: &str, secrets: &[&str]) -> String {
+    if secrets
+        .iter()
+        .map(|s| s.trim())
+        .any(|s| !s.is_empty() && s.len() < SHORTEST)
+    {
+        return WITHHELD.to_owned();
+    }
+    scrub_all(message, secrets)
+}
+
+/// What stands for a message that may quote a secret too short to be found in it.
+pub const WITHHELD: &str = "(message withheld: it may quote a secret value)";
+
+/// Secrets shorter than this are not searched for (they would mangle ordinary words): a message that
+/// may quote one is withheld whole instead.
+const SHORTEST: usize = 4;
+
 /// Removes each of `secrets` from a message, in every form a server quoting it may show: as it is,
-/// JSON-escaped (a body quoted back: `\"`, `\n`), and each long line of a multi-line value alone (a
-/// PEM key's body quoted in part, its lines split by newlines or by `\n` escapes). Values (and lines) too short to be secrets are left: they would
-/// mangle ordinary words, and Blaxel refuses such keys anyway.
+/// trimmed (a value read from a file ends with a newline), JSON-escaped (a body quoted back: `\"`,
+/// `\n`), and each long line of a multi-line value alone (a PEM key's body quoted in part, its lines
+/// split by newlines or by `\n` escapes). Values too short to be searched for are left (Blaxel
+/// refuses such keys; for other secrets, see [`scrub_values`]).
 fn scrub_all(message: &str, secrets: &[&str]) -> String {
     let mut out = message.to_owned();
     for secret in secrets {
@@ -148,16 +169,21 @@ fn scrub_all(message: &str, secrets: &[&str]) -> String {
 /// The forms of `secret` [`scrub_all`] removes, longest first (so a part never leaves the rest of a
 /// whole behind).
 fn forms(secret: &str) -> Vec<String> {
-    const SHORTEST: usize = 4;
     const SHORTEST_LINE: usize = 16;
-    if secret.len() < SHORTEST {
+    if secret.trim().len() < SHORTEST {
         return Vec::new();
     }
     let escaped = |s: &str| {
         let quoted = serde_json::Value::String(s.to_owned()).to_string();
         quoted[1..quoted.len() - 1].to_owned()
     };
-    let mut forms = vec![secret.to_owned(), escaped(secret)];
+    let trimmed = secret.trim();
+    let mut forms = vec![
+        secret.to_owned(),
+        escaped(secret),
+        trimmed.to_owned(),
+        escaped(trimmed),
+    ];
     // Lines split on newlines, and on `\n` escapes too: a JSON credential holds its PEM key so.
     let unescaped = secret.replace("\\n", "\n");
     if unescaped.contains('\n') {
@@ -184,7 +210,7 @@ pub fn outgoing(error: ApiError, key: &ApiKey) -> ApiError {
 /// [`outgoing`], scrubbing `also` as well (secret values the request carried), before the cut.
 #[must_use]
 pub fn outgoing_with(error: ApiError, key: &ApiKey, also: &[&str]) -> ApiError {
-    let text = |message: String| truncate(&scrub_all(&scrub(&message, key), also));
+    let text = |message: String| truncate(&scrub_values(&scrub(&message, key), also));
     match error {
         ApiError::NotFound { message } => ApiError::NotFound {
             message: text(message),
@@ -251,6 +277,20 @@ mod tests {
 
     /// A secret quoted back JSON-escaped, or one line of a multi-line secret quoted alone, is scrubbed
     /// like the raw value.
+    /// A value read from a file (its newline kept) is found without it; a value too short to be
+    /// searched for withholds the message whole.
+    #[test]
+    fn secret_values_trimmed_and_short_ones_withheld() {
+        let key = ApiKey::new("the-api-key-1234");
+        let quoted = outgoing_text_with("auth failed: hunter2-pw-7c1", &key, &["hunter2-pw-7c1\n"]);
+        assert_eq!(quoted, "auth failed: <redacted>");
+        assert_eq!(
+            outgoing_text_with("pin 731 refused", &key, &["731"]),
+            WITHHELD
+        );
+        assert_eq!(outgoing_text_with("all good", &key, &[]), "all good");
+    }
+
     #[test]
     fn secrets_are_scrubbed_in_every_quoted_form() {
         let body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7";

@@ -77,9 +77,11 @@ pub struct SandboxSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     pub ports: Option<Vec<SandboxPort>>,
-    /// Environment variables. Absent: the remote sandbox's variables are left as they are; `[]`: none.
+    /// Environment variables, each name once. Absent: the remote sandbox's variables are left as they
+    /// are; `[]`: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128))]
+    #[x_kube(validation = Rule::new("self.all(e, self.filter(f, f.name == e.name).size() == 1)").message("each env name may be given once"))]
     pub envs: Option<Vec<SandboxEnv>>,
     /// Maximum age after creation before Blaxel deletes the sandbox (`30m`, `24h`, `7d`), passed through.
     #[serde(default, skip_serializing_if = "Option::is_none")]

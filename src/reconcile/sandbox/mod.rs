@@ -175,7 +175,8 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context, scope: &Scope) -> Result<Ac
         }
         let writes_envs = matches!(action, SandboxAction::Create(_) | SandboxAction::Update(_));
         match act(obj, ctx, scope, &name, action, observed.as_ref()).await {
-            Ok(Some(now)) => {
+            Ok(Acted::Wrote(now)) => {
+                // Sent only now that the write carrying them succeeded.
                 if writes_envs {
                     report.env_digest.clone_from(&secrets.digest);
                 }
@@ -184,7 +185,12 @@ async fn apply(obj: &Cached<Sandbox>, ctx: &Context, scope: &Scope) -> Result<Ac
                 observed = Some(now);
                 fresh = true;
             }
-            Ok(None) => {
+            Ok(Acted::Found(now)) => {
+                // A create met its name taken: nothing was written; the next step plans on what is there.
+                observed = now;
+                fresh = true;
+            }
+            Ok(Acted::Waiting) => {
                 // The create met a sandbox still on its way out: wait for it to go.
                 report.health = Health::Progressing(Why::new(
                     "WaitingForOldSandbox",
@@ -395,8 +401,18 @@ async fn refresh(
     Ok(now)
 }
 
-/// Performs one remote write and returns the sandbox as it now stands; `Ok(None)` when a create met a
-/// sandbox of the same name that is still going away.
+/// What one remote write did.
+enum Acted {
+    /// Written: the sandbox as it now stands.
+    Wrote(RemoteSandbox),
+    /// Nothing written: a create met the name taken (ours after a lost answer, or another's), or a
+    /// power change found the sandbox gone; what is there now.
+    Found(Option<RemoteSandbox>),
+    /// Nothing written: a create met a sandbox of the same name still going away.
+    Waiting,
+}
+
+/// Performs one remote write.
 async fn act(
     obj: &Cached<Sandbox>,
     ctx: &Context,
@@ -404,7 +420,7 @@ async fn act(
     name: &str,
     action: SandboxAction,
     before: Option<&RemoteSandbox>,
-) -> Result<Option<RemoteSandbox>, ApiError> {
+) -> Result<Acted, ApiError> {
     let after = match action {
         SandboxAction::Create(body) => match ctx.api.create_sandbox(scope, &body).await {
             Ok(created) => {
@@ -422,9 +438,13 @@ async fn act(
             // The name is taken: look at who holds it (ours after a lost answer = adoption, not failure).
             Err(ApiError::Conflict { .. }) => {
                 let now = refresh(ctx, scope, name).await?;
-                return Ok(now.filter(|s| {
-                    !matches!(s.phase(), SandboxPhase::Deleting | SandboxPhase::Terminated)
-                }));
+                let leaving = |s: &RemoteSandbox| {
+                    matches!(s.phase(), SandboxPhase::Deleting | SandboxPhase::Terminated)
+                };
+                return Ok(match now {
+                    Some(s) if !leaving(&s) => Acted::Found(Some(s)),
+                    _ => Acted::Waiting,
+                });
             }
             // The answer was lost: the sandbox may exist. The next pass lists again before creating.
             Err(e) => {
@@ -459,13 +479,16 @@ async fn act(
                 format!("{verb} sandbox {name} ({})", mode.as_str()),
             )
             .await;
-            return refresh(ctx, scope, name).await;
+            return Ok(match refresh(ctx, scope, name).await? {
+                Some(now) => Acted::Wrote(now),
+                None => Acted::Found(None),
+            });
         }
     };
     ctx.sandboxes
         .write_through(scope, name, Some(after.clone()))
         .await;
-    Ok(Some(after))
+    Ok(Acted::Wrote(after))
 }
 
 /// Reports a remote error: Stalled for errors a person must fix, Failing (and backoff) for transient ones.

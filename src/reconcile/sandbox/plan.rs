@@ -210,15 +210,28 @@ fn plan_existing(input: SandboxInput<'_>, remote: &RemoteSandbox, adopts: bool) 
         };
     }
     if phase == SandboxPhase::Failed {
+        // Blaxel's message may quote a variable's value, one from a Secret included (even one
+        // rotated out since, which no scrub of today's values would find): with such variables it is
+        // withheld.
+        let from_secrets = input
+            .spec
+            .envs
+            .iter()
+            .flatten()
+            .any(|e| e.value_from.is_some());
+        let message = if from_secrets {
+            "Blaxel reports the sandbox FAILED; its message is withheld, since it may quote a value \
+             taken from a Secret (see it in Blaxel's console)"
+                .to_owned()
+        } else {
+            remote
+                .failure_message()
+                .unwrap_or_else(|| "Blaxel reports the sandbox FAILED".to_owned())
+        };
         return SandboxPlan {
             action: None,
             adopts,
-            health: Health::Stalled(Why::new(
-                "RemoteFailed",
-                remote
-                    .failure_message()
-                    .unwrap_or_else(|| "Blaxel reports the sandbox FAILED".to_owned()),
-            )),
+            health: Health::Stalled(Why::new("RemoteFailed", message)),
         };
     }
     if phase.is_transitional() {
