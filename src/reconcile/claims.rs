@@ -248,6 +248,39 @@ mod tests {
         assert!(index.contested(&x) && index.contested(&y));
     }
 
+    /// A stale copy of this very object under another uid (deleted and made again, the old one still
+    /// cached) ranks the same, and is no senior: the object is not stopped by its own past.
+    #[test]
+    fn the_same_rank_is_no_senior() {
+        let me = obj("a", "x", 10, "k");
+        let mut stale = me.clone();
+        stale.metadata.uid = Some("an-older-uid".into());
+        assert!(seniors(&me, all(&[&stale]), same).is_empty());
+    }
+
+    /// Over a store: nothing when the index says nobody else claims it, the older rival when one does.
+    #[test]
+    fn seniors_in_a_store_follow_the_index() {
+        let index = ClaimIndex::new(|c: &ConfigMap| hash_of(key(c)));
+        let (store, mut writer) = kube::runtime::reflector::store::<ConfigMap>();
+        let x = obj("a", "x", 10, "k");
+        let y = obj("a", "y", 20, "k");
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(x.clone()),
+            watcher::Event::InitDone,
+        ] {
+            index.apply(&event);
+            writer.apply_watcher_event(&event);
+        }
+        assert!(seniors_in(&x, &store, &index, same).is_empty());
+        let event = watcher::Event::Apply(y.clone());
+        index.apply(&event);
+        writer.apply_watcher_event(&event);
+        assert_eq!(names(&seniors_in(&y, &store, &index, same)), ["x"]);
+        assert!(seniors_in(&x, &store, &index, same).is_empty());
+    }
+
     /// Objects with other keys never conflict.
     #[test]
     fn other_keys_do_not_conflict() {
