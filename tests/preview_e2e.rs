@@ -19,7 +19,8 @@ use support::operator::{
     DEADLINE, World, condition_is, eventually, fast_sandboxes, nudged_until, wait_gone,
 };
 use support::previews::{
-    preview_status, remote_tokens, secret_data, secrets, token_in, token_posts,
+    preview_status, remote_tokens, secret_data, secrets, status_with_token,
+    status_with_token_other_than, token_in, token_posts,
 };
 
 /// A Ready Sandbox `box` and a SandboxPreview `web` of its port 3000 with `extra` in its spec.
@@ -150,6 +151,10 @@ async fn lost_or_expired_tokens_are_replaced() {
     let _op = world.start_operator(&[]);
     preview_of_a_ready_sandbox(&world, json!({})).await;
     let first = token_in(&world, "web-token").await;
+    let first_name = status_with_token(&world, "web").await["token"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     secrets(&world)
         .delete("web-token", &DeleteParams::default())
         .await
@@ -164,10 +169,11 @@ async fn lost_or_expired_tokens_are_replaced() {
         },
     )
     .await;
-    let name = preview_status(&world, "web").await["token"]["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let name =
+        status_with_token_other_than(&world, "web", Some(&first_name)).await["token"]["name"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     let answer = world
         .blaxel(
             reqwest::Method::DELETE,

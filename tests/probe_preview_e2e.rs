@@ -20,7 +20,7 @@ use support::operator::{
     wait_gone,
 };
 use support::previews::{
-    preview_status, remote_tokens, secret_data, secrets, token_in, token_posts,
+    preview_status, remote_tokens, secret_data, secrets, status_with_token, token_in, token_posts,
 };
 
 const OPERATOR_PREFIX: &str = "blaxel-operator-";
@@ -656,7 +656,8 @@ async fn a_forged_status_deletes_another_objects_token() {
     let _op = world.start_operator(&[]);
     preview_of_a_ready_sandbox(&world, json!({})).await;
     token_in(&world, "web-token").await;
-    let victim = preview_status(&world, "web").await;
+    // The status records the token after the Secret holds it.
+    let victim = status_with_token(&world, "web").await;
     let victim_token = victim["token"]["name"].as_str().unwrap().to_owned();
     // The attacker's own preview on its own sandbox.
     world.apply_sandbox("mine", world.sandbox_spec()).await;
@@ -670,7 +671,7 @@ async fn a_forged_status_deletes_another_objects_token() {
         .await;
     condition_is(&world.previews(), "mine", "Ready", "True", "Ready").await;
     token_in(&world, "mine-token").await;
-    let mine = preview_status(&world, "mine").await;
+    let mine = status_with_token(&world, "mine").await;
     let mut forged = mine.clone();
     forged["remote"] = victim["remote"].clone();
     forged["token"]["name"] = victim_token.clone().into();

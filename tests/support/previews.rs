@@ -62,3 +62,23 @@ pub async fn preview_status(world: &World, name: &str) -> Value {
         .expect("reading a SandboxPreview");
     serde_json::to_value(obj).expect("JSON")["status"].clone()
 }
+
+/// The status of preview `name` once it names a token other than `not` (the status records a token
+/// after the Secret holds it).
+pub async fn status_with_token_other_than(world: &World, name: &str, not: Option<&str>) -> Value {
+    eventually(
+        &format!("{name}'s status names its token"),
+        DEADLINE,
+        || async {
+            let s = preview_status(world, name).await;
+            let named = s["token"]["name"].as_str()?;
+            (Some(named) != not).then_some(s)
+        },
+    )
+    .await
+}
+
+/// The status of preview `name` once it names its token.
+pub async fn status_with_token(world: &World, name: &str) -> Value {
+    status_with_token_other_than(world, name, None).await
+}
