@@ -11,9 +11,9 @@
 mod support;
 
 use blaxel_operator::sim::SimConfig;
-use k8s_openapi::api::core::v1::{Event, Secret};
+use k8s_openapi::api::core::v1::Event;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams};
 use serde_json::{Value, json};
 use support::operator::{DEADLINE, World, condition_is, eventually, nudged_until, wait_gone};
 
@@ -22,16 +22,9 @@ const SECRET: &str = "sk-live-9c1f44d0e2";
 
 /// Writes Secret `name` with `apiKey` (server-side apply, so a second call changes it).
 async fn provider_secret(world: &World, name: &str, value: &str) {
-    let api: Api<Secret> = Api::namespaced(world.client.clone(), &world.ns);
-    let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-                      "stringData": {"apiKey": value, "org": "acme-org"}});
-    api.patch(
-        name,
-        &PatchParams::apply("e2e-test").force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .unwrap();
+    world
+        .write_secret(name, json!({"apiKey": value, "org": "acme-org"}))
+        .await;
 }
 
 fn spec(world: &World) -> Value {

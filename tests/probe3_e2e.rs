@@ -1037,20 +1037,6 @@ async fn report_announces_a_change_past_the_fiftieth() {
 // IntegrationConnection
 // ---------------------------------------------------------------------------------------------------
 
-/// Writes Secret `name` with `data` (string values; server-side apply).
-async fn secret_data(world: &World, name: &str, data: Value) {
-    let api: Api<Secret> = Api::namespaced(world.client.clone(), &world.ns);
-    let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-                      "stringData": data});
-    api.patch(
-        name,
-        &PatchParams::apply("attack2").force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .unwrap();
-}
-
 /// Every Event message of the test namespace.
 async fn event_messages(world: &World) -> Vec<String> {
     let events: Api<Event> = Api::namespaced(world.client.clone(), &world.ns);
@@ -1092,7 +1078,9 @@ fn connection_spec(world: &World) -> Value {
 async fn an_empty_secret_value_is_not_sent() {
     let mut world = World::new(SimConfig::default()).await;
     let _op = world.start_operator(&[]);
-    secret_data(&world, "openai-credentials", json!({"apiKey": ""})).await;
+    world
+        .write_secret("openai-credentials", json!({"apiKey": ""}))
+        .await;
     world
         .apply(&world.connections(), "openai", connection_spec(&world))
         .await;
@@ -1137,12 +1125,9 @@ async fn an_empty_secret_value_is_not_sent() {
 async fn a_secret_wiped_remotely_is_pushed_again() {
     let mut world = World::new(SimConfig::default()).await;
     let _op = world.start_operator(&[]);
-    secret_data(
-        &world,
-        "openai-credentials",
-        json!({"apiKey": "sk-live-5e2d"}),
-    )
-    .await;
+    world
+        .write_secret("openai-credentials", json!({"apiKey": "sk-live-5e2d"}))
+        .await;
     world
         .apply(&world.connections(), "openai", connection_spec(&world))
         .await;
@@ -1183,12 +1168,9 @@ async fn a_secret_wiped_remotely_is_pushed_again() {
 async fn a_connection_created_with_a_lost_answer_is_not_adopted() {
     let mut world = World::new(SimConfig::default()).await;
     let _op = world.start_operator(&[]);
-    secret_data(
-        &world,
-        "openai-credentials",
-        json!({"apiKey": "sk-live-0a1b"}),
-    )
-    .await;
+    world
+        .write_secret("openai-credentials", json!({"apiKey": "sk-live-0a1b"}))
+        .await;
     world
         .sim_control(
             "faults/script",
@@ -1256,12 +1238,9 @@ async fn a_quoted_json_secret_is_scrubbed_from_errors() {
     let credential = format!(
         "{{\"type\":\"service_account\",\"private_key\":\"-----BEGIN PRIVATE KEY-----\\n{private}\\n-----END PRIVATE KEY-----\\n\"}}"
     );
-    secret_data(
-        &world,
-        "openai-credentials",
-        json!({"credentials": credential}),
-    )
-    .await;
+    world
+        .write_secret("openai-credentials", json!({"credentials": credential}))
+        .await;
     world
         .apply(&world.connections(), "openai", connection_spec(&world))
         .await;

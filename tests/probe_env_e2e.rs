@@ -14,20 +14,6 @@ use blaxel_operator::sim::{ApiGeneration, SimConfig};
 use serde_json::{Value, json};
 use support::operator::{DEADLINE, World, condition_is, eventually, fast_sandboxes, nudged_until};
 
-/// Writes Secret `name` with `data` (string values) in the test namespace.
-async fn write_secret(world: &World, name: &str, data: Value) {
-    let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
-        kube::Api::namespaced(world.client.clone(), &world.ns);
-    let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data});
-    api.patch(
-        name,
-        &kube::api::PatchParams::apply("probe-env").force(),
-        &kube::api::Patch::Apply(&body),
-    )
-    .await
-    .unwrap();
-}
-
 /// The remote sandbox `name`'s variables named `env`, as the simulator stores them.
 async fn remote_envs(world: &World, name: &str, env: &str) -> Vec<Value> {
     let Some(sandbox) = world.remote_sandbox(name).await else {
@@ -131,7 +117,9 @@ async fn a_value_with_a_trailing_newline_is_scrubbed_from_a_failure_message() {
     const PASSWORD: &str = "hunter2-pw-7c1";
     let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&[]);
-    write_secret(&world, "db", json!({"password": format!("{PASSWORD}\n")})).await;
+    world
+        .write_secret("db", json!({"password": format!("{PASSWORD}\n")}))
+        .await;
     created(
         &world,
         "box",
@@ -160,7 +148,7 @@ async fn a_short_value_is_scrubbed_from_a_failure_message() {
     const PIN: &str = "731";
     let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&[]);
-    write_secret(&world, "card", json!({"pin": PIN})).await;
+    world.write_secret("card", json!({"pin": PIN})).await;
     created(&world, "box", json!([from_secret("PIN", "card", "pin")])).await;
     let (status, events) = failed_report(&world, "box", &format!("wrong PIN={PIN}, locked")).await;
     assert!(!status.contains(PIN), "the PIN is in the status: {status}");
@@ -178,7 +166,7 @@ async fn a_rotated_out_value_is_scrubbed_from_a_failure_message() {
     const SECOND: &str = "pw-second-8d3b6e0a5c";
     let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&[]);
-    write_secret(&world, "db", json!({"password": FIRST})).await;
+    world.write_secret("db", json!({"password": FIRST})).await;
     created(
         &world,
         "box",
@@ -188,7 +176,7 @@ async fn a_rotated_out_value_is_scrubbed_from_a_failure_message() {
     let (status, _) = failed_report(&world, "box", &format!("auth failed: password {FIRST}")).await;
     assert!(!status.contains(FIRST), "scrubbed while current: {status}");
     let before = env_digest(&world, "box").await;
-    write_secret(&world, "db", json!({"password": SECOND})).await;
+    world.write_secret("db", json!({"password": SECOND})).await;
     nudged_until(&world.sandboxes(), "box", "the new value sent", || async {
         let sent = remote_value(&world, "box", "DB_PASSWORD").await? == SECOND;
         (sent && env_digest(&world, "box").await != before).then_some(())
@@ -245,7 +233,7 @@ async fn a_create_that_meets_its_name_taken_does_not_count_as_sending_the_secret
         .blaxel(reqwest::Method::POST, "/sandboxes", Some(body))
         .await;
     assert!(made.is_success(), "{made}");
-    write_secret(&world, "api", json!({"token": NEW})).await;
+    world.write_secret("api", json!({"token": NEW})).await;
     world
         .apply_sandbox(
             "x",
@@ -287,14 +275,14 @@ async fn no_form_of_a_value_reaches_log_status_events_or_metrics() {
     const SECOND: &str = "line\nbroken-second-77d";
     let mut world = World::new(fast_sandboxes()).await;
     let mut op = world.start_operator_logging(&[], "trace");
-    write_secret(&world, "db", json!({"password": FIRST})).await;
+    world.write_secret("db", json!({"password": FIRST})).await;
     created(
         &world,
         "box",
         json!([from_secret("DB_PASSWORD", "db", "password")]),
     )
     .await;
-    write_secret(&world, "db", json!({"password": SECOND})).await;
+    world.write_secret("db", json!({"password": SECOND})).await;
     nudged_until(&world.sandboxes(), "box", "the new value sent", || async {
         (remote_value(&world, "box", "DB_PASSWORD").await? == SECOND).then_some(())
     })
@@ -340,7 +328,7 @@ async fn power_by_enabled_keeps_the_value_and_settles() {
     })
     .await;
     let _op = world.start_operator(&[]);
-    write_secret(&world, "db", json!({"password": VALUE})).await;
+    world.write_secret("db", json!({"password": VALUE})).await;
     let mut spec = spec_with(
         &world,
         json!([from_secret("DB_PASSWORD", "db", "password")]),
@@ -379,12 +367,12 @@ async fn power_by_enabled_keeps_the_value_and_settles() {
 async fn duplicate_names_are_refused_or_sent_as_declared() {
     let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&[]);
-    write_secret(
-        &world,
-        "db",
-        json!({"a": "value-of-a-1111", "b": "value-of-b-2222"}),
-    )
-    .await;
+    world
+        .write_secret(
+            "db",
+            json!({"a": "value-of-a-1111", "b": "value-of-b-2222"}),
+        )
+        .await;
     let envs = json!([from_secret("K", "db", "a"), from_secret("K", "db", "b")]);
     let api = world.sandboxes();
     let body = json!({"apiVersion": "blaxel.ai/v1alpha1", "kind": "Sandbox",
@@ -415,7 +403,7 @@ async fn a_secret_deleted_later_stalls_without_writing_and_cleanup_still_works()
     const VALUE: &str = "kept-value-1c2d3e4f";
     let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&[]);
-    write_secret(&world, "db", json!({"password": VALUE})).await;
+    world.write_secret("db", json!({"password": VALUE})).await;
     created(
         &world,
         "box",

@@ -306,20 +306,6 @@ async fn failed_takes_updates_and_paused_deletion_waits() {
     assert_eq!(world.calls("DELETE /v0/sandboxes/{name}"), 1);
 }
 
-/// Writes Secret `name` of the world's namespace with `data`.
-async fn write_secret(world: &World, name: &str, data: Value) {
-    let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
-        kube::Api::namespaced(world.client.clone(), &world.ns);
-    let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data});
-    api.patch(
-        name,
-        &kube::api::PatchParams::apply("e2e-test").force(),
-        &kube::api::Patch::Apply(&body),
-    )
-    .await
-    .unwrap();
-}
-
 /// The remote sandbox `name`'s variable `env`, as the simulator stores it.
 async fn remote_env(world: &World, name: &str, env: &str) -> Option<Value> {
     let sandbox = world.remote_sandbox(name).await?;
@@ -339,7 +325,7 @@ async fn env_values_from_secrets_reach_blaxel_and_nowhere_else() {
     const SECOND: &str = "pw-second-8d3b6e0a5c";
     let mut world = World::new(fast_sandboxes()).await;
     let mut op = world.start_operator_logging(&[], "trace");
-    write_secret(&world, "db", json!({"password": FIRST})).await;
+    world.write_secret("db", json!({"password": FIRST})).await;
     let mut spec = world.sandbox_spec();
     spec["envs"] = json!([
         {"name": "MODE", "value": "dev"},
@@ -362,7 +348,7 @@ async fn env_values_from_secrets_reach_blaxel_and_nowhere_else() {
             .then_some(())
     })
     .await;
-    write_secret(&world, "db", json!({"password": SECOND})).await;
+    world.write_secret("db", json!({"password": SECOND})).await;
     support::operator::nudged_until(&world.sandboxes(), "box", "the new value sent", || async {
         let env = remote_env(&world, "box", "DB_PASSWORD").await?;
         (env["value"] == SECOND).then_some(())

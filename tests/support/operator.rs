@@ -305,6 +305,21 @@ impl World {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
+    /// Writes Secret `name` of the test namespace with `data` (string values; server-side apply, so a
+    /// second call changes it).
+    pub async fn write_secret(&self, name: &str, data: Value) {
+        let api: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.client.clone(), &self.ns);
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data});
+        api.patch(
+            name,
+            &kube::api::PatchParams::apply("e2e-test").force(),
+            &kube::api::Patch::Apply(&body),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("writing Secret {name}: {e}"));
+    }
+
     /// The kubeconfig file of the API server this world uses.
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
