@@ -19,22 +19,9 @@ use support::operator::{
     DEADLINE, World, condition_is, eventually, fast_sandboxes, nudged_until, wait_gone,
 };
 use support::previews::{
-    preview_status, remote_tokens, secret_data, secrets, status_with_token,
-    status_with_token_other_than, token_in, token_posts,
+    preview_of_a_ready_sandbox, preview_status, remote_tokens, secret_data, secrets,
+    status_with_token, status_with_token_other_than, token_in, token_posts,
 };
-
-/// A Ready Sandbox `box` and a SandboxPreview `web` of its port 3000 with `extra` in its spec.
-async fn preview_of_a_ready_sandbox(world: &World, extra: Value) {
-    world.apply_sandbox("box", world.sandbox_spec()).await;
-    condition_is(&world.sandboxes(), "box", "Ready", "True", "Running").await;
-    let mut spec = json!({"sandboxRef": {"name": "box"}, "port": 3000});
-    for (k, v) in extra.as_object().unwrap() {
-        spec[k] = v.clone();
-    }
-    world
-        .apply(&world.previews(), "web", json!({ "spec": spec }))
-        .await;
-}
 
 /// A private preview: created with its declared fields; its Secret holds the URL, a token that is a
 /// live remote token, its expiry and the header to send it in, with an owner reference to the object;

@@ -20,7 +20,8 @@ use support::operator::{
     wait_gone,
 };
 use support::previews::{
-    preview_status, remote_tokens, secret_data, secrets, status_with_token, token_in, token_posts,
+    preview_of_a_ready_sandbox, preview_status, remote_tokens, secret_data, secrets,
+    status_with_token, token_in, token_posts,
 };
 
 const OPERATOR_PREFIX: &str = "blaxel-operator-";
@@ -553,19 +554,6 @@ async fn another_namespaces_stale_preview_deletes_our_token() {
             .any(|t| t["spec"]["token"].as_str() == Some(theirs.as_str())),
         "team A deleting its stale SandboxPreview deleted team B's current token: live tokens {live:?}"
     );
-}
-
-/// A Ready Sandbox `box` and a SandboxPreview `web` of its port 3000 with `extra` in its spec.
-async fn preview_of_a_ready_sandbox(world: &World, extra: Value) {
-    world.apply_sandbox("box", world.sandbox_spec()).await;
-    condition_is(&world.sandboxes(), "box", "Ready", "True", "Running").await;
-    let mut spec = json!({"sandboxRef": {"name": "box"}, "port": 3000});
-    for (k, v) in extra.as_object().unwrap() {
-        spec[k] = v.clone();
-    }
-    world
-        .apply(&world.previews(), "web", json!({ "spec": spec }))
-        .await;
 }
 
 /// Sets `status` fields of SandboxPreview `name` (a merge patch of the status subresource).

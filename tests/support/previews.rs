@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::operator::{DEADLINE, World, eventually};
+use super::operator::{DEADLINE, World, condition_is, eventually};
 
 /// Secrets in the test namespace.
 pub fn secrets(world: &World) -> Api<Secret> {
@@ -81,4 +81,17 @@ pub async fn status_with_token_other_than(world: &World, name: &str, not: Option
 /// The status of preview `name` once it names its token.
 pub async fn status_with_token(world: &World, name: &str) -> Value {
     status_with_token_other_than(world, name, None).await
+}
+
+/// A Ready Sandbox `box` and a SandboxPreview `web` of its port 3000 with `extra` in its spec.
+pub async fn preview_of_a_ready_sandbox(world: &World, extra: Value) {
+    world.apply_sandbox("box", world.sandbox_spec()).await;
+    condition_is(&world.sandboxes(), "box", "Ready", "True", "Running").await;
+    let mut spec = json!({"sandboxRef": {"name": "box"}, "port": 3000});
+    for (k, v) in extra.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    world
+        .apply(&world.previews(), "web", json!({ "spec": spec }))
+        .await;
 }
