@@ -33,6 +33,17 @@ use serde_json::Value;
 
 use self::schema::Node;
 
+/// A duration as CEL's `duration()` reads it (Go's `time.ParseDuration`: `90m`, `1h30m`, `1.5h`), so
+/// what the CRD rules admitted is read the same way everywhere; `None` where Go refuses it or it is
+/// negative.
+#[must_use]
+pub fn cel_duration(text: &str) -> Option<std::time::Duration> {
+    let nanos = go::parse_duration(text)?;
+    u64::try_from(nanos)
+        .ok()
+        .map(std::time::Duration::from_nanos)
+}
+
 /// The CRDs compiled for validation.
 pub struct Validator {
     kinds: Vec<Served>,

@@ -111,40 +111,15 @@ impl TokenTimes {
     }
 }
 
-/// Parses a duration in the form CEL's `duration()` reads: one or more `<number><unit>`, the number a
-/// decimal, the unit `h`, `m`, `s`, `ms`, `us` or `ns` (`90m`, `1h30m`, `1.5h`).
+/// Parses a duration in the form CEL's `duration()` reads (the form the CRD admitted): one or more
+/// `<number><unit>`, the number a decimal, the unit `h`, `m`, `s`, `ms`, `us` or `ns` (`90m`, `1h30m`,
+/// `1.5h`), read by [`crate::validation::cel_duration`].
 ///
 /// # Errors
 /// Any other text.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("{text:?} is not a duration such as 90m or 24h");
-    let mut rest = text;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let (unit, len) = [
-            ("ms", 1e-3),
-            ("us", 1e-6),
-            ("ns", 1e-9),
-            ("h", 3600.0),
-            ("m", 60.0),
-            ("s", 1.0),
-        ]
-        .into_iter()
-        .find(|(u, _)| rest.starts_with(u))
-        .map(|(u, scale)| (scale, u.len()))
-        .ok_or_else(bad)?;
-        total += number * unit;
-        rest = &rest[len..];
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| bad())
+    crate::validation::cel_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration such as 90m or 24h"))
 }
 
 /// The Secret's token as Blaxel knows it: its name and expiry when Blaxel lists it under that name,
