@@ -188,15 +188,7 @@ impl OperatorArgs {
     /// # Errors
     /// When the file cannot be read (the message names the file, never its content).
     pub fn default_key(&self) -> Result<DefaultKey, std::io::Error> {
-        match &self.api_key_file {
-            Some(path) => DefaultKey::file(path.clone()),
-            None => Ok(DefaultKey::Fixed(
-                std::env::var("BL_API_KEY")
-                    .ok()
-                    .map(|k| crate::blaxel::ApiKey::new(&k))
-                    .filter(|k| !k.is_empty()),
-            )),
-        }
+        DefaultKey::configured(self.api_key_file.as_deref())
     }
 }
 

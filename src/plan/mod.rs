@@ -23,7 +23,7 @@ use crate::blaxel::client::{ClientConfig, HttpClient};
 use crate::blaxel::error::ApiError;
 use crate::crd::PAUSED_ANNOTATION;
 use crate::reconcile::conditions::Why;
-use crate::reconcile::credentials::DefaultKey;
+use crate::reconcile::credentials::{DefaultKey, key_from_env};
 use manifests::Manifest;
 use remote::{Remote, Settings};
 use report::{Action, Change, Invalid, Note, Plan, WorkspacePlan};
@@ -292,13 +292,14 @@ pub async fn run(args: &PlanArgs) -> Result<Plan, PlanError> {
             .map_err(PlanError::CaFile)?,
         ..ClientConfig::default()
     })?;
-    let default_key = match &args.api_key_file {
-        Some(path) => (
-            DefaultKey::file(path.clone()).map_err(PlanError::KeyFile)?,
-            "--api-key-file",
-        ),
-        None => (DefaultKey::Fixed(env_key("BL_API_KEY")), "BL_API_KEY"),
-    };
+    let default_key = (
+        DefaultKey::configured(args.api_key_file.as_deref()).map_err(PlanError::KeyFile)?,
+        if args.api_key_file.is_some() {
+            "--api-key-file"
+        } else {
+            "BL_API_KEY"
+        },
+    );
     let settings = Settings {
         instance: Some(args.instance.clone()).filter(|i| !i.is_empty()),
         max_reinvites: args.max_reinvites,
@@ -587,17 +588,10 @@ pub fn key_variable(workspace: &str) -> String {
     )
 }
 
-fn env_key(variable: &str) -> Option<ApiKey> {
-    std::env::var(variable)
-        .ok()
-        .map(|k| ApiKey::new(k.trim()))
-        .filter(|k| !k.is_empty())
-}
-
 /// The workspace's key and where it came from: its own variable, else the default key.
 fn workspace_key(workspace: &str, default: &(DefaultKey, &str)) -> Option<(ApiKey, String)> {
     let own = key_variable(workspace);
-    env_key(&own)
+    key_from_env(&own)
         .map(|k| (k, own))
         .or_else(|| default.0.current().map(|k| (k, default.1.to_owned())))
 }

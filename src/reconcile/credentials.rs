@@ -83,6 +83,15 @@ impl CredentialsError {
     }
 }
 
+/// The key an environment variable holds, if it is set and not blank.
+#[must_use]
+pub fn key_from_env(variable: &str) -> Option<ApiKey> {
+    std::env::var(variable)
+        .ok()
+        .map(|k| ApiKey::new(&k))
+        .filter(|k| !k.is_empty())
+}
+
 /// The operator's default key: fixed (`BL_API_KEY`), or a file (`--api-key-file`) read again at each
 /// use, so a key rotated in a mounted Secret (the kubelet swaps the file) is used without a restart. A
 /// key is a few dozen bytes: reading it costs about what a `stat` would, and no stamp (time, length)
@@ -113,6 +122,18 @@ impl From<Option<ApiKey>> for DefaultKey {
 }
 
 impl DefaultKey {
+    /// The default key as configured: the file `--api-key-file` names (read again whenever it
+    /// changes), else the `BL_API_KEY` variable.
+    ///
+    /// # Errors
+    /// When the file cannot be read (the message names the file, never its content).
+    pub fn configured(file: Option<&std::path::Path>) -> Result<Self, std::io::Error> {
+        match file {
+            Some(path) => Self::file(path.to_path_buf()),
+            None => Ok(Self::Fixed(key_from_env("BL_API_KEY"))),
+        }
+    }
+
     /// A key file, read now (empty: no default key, until it holds one).
     ///
     /// # Errors
