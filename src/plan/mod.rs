@@ -212,8 +212,8 @@ struct Object {
 struct Loaded {
     /// The objects after the change.
     head: Vec<Object>,
-    /// The objects before it.
-    base: Vec<Object>,
+    /// The objects only before it: deleted by it.
+    gone: Vec<Object>,
     /// Every manifest after it, and the deleted ones that stay (paused).
     declared: Vec<Manifest>,
     /// What was refused.
@@ -245,23 +245,24 @@ fn load(args: &PlanArgs) -> Result<Loaded, PlanError> {
             .cloned()
             .collect()
     };
-    let (head, base) = (kept(&head), kept(&base));
-    // A deleted object that is paused stays (its finalizer waits): it still counts as declared.
+    let head = kept(&head);
     let present: HashSet<_> = head.iter().map(key).collect();
+    let gone: Vec<Manifest> = kept(&base)
+        .into_iter()
+        .filter(|m| !present.contains(&key(m)))
+        .collect();
+    // A deleted object that is paused stays (its finalizer waits): it still counts as declared.
     let declared: Vec<Manifest> = head
         .iter()
-        .chain(
-            base.iter()
-                .filter(|m| paused(m) && !present.contains(&key(m))),
-        )
+        .chain(gone.iter().filter(|m| paused(m)))
         .cloned()
         .collect();
     let head = decode_all(head, &declared, &mut invalid);
-    let base = decode_all(base.clone(), &base, &mut invalid);
+    let gone = decode_all(gone, &base, &mut invalid);
     duplicates(&head, &mut invalid);
     Ok(Loaded {
         head,
-        base,
+        gone,
         declared,
         invalid,
     })
@@ -274,7 +275,7 @@ fn load(args: &PlanArgs) -> Result<Loaded, PlanError> {
 pub async fn run(args: &PlanArgs) -> Result<Plan, PlanError> {
     let Loaded {
         head,
-        base,
+        gone,
         declared,
         invalid,
     } = load(args)?;
@@ -285,7 +286,7 @@ pub async fn run(args: &PlanArgs) -> Result<Plan, PlanError> {
             workspaces: Vec::new(),
         });
     }
-    let by_workspace = by_workspace(head, base);
+    let by_workspace = by_workspace(head, gone);
     let api = HttpClient::new(ClientConfig {
         base_url: args.api_url.clone(),
         ca_bundle: crate::operator::read_ca_file(args.api_ca_file.as_deref())
@@ -354,12 +355,11 @@ pub async fn run(args: &PlanArgs) -> Result<Plan, PlanError> {
     })
 }
 
-/// Per workspace, the objects declared after the change, and those only before it (deleted).
+/// Per workspace, the objects declared after the change, and those it deletes.
 fn by_workspace(
     head: Vec<Object>,
-    base: Vec<Object>,
+    gone: Vec<Object>,
 ) -> BTreeMap<String, (Vec<Object>, Vec<Object>)> {
-    let present: HashSet<_> = head.iter().map(|o| key(&o.manifest)).collect();
     let mut out: BTreeMap<String, (Vec<Object>, Vec<Object>)> = BTreeMap::new();
     for o in head {
         out.entry(o.declared.workspace().to_owned())
@@ -367,10 +367,7 @@ fn by_workspace(
             .0
             .push(o);
     }
-    for o in base
-        .into_iter()
-        .filter(|o| !present.contains(&key(&o.manifest)))
-    {
+    for o in gone {
         out.entry(o.declared.workspace().to_owned())
             .or_default()
             .1
