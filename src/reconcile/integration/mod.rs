@@ -129,6 +129,17 @@ impl Report {
     }
 }
 
+/// A Secret key's value, if it can be sent: UTF-8 text, not blank (an unset variable in `kubectl
+/// create secret`, or a secret store not filled in yet: sending it would replace a working secret
+/// with nothing). Else why not, to follow "key K of Secret S".
+pub fn usable_value(bytes: &[u8]) -> Result<SecretValue, &'static str> {
+    match std::str::from_utf8(bytes) {
+        Err(_) => Err("is not UTF-8 text"),
+        Ok(text) if text.trim().is_empty() => Err("is empty"),
+        Ok(text) => Ok(SecretValue::new(text)),
+    }
+}
+
 /// The Secret's values, `None` when the Secret is missing or holds nothing usable (with why).
 async fn secret_values(
     obj: &Cached<IntegrationConnection>,
@@ -148,15 +159,10 @@ async fn secret_values(
     };
     let mut values = BTreeMap::new();
     for (key, bytes) in secret.data.unwrap_or_default() {
-        let Ok(text) = String::from_utf8(bytes.0) else {
-            return not_found(format!("key {key} of Secret {name} is not UTF-8 text"));
+        match usable_value(&bytes.0) {
+            Ok(value) => values.insert(key, value),
+            Err(why) => return not_found(format!("key {key} of Secret {name} {why}")),
         };
-        if text.trim().is_empty() {
-            // An unset variable in `kubectl create secret`, or a secret store not filled in yet: a
-            // `PUT` of it would replace a working secret with nothing.
-            return not_found(format!("key {key} of Secret {name} is empty"));
-        }
-        values.insert(key, SecretValue::new(&text));
     }
     if values.is_empty() {
         return not_found(format!("Secret {name} (spec.secretRef) holds no key"));

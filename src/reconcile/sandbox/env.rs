@@ -11,7 +11,7 @@ use crate::blaxel::SecretValue;
 use crate::crd::Sandbox;
 use crate::reconcile::cached::Cached;
 use crate::reconcile::conditions::Why;
-use crate::reconcile::integration::SECRET_NOT_FOUND;
+use crate::reconcile::integration::{SECRET_NOT_FOUND, usable_value};
 use crate::reconcile::{Context, Error};
 
 /// The Secret-sourced values of a pass, by variable name, and their digest (`None` when there are
@@ -62,16 +62,10 @@ pub async fn read(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Result<EnvSecr
         let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(&r.key)) else {
             return missing(format!("Secret {} has no key {}", r.name, r.key));
         };
-        let Ok(text) = std::str::from_utf8(&bytes.0) else {
-            return missing(format!(
-                "key {} of Secret {} is not UTF-8 text",
-                r.key, r.name
-            ));
+        match usable_value(&bytes.0) {
+            Ok(value) => values.insert(variable.clone(), value),
+            Err(why) => return missing(format!("key {} of Secret {} {why}", r.key, r.name)),
         };
-        if text.trim().is_empty() {
-            return missing(format!("key {} of Secret {} is empty", r.key, r.name));
-        }
-        values.insert(variable.clone(), SecretValue::new(text));
     }
     let digest = ctx.digests.digest(&values).await?;
     Ok(Ok(EnvSecrets {
