@@ -397,10 +397,8 @@ async fn leave_place(
     old: &PreviewLocation,
 ) -> Result<(), ApiError> {
     match recorded_scope(obj, ctx, old).await {
-        Ok(scope) => match delete_own_tokens(obj, ctx, &scope, old).await {
-            Ok(()) | Err(ApiError::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
-        },
+        // A token already gone counts as deleted (delete_token).
+        Ok(scope) => delete_own_tokens(obj, ctx, &scope, old).await,
         Err(e) => {
             info!(error = %e, preview = %old.preview, "left a former place without its credentials");
             Ok(())
