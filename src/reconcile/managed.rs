@@ -351,7 +351,170 @@ pub fn keep_finalizer(health: &Health, after: Duration) -> Error {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
+    use serde_json::{Value, json};
+
     use super::*;
+    use crate::crd::{Sandbox, WorkspaceMember};
+    use crate::reconcile::testing::{self, Harness, deleting, register};
+
+    type Member = Harness<WorkspaceMember>;
+
+    /// A member object `name` for `email` in workspace acme, `extra` laid over its spec, created at
+    /// `created`.
+    fn member(name: &str, email: &str, extra: &Value, created: &str) -> Value {
+        let mut spec = json!({"workspace": "acme", "email": email, "role": "admin"});
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        let mut obj = testing::object("WorkspaceMember", name, &spec, None, 1);
+        obj["metadata"]["creationTimestamp"] = json!(created);
+        obj
+    }
+
+    fn alice(extra: &Value) -> Value {
+        member("alice", "alice@example.com", extra, "2026-01-02T00:00:00Z")
+    }
+
+    fn stalled_reason(admission: &Admission) -> Option<&str> {
+        match admission {
+            Admission::Stop(Health::Stalled(why), _) => Some(why.reason.as_str()),
+            _ => None,
+        }
+    }
+
+    /// A workspace name in a form the CRD refuses today (stored before the rule) stops admission and
+    /// cleanup before any call, remote or to Kubernetes (but the Warning Event of cleanup).
+    #[tokio::test]
+    async fn an_unusable_workspace_makes_no_call() {
+        let obj = alice(&json!({"workspace": "Acme_Corp"}));
+        let h: Member = Harness::new(&obj, 10);
+        let admission = admit(&h.obj, &h.ctx).await.unwrap();
+        assert_eq!(stalled_reason(&admission), Some("WorkspaceNotCanonical"));
+        assert!(h.kube.sent().is_empty());
+        let gone: Member = Harness::new(&deleting(obj), 10);
+        let start = begin_cleanup(&gone.obj, &gone.ctx).await.unwrap();
+        assert!(matches!(start, CleanupStart::Done));
+        assert!(gone.api.calls().is_empty());
+        assert_eq!(gone.kube.events(), ["Warning:WorkspaceNotCanonical"]);
+    }
+
+    /// A key from the object's Secret is the one used; a missing Secret stalls admission, and keeps the
+    /// finalizer of a deleted object (with a Warning Event) but for an orphan, which has nothing to do.
+    #[tokio::test]
+    async fn credentials_come_from_the_objects_secret() {
+        let creds = json!({"credentialsRef": {"name": "creds", "key": "apiKey"}});
+        let h: Member = Harness::new(&alice(&creds), 10);
+        h.kube
+            .put_secret(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "creds", "namespace": "team-a"},
+            "data": {"apiKey": "dGVhbS1rZXk="}}));
+        let Admission::Proceed(scope) = admit(&h.obj, &h.ctx).await.unwrap() else {
+            panic!("admitted with the Secret's key");
+        };
+        assert_eq!(scope.api_key.expose(), "team-key");
+        assert_eq!(scope.workspace, "acme");
+
+        let missing: Member = Harness::new(&alice(&creds), 10);
+        let admission = admit(&missing.obj, &missing.ctx).await.unwrap();
+        assert_eq!(stalled_reason(&admission), Some("CredentialsNotFound"));
+        let gone: Member = Harness::new(&deleting(alice(&creds)), 10);
+        let start = begin_cleanup(&gone.obj, &gone.ctx).await.unwrap();
+        assert!(
+            matches!(start, CleanupStart::Wait(Health::Stalled(ref why), _) if why.reason == "CredentialsNotFound")
+        );
+        assert_eq!(gone.kube.events(), ["Warning:CredentialsNotFound"]);
+
+        let mut orphan = testing::object(
+            "Sandbox",
+            "box",
+            &json!({"workspace": "acme", "image": "base:2", "deletionPolicy": "Orphan",
+                    "credentialsRef": {"name": "creds", "key": "apiKey"}}),
+            None,
+            1,
+        );
+        orphan = deleting(orphan);
+        let orphan: Harness<Sandbox> = Harness::new(&orphan, 10);
+        let start = begin_cleanup(&orphan.obj, &orphan.ctx).await.unwrap();
+        assert!(matches!(start, CleanupStart::Done));
+        assert!(orphan.kube.events().is_empty());
+    }
+
+    /// A paused object's deletion waits, even an orphan's (its release is a remote write).
+    #[tokio::test]
+    async fn a_paused_deletion_waits() {
+        let mut obj = deleting(alice(&json!({})));
+        obj["metadata"]["annotations"] = json!({"blaxel.ai/paused": "true"});
+        let h: Member = Harness::new(&obj, 10);
+        let start = begin_cleanup(&h.obj, &h.ctx).await.unwrap();
+        assert!(matches!(
+            start,
+            CleanupStart::Wait(Health::Paused { .. }, _)
+        ));
+        assert!(h.api.calls().is_empty());
+    }
+
+    /// The older object holding a claim stops a newer duplicate (named, being in its namespace), whose
+    /// deletion then removes nothing; an older object whose key Blaxel refuses holds no claim.
+    #[tokio::test]
+    async fn the_older_object_that_may_act_holds_the_claim() {
+        let holder = member(
+            "first",
+            "alice@example.com",
+            &json!({}),
+            "2026-01-01T00:00:00Z",
+        );
+        let mut h: Member = Harness::new(&alice(&json!({})), 10);
+        register::<WorkspaceMember>(&mut h.ctx, &[holder.clone(), alice(&json!({}))]);
+        let admission = admit(&h.obj, &h.ctx).await.unwrap();
+        assert_eq!(stalled_reason(&admission), Some("DuplicateMember"));
+        let Admission::Stop(Health::Stalled(why), _) = admission else {
+            unreachable!()
+        };
+        assert!(
+            why.message.starts_with("first (in this namespace)"),
+            "{}",
+            why.message
+        );
+
+        let gone = deleting(alice(&json!({})));
+        let mut d: Member = Harness::new(&gone, 10);
+        register::<WorkspaceMember>(&mut d.ctx, &[holder.clone(), gone.clone()]);
+        let start = begin_cleanup(&d.obj, &d.ctx).await.unwrap();
+        assert!(matches!(start, CleanupStart::Done));
+        assert_eq!(d.api.writes(), Vec::<String>::new());
+
+        // The holder's own key is one Blaxel refuses: it may not act, and holds nothing.
+        let mut bad = holder;
+        bad["spec"]["credentialsRef"] = json!({"name": "first-creds", "key": "apiKey"});
+        let mut free: Member = Harness::new(&alice(&json!({})), 10);
+        register::<WorkspaceMember>(&mut free.ctx, &[bad, alice(&json!({}))]);
+        free.kube
+            .put_secret(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "first-creds", "namespace": "team-a"},
+            "data": {"apiKey": "YmFkLWtleQ=="}}));
+        free.api.refuse_key("bad-key");
+        let admission = admit(&free.obj, &free.ctx).await.unwrap();
+        assert!(matches!(admission, Admission::Proceed(_)));
+
+        // A newer object whose own key is refused is told so, not who holds the claim.
+        let mut refused: Member = Harness::new(&alice(&json!({})), 10);
+        register::<WorkspaceMember>(
+            &mut refused.ctx,
+            &[
+                member(
+                    "first",
+                    "alice@example.com",
+                    &json!({}),
+                    "2026-01-01T00:00:00Z",
+                ),
+                alice(&json!({})),
+            ],
+        );
+        refused.api.refuse_key("the-default-key");
+        let admission = admit(&refused.obj, &refused.ctx).await.unwrap();
+        assert_eq!(stalled_reason(&admission), Some("Unauthorized"));
+    }
 
     /// A duplicate is told the holder's name only when the holder is in its own namespace.
     #[test]

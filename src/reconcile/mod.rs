@@ -44,6 +44,8 @@ pub mod preview;
 pub mod reasons;
 pub mod removals;
 pub mod sandbox;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod workspace;
 
 use std::sync::Arc;

@@ -3,6 +3,8 @@
 
 pub mod dry_run;
 pub mod plan;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 

@@ -4,6 +4,8 @@
 pub mod dry_run;
 pub mod env;
 pub mod plan;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
