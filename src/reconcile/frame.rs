@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -13,7 +14,9 @@ use tracing::Instrument;
 
 use super::cached::SeenStatus;
 use super::conditions::Health;
-use super::managed::{Admission, Managed, admit};
+use super::managed::{
+    Admission, CleanupStart, Managed, admit, begin_cleanup, keep_finalizer, removal_held,
+};
 use super::{Context, Error, WrittenStatuses, publish_for};
 use crate::blaxel::Scope;
 use crate::crd::FINALIZER;
@@ -46,6 +49,53 @@ pub trait Driver: Managed + SeenStatus + Serialize {
 
     /// Cleans up remotely after the object's deletion; an error keeps the finalizer.
     fn cleanup(obj: &Self, ctx: &Context) -> impl Future<Output = Result<Action, Error>> + Send;
+
+    /// Reports the verdict of a cleanup that waits, keeping the finalizer (no credentials, paused, a
+    /// removal the guard holds): see [`wait_in_cleanup`].
+    fn cleanup_waits(
+        obj: &Self,
+        ctx: &Context,
+        health: Health,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// Reports `health` through [`Driver::cleanup_waits`] and returns the error that keeps the finalizer
+/// and looks again after `after` (or the status write's own error).
+pub async fn wait_in_cleanup<K: Driver>(
+    obj: &K,
+    ctx: &Context,
+    health: Health,
+    after: Duration,
+) -> Error {
+    let error = keep_finalizer(&health, after);
+    match K::cleanup_waits(obj, ctx, health).await {
+        Ok(()) => error,
+        Err(e) => e,
+    }
+}
+
+/// The start of a kind's cleanup ([`begin_cleanup`]): the credentials to clean up with, or `None` when
+/// nothing remains to do remotely.
+///
+/// # Errors
+/// A wait (reported through the driver, keeping the finalizer), or a transient failure.
+pub async fn cleanup_scope<K: Driver>(obj: &K, ctx: &Context) -> Result<Option<Scope>, Error> {
+    match begin_cleanup(obj, ctx).await? {
+        CleanupStart::Done => Ok(None),
+        CleanupStart::Wait(health, after) => Err(wait_in_cleanup(obj, ctx, health, after).await),
+        CleanupStart::Proceed(scope) => Ok(Some(scope)),
+    }
+}
+
+/// Takes one removal in `workspace` from the mass-removal guard ([`removal_held`]).
+///
+/// # Errors
+/// The removal is held: reported through the driver, keeping the finalizer.
+pub async fn take_removal<K: Driver>(obj: &K, ctx: &Context, workspace: &str) -> Result<(), Error> {
+    match removal_held(obj, ctx, workspace, "").await {
+        Some((health, after)) => Err(wait_in_cleanup(obj, ctx, health, after).await),
+        None => Ok(()),
+    }
 }
 
 /// Reconciles one object of kind `K` inside the finalizer.

@@ -19,8 +19,8 @@ use super::cache::{Listed, Seen};
 use super::cached::{Cached, WithConditions};
 use super::claims::hash_of;
 use super::conditions::{Health, Why};
-use super::frame::Driver;
-use super::managed::{CleanupStart, Managed, begin_cleanup, keep_finalizer, removal_held};
+use super::frame::{Driver, cleanup_scope, take_removal};
+use super::managed::Managed;
 use super::{
     Context, Error, conditions_for, failed, jittered, pending_request, publish, requeue_after,
     write_status,
@@ -106,6 +106,10 @@ impl Driver for Cached<IntegrationConnection> {
 
     async fn cleanup(obj: &Self, ctx: &Context) -> Result<Action, Error> {
         cleanup(obj, ctx).await
+    }
+
+    async fn cleanup_waits(obj: &Self, ctx: &Context, health: Health) -> Result<(), Error> {
+        finish(obj, ctx, Report::kept(obj, health)).await
     }
 }
 
@@ -272,21 +276,11 @@ async fn apply(
 }
 
 async fn cleanup(obj: &Cached<IntegrationConnection>, ctx: &Context) -> Result<Action, Error> {
-    let scope = match begin_cleanup(obj, ctx).await? {
-        CleanupStart::Done => return Ok(Action::await_change()),
-        CleanupStart::Wait(health, after) => {
-            let error = keep_finalizer(&health, after);
-            finish(obj, ctx, Report::kept(obj, health)).await?;
-            return Err(error);
-        }
-        CleanupStart::Proceed(scope) => scope,
+    let Some(scope) = cleanup_scope(obj, ctx).await? else {
+        return Ok(Action::await_change());
     };
     let name = remote_name(obj).to_owned();
-    if let Some((health, after)) = removal_held(obj, ctx, &scope.workspace, "").await {
-        let error = keep_finalizer(&health, after);
-        finish(obj, ctx, Report::kept(obj, health)).await?;
-        return Err(error);
-    }
+    take_removal(obj, ctx, &scope.workspace).await?;
     match ctx.api.delete_connection(&scope, &name).await {
         Ok(()) | Err(ApiError::NotFound { .. }) => {
             info!(workspace = %scope.workspace, connection = %name, "deleted");

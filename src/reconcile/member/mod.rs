@@ -15,8 +15,8 @@ use super::cache::{Seen, email_key, same_email};
 use super::cached::Cached;
 use super::claims::hash_of;
 use super::conditions::{Health, Why};
-use super::frame::Driver;
-use super::managed::{CleanupStart, Managed, begin_cleanup, keep_finalizer, removal_held};
+use super::frame::{Driver, cleanup_scope, take_removal};
+use super::managed::Managed;
 use super::{
     Context, Error, conditions_for, failed, is_paused, pending_request, publish, requeue_after,
     write_status,
@@ -92,6 +92,10 @@ impl Driver for Cached<WorkspaceMember> {
 
     async fn cleanup(obj: &Self, ctx: &Context) -> Result<Action, Error> {
         cleanup(obj, ctx).await
+    }
+
+    async fn cleanup_waits(obj: &Self, ctx: &Context, health: Health) -> Result<(), Error> {
+        finish(obj, ctx, deleting(obj, health)).await
     }
 }
 
@@ -182,42 +186,30 @@ async fn apply(
 }
 
 async fn cleanup(obj: &Cached<WorkspaceMember>, ctx: &Context) -> Result<Action, Error> {
+    let Some(scope) = cleanup_scope(obj, ctx).await? else {
+        return Ok(Action::await_change());
+    };
+    let Some(action) = plan::plan_cleanup(obj.spec.deletion_policy) else {
+        return Ok(Action::await_change());
+    };
+    take_removal(obj, ctx, &scope.workspace).await?;
+    if let Err(e) = act(obj, ctx, &scope, action, None).await {
+        let removing = Health::Progressing(Why::new("Removing", ""));
+        return fail(obj, ctx, &scope, deleting(obj, removing), e).await;
+    }
+    Ok(Action::await_change())
+}
+
+/// The report of a pass of cleanup.
+fn deleting(obj: &Cached<WorkspaceMember>, health: Health) -> Report {
     let status = obj.status_fields();
-    let report = |health| Report {
+    Report {
         phase: MemberPhase::Deleting,
         health,
         observed: None,
         adopted: status.adopted,
         reinvites: status.reinvites,
-    };
-    let scope = match begin_cleanup(obj, ctx).await? {
-        CleanupStart::Done => return Ok(Action::await_change()),
-        CleanupStart::Wait(health, after) => {
-            let error = keep_finalizer(&health, after);
-            finish(obj, ctx, report(health)).await?;
-            return Err(error);
-        }
-        CleanupStart::Proceed(scope) => scope,
-    };
-    let Some(action) = plan::plan_cleanup(obj.spec.deletion_policy) else {
-        return Ok(Action::await_change());
-    };
-    if let Some((health, after)) = removal_held(obj, ctx, &scope.workspace, "").await {
-        let error = keep_finalizer(&health, after);
-        finish(obj, ctx, report(health)).await?;
-        return Err(error);
     }
-    if let Err(e) = act(obj, ctx, &scope, action, None).await {
-        return fail(
-            obj,
-            ctx,
-            &scope,
-            report(Health::Progressing(Why::new("Removing", ""))),
-            e,
-        )
-        .await;
-    }
-    Ok(Action::await_change())
 }
 
 async fn observe(

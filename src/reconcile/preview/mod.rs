@@ -18,7 +18,7 @@ use tracing::info;
 use super::cached::{Cached, WithConditions};
 use super::claims::{self, hash_of};
 use super::conditions::{Health, Why};
-use super::frame::Driver;
+use super::frame::{Driver, wait_in_cleanup};
 use super::managed::{Admission, Managed, scope as credentials_scope};
 use super::{
     Context, Error, conditions_for, failed, is_paused, jittered, pending_request, publish,
@@ -120,6 +120,10 @@ impl Driver for Cached<SandboxPreview> {
 
     async fn cleanup(obj: &Self, ctx: &Context) -> Result<Action, Error> {
         cleanup(obj, ctx).await
+    }
+
+    async fn cleanup_waits(obj: &Self, ctx: &Context, health: Health) -> Result<(), Error> {
+        finish(obj, ctx, Report::kept(obj, health)).await
     }
 }
 
@@ -729,8 +733,7 @@ async fn cleanup(obj: &Cached<SandboxPreview>, ctx: &Context) -> Result<Action, 
     };
     if is_paused(obj) {
         let health = Health::Paused { ready: false };
-        finish(obj, ctx, Report::kept(obj, health)).await?;
-        return Err(Error::Waiting("paused".to_owned(), ctx.settings.resync));
+        return Err(wait_in_cleanup(obj, ctx, health, ctx.settings.resync).await);
     }
     let scope = match recorded_scope(obj, ctx, &at).await {
         Ok(scope) => Some(scope),

@@ -17,8 +17,8 @@ use super::cache::Seen;
 use super::cached::Cached;
 use super::claims::hash_of;
 use super::conditions::{self, Health, Why};
-use super::frame::Driver;
-use super::managed::{CleanupStart, Managed, begin_cleanup, keep_finalizer, removal_held};
+use super::frame::{Driver, cleanup_scope, take_removal};
+use super::managed::Managed;
 use super::{
     Context, Error, conditions_for, failed, is_paused, jittered, pending_request, publish,
     requeue_after, write_status,
@@ -77,19 +77,15 @@ impl Driver for Cached<Sandbox> {
     }
 
     async fn stopped(obj: &Self, ctx: &Context, health: Health) -> Result<(), Error> {
-        let status = obj.status_fields();
-        let report = Report {
-            health,
-            observed: None,
-            adopted: status.adopted,
-            expired: false,
-            env_digest: status.env_digest,
-        };
-        finish(obj, ctx, report).await
+        finish(obj, ctx, kept(obj, health)).await
     }
 
     async fn cleanup(obj: &Self, ctx: &Context) -> Result<Action, Error> {
         cleanup(obj, ctx).await
+    }
+
+    async fn cleanup_waits(obj: &Self, ctx: &Context, health: Health) -> Result<(), Error> {
+        finish(obj, ctx, kept(obj, health)).await
     }
 }
 
@@ -102,6 +98,18 @@ struct Report {
     expired: bool,
     /// The digest of the Secret-sourced variables last sent.
     env_digest: Option<String>,
+}
+
+/// A report of `health` that keeps what the status says of the sandbox.
+fn kept(obj: &Cached<Sandbox>, health: Health) -> Report {
+    let status = obj.status_fields();
+    Report {
+        health,
+        observed: None,
+        adopted: status.adopted,
+        expired: false,
+        env_digest: status.env_digest,
+    }
 }
 
 /// The object's ownership label value, `<namespace>.<name>`.
@@ -259,22 +267,12 @@ fn list_age(obj: &Cached<Sandbox>, ctx: &Context) -> Duration {
 }
 
 async fn cleanup(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> {
-    let status = obj.status_fields();
     let report = |health, observed| Report {
-        health,
         observed,
-        adopted: status.adopted,
-        expired: false,
-        env_digest: status.env_digest.clone(),
+        ..kept(obj, health)
     };
-    let scope = match begin_cleanup(obj, ctx).await? {
-        CleanupStart::Done => return Ok(Action::await_change()),
-        CleanupStart::Wait(health, after) => {
-            let error = keep_finalizer(&health, after);
-            finish(obj, ctx, report(health, None)).await?;
-            return Err(error);
-        }
-        CleanupStart::Proceed(scope) => scope,
+    let Some(scope) = cleanup_scope(obj, ctx).await? else {
+        return Ok(Action::await_change());
     };
     let name = remote_name(obj).to_owned();
     let deleting = Health::Progressing(Why::new("Deleting", format!("Deleting sandbox {name}")));
@@ -299,11 +297,7 @@ async fn cleanup(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> 
             };
         }
         CleanupStep::Delete => {
-            if let Some((health, after)) = removal_held(obj, ctx, &scope.workspace, "").await {
-                let error = keep_finalizer(&health, after);
-                finish(obj, ctx, report(health, observed)).await?;
-                return Err(error);
-            }
+            take_removal(obj, ctx, &scope.workspace).await?;
             match ctx.api.delete_sandbox(&scope, &name).await {
                 Ok(()) => {
                     info!(workspace = %scope.workspace, sandbox = %name, "delete requested");

@@ -19,8 +19,8 @@ use super::cached::{Cached, WithConditions};
 use super::claims::hash_of;
 use super::conditions::{Health, Why};
 use super::digest::list_digest;
-use super::frame::Driver;
-use super::managed::{CleanupStart, Managed, begin_cleanup, keep_finalizer, may_act, removal_held};
+use super::frame::{Driver, cleanup_scope, take_removal, wait_in_cleanup};
+use super::managed::{Managed, may_act, removal_held};
 use super::removals::CONFIRM_ANNOTATION;
 use super::{
     Context, Error, conditions_for, failed, is_paused, jittered, pending_request, publish,
@@ -99,6 +99,10 @@ impl Driver for Cached<Workspace> {
 
     async fn cleanup(obj: &Self, ctx: &Context) -> Result<Action, Error> {
         cleanup(obj, ctx).await
+    }
+
+    async fn cleanup_waits(obj: &Self, ctx: &Context, health: Health) -> Result<(), Error> {
+        finish(obj, ctx, Report::kept(obj, health)).await
     }
 }
 
@@ -659,14 +663,8 @@ where
 }
 
 async fn cleanup(obj: &Cached<Workspace>, ctx: &Context) -> Result<Action, Error> {
-    let scope = match begin_cleanup(obj, ctx).await? {
-        CleanupStart::Done => return Ok(Action::await_change()),
-        CleanupStart::Wait(health, after) => {
-            let error = keep_finalizer(&health, after);
-            finish(obj, ctx, Report::kept(obj, health)).await?;
-            return Err(error);
-        }
-        CleanupStart::Proceed(scope) => scope,
+    let Some(scope) = cleanup_scope(obj, ctx).await? else {
+        return Ok(Action::await_change());
     };
     let name = remote_name(obj).to_owned();
     // Only a workspace this object took over is deleted: one whose id its status records (created or
@@ -688,9 +686,8 @@ async fn cleanup(obj: &Cached<Workspace>, ctx: &Context) -> Result<Action, Error
     let users = match users_of(ctx, &name).await {
         Ok(users) => users,
         Err(Error::Waiting(message, after)) => {
-            let health = Health::Progressing(Why::new(MEMBER_VIEW_PARTIAL, message.clone()));
-            finish(obj, ctx, Report::kept(obj, health)).await?;
-            return Err(Error::Waiting(message, after));
+            let health = Health::Progressing(Why::new(MEMBER_VIEW_PARTIAL, message));
+            return Err(wait_in_cleanup(obj, ctx, health, after).await);
         }
         Err(e) => return Err(e),
     };
@@ -701,15 +698,9 @@ async fn cleanup(obj: &Cached<Workspace>, ctx: &Context) -> Result<Action, Error
         );
         publish(&ctx.recorder, obj, true, "WorkspaceInUse", message.clone()).await;
         let health = Health::Stalled(Why::new("WorkspaceInUse", message));
-        let error = keep_finalizer(&health, ctx.settings.claim_recheck);
-        finish(obj, ctx, Report::kept(obj, health)).await?;
-        return Err(error);
+        return Err(wait_in_cleanup(obj, ctx, health, ctx.settings.claim_recheck).await);
     }
-    if let Some((health, after)) = removal_held(obj, ctx, &name, "").await {
-        let error = keep_finalizer(&health, after);
-        finish(obj, ctx, Report::kept(obj, health)).await?;
-        return Err(error);
-    }
+    take_removal(obj, ctx, &name).await?;
     match ctx.api.delete_workspace(&scope, &name).await {
         Ok(()) | Err(ApiError::NotFound { .. }) => {
             info!(workspace = %name, "deleted");
