@@ -32,7 +32,6 @@ pub fn plan(
                 name: name.to_owned(),
                 ..PreviewMetadata::default()
             },
-            spec: PreviewSpec::default(),
             ..Preview::default()
         };
         declare(spec, &mut body.spec);
