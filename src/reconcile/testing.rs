@@ -50,6 +50,8 @@ pub struct FakeBlaxel {
     pub users: Mutex<BTreeMap<String, WorkspaceUser>>,
     /// Sandboxes by name.
     pub sandboxes: Mutex<BTreeMap<String, Sandbox>>,
+    /// Integration connections by name.
+    pub connections: Mutex<BTreeMap<String, IntegrationConnection>>,
     /// The power control the workspace is known to use.
     pub power: Mutex<Option<PowerControl>>,
     calls: Mutex<Vec<String>>,
@@ -92,11 +94,11 @@ impl FakeBlaxel {
             .count()
     }
 
-    /// The calls that change something (every one but lists and gets).
+    /// The calls that change something (every one but lists, gets and counts).
     pub fn writes(&self) -> Vec<String> {
         self.calls()
             .into_iter()
-            .filter(|c| !c.starts_with("list_") && !c.starts_with("get_"))
+            .filter(|c| !["list_", "get_", "count_"].iter().any(|r| c.starts_with(r)))
             .collect()
     }
 
@@ -108,6 +110,11 @@ impl FakeBlaxel {
     /// Adds a sandbox.
     pub fn put_sandbox(&self, sandbox: Sandbox) {
         lock(&self.sandboxes).insert(sandbox.metadata.name.clone(), sandbox);
+    }
+
+    /// The connection named `name`, if any, as last written (secret values included).
+    pub fn connection(&self, name: &str) -> Option<IntegrationConnection> {
+        lock(&self.connections).get(name).cloned()
     }
 
     /// The sandbox named `name`, if any.
@@ -344,29 +351,62 @@ impl WorkspacesApi for FakeBlaxel {
 impl IntegrationsApi for FakeBlaxel {
     async fn list_connections(
         &self,
-        _: &Scope,
+        scope: &Scope,
     ) -> Result<Listing<IntegrationConnection>, ApiError> {
-        Err(not_here())
+        self.call(scope, "list_connections", "")?;
+        // As read from Blaxel: the secret's values are never shown.
+        let shown = lock(&self.connections)
+            .values()
+            .map(|c| {
+                let mut c = c.clone();
+                c.spec.secret = None;
+                c
+            })
+            .collect();
+        Ok(Listing::complete(shown))
     }
+
     async fn create_connection(
         &self,
-        _: &Scope,
-        _: &IntegrationConnection,
+        scope: &Scope,
+        connection: &IntegrationConnection,
     ) -> Result<IntegrationConnection, ApiError> {
-        Err(not_here())
+        let name = connection.metadata.name.as_str();
+        self.call(scope, "create_connection", name)?;
+        let mut connections = lock(&self.connections);
+        if connections.contains_key(name) {
+            return Err(ApiError::Conflict {
+                message: "exists".to_owned(),
+            });
+        }
+        connections.insert(name.to_owned(), connection.clone());
+        Ok(connection.clone())
     }
+
     async fn update_connection(
         &self,
-        _: &Scope,
-        _: &IntegrationConnection,
+        scope: &Scope,
+        connection: &IntegrationConnection,
     ) -> Result<IntegrationConnection, ApiError> {
-        Err(not_here())
+        let name = connection.metadata.name.as_str();
+        self.call(scope, "update_connection", name)?;
+        let mut connections = lock(&self.connections);
+        let stored = connections.get_mut(name).ok_or_else(|| not_found(name))?;
+        stored.clone_from(connection);
+        Ok(connection.clone())
     }
-    async fn delete_connection(&self, _: &Scope, _: &str) -> Result<(), ApiError> {
-        Err(not_here())
+
+    async fn delete_connection(&self, scope: &Scope, name: &str) -> Result<(), ApiError> {
+        self.call(scope, "delete_connection", name)?;
+        lock(&self.connections)
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| not_found(name))
     }
-    async fn count_models(&self, _: &Scope, _: &str) -> Result<u32, ApiError> {
-        Err(not_here())
+
+    async fn count_models(&self, scope: &Scope, name: &str) -> Result<u32, ApiError> {
+        self.call(scope, "count_models", name)?;
+        Ok(3)
     }
 }
 

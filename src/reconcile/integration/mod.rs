@@ -5,6 +5,8 @@
 
 pub mod dry_run;
 pub mod plan;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
