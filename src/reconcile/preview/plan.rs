@@ -277,8 +277,49 @@ mod tests {
             (t.lifetime, t.renew_before),
             (DEFAULT_LIFETIME, DEFAULT_LIFETIME / 3)
         );
+        assert_eq!(DEFAULT_LIFETIME, Duration::from_secs(86_400), "a day");
         assert!(TokenTimes::from_spec(Some("1h"), Some("1h")).is_err());
         assert!(TokenTimes::from_spec(Some("30s"), None).is_err());
+        let shortest = TokenTimes::from_spec(Some("1m"), None).unwrap();
+        assert_eq!(shortest.lifetime, Duration::from_secs(60), "1m is allowed");
+    }
+
+    fn listed(name: &str, expires_at: &str, value: Option<&str>) -> PreviewToken {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "spec": {"expiresAt": expires_at, "token": value}
+        }))
+        .unwrap()
+    }
+
+    /// The Secret's token is current only when Blaxel lists it under its name with the same expiry and
+    /// (where the list shows values) the same value; a Secret edited by hand, or naming a token Blaxel
+    /// does not list, holds none.
+    #[test]
+    fn the_secrets_token_is_current_only_as_blaxel_lists_it() {
+        const AT: &str = "2026-12-05T00:00:00Z";
+        let held = SecretToken::new("op-1", b"v1", AT);
+        let remote = [
+            listed("op-0", "2026-12-06T00:00:00Z", None),
+            listed("op-1", AT, Some("v1")),
+        ];
+        assert_eq!(
+            current_token(Some(&held), &remote),
+            Some(("op-1", AT.parse().unwrap()))
+        );
+        let unshown = [listed("op-1", AT, None)];
+        assert_eq!(
+            current_token(Some(&held), &unshown).map(|(n, _)| n),
+            Some("op-1"),
+            "a list without values decides by name and expiry"
+        );
+        let other_value = [listed("op-1", AT, Some("v2"))];
+        assert_eq!(current_token(Some(&held), &other_value), None);
+        let hand_edited = SecretToken::new("op-1", b"v1", "2027-01-01T00:00:00Z");
+        assert_eq!(current_token(Some(&hand_edited), &remote), None);
+        let unlisted = SecretToken::new("op-9", b"v1", AT);
+        assert_eq!(current_token(Some(&unlisted), &remote), None);
+        assert_eq!(current_token(None, &remote), None);
     }
 
     fn token(name: &str, expired: bool) -> PreviewToken {
