@@ -1002,7 +1002,9 @@ fn observed_box() -> Sandbox {
     }
 }
 
-/// On today's API a 404 from start/stop switches the workspace to spec.enabled, detected only once.
+/// On today's API a 404 from start/stop switches the workspace to spec.enabled, detected only once,
+/// and nothing is written: the caller sets `spec.enabled` in an update it builds (a read-modify-write
+/// of the sandbox as shown would send masked secret values back).
 #[tokio::test]
 async fn power_falls_back_to_enabled_once_per_workspace() {
     let (router, stored) = api_2026();
@@ -1010,6 +1012,7 @@ async fn power_falls_back_to_enabled_once_per_workspace() {
     let client = client(&base);
     let scope = scope();
     assert_eq!(client.power_control("team-a"), None);
+    let before = stored.lock().unwrap().clone();
 
     let mode = client
         .set_sandbox_power(&scope, &observed_box(), false)
@@ -1023,14 +1026,8 @@ async fn power_falls_back_to_enabled_once_per_workspace() {
         1,
         "one confirmation read"
     );
-    assert_eq!(log.count("PUT", "/sandboxes/box"), 1);
-    let after = stored.lock().unwrap().clone();
-    assert_eq!(after["spec"]["enabled"], false);
-    // Everything else survives the read-modify-write, even fields the typed models do not name.
-    assert_eq!(after["spec"]["lifecycle"], json!({"x": 1}));
-    assert_eq!(after["metadata"]["displayName"], "Box");
-    assert_eq!(after["spec"]["runtime"]["envs"][0]["secret"], true);
-    assert_eq!(after["spec"]["runtime"]["ports"][0]["public"], true);
+    assert_eq!(log.count("PUT", "/sandboxes/box"), 0, "nothing written");
+    assert_eq!(*stored.lock().unwrap(), before);
 
     let mode = client
         .set_sandbox_power(&scope, &observed_box(), true)
@@ -1042,7 +1039,7 @@ async fn power_falls_back_to_enabled_once_per_workspace() {
         1,
         "no second probe"
     );
-    assert_eq!(stored.lock().unwrap()["spec"]["enabled"], true);
+    assert_eq!(log.all().len(), 2, "and no other request: {:?}", log.all());
 }
 
 /// Concurrent first power calls in one workspace probe the start/stop routes once, not once each.

@@ -234,7 +234,8 @@ async fn malformed_records_are_reported_not_fatal() {
     }
 }
 
-/// 2025: start/stop routes, "already in that state" is success; 2026: one probe, then spec.enabled.
+/// 2025: start/stop routes, "already in that state" is success; 2026: one probe tells power is
+/// `spec.enabled`, and the power call writes nothing (the caller's own update sets it).
 #[tokio::test]
 async fn power_control_in_both_generations() {
     let sim = start(ApiGeneration::V2025, Faults::default()).await;
@@ -267,24 +268,33 @@ async fn power_control_in_both_generations() {
             .await
             .unwrap();
         assert_eq!(mode, PowerControl::Enabled);
-        let now = client.get_sandbox(&scope, "box").await.unwrap();
-        assert_eq!(now.spec.enabled, Some(running));
-        assert_eq!(
-            now.metadata.labels["team"], "a",
-            "read-modify-write kept the labels"
-        );
     }
     assert_eq!(
         client.power_control(&scope.workspace),
         Some(PowerControl::Enabled)
     );
+    let mut stopped = client.get_sandbox(&scope, "box").await.unwrap();
+    assert_ne!(
+        stopped.spec.enabled,
+        Some(false),
+        "the power call wrote nothing"
+    );
+    stopped.spec.enabled = Some(false);
+    client.update_sandbox(&scope, &stopped).await.unwrap();
+    let now = client.get_sandbox(&scope, "box").await.unwrap();
+    assert_eq!(now.spec.enabled, Some(false));
+    assert_eq!(now.metadata.labels["team"], "a");
     let stats = sim.stats();
     assert_eq!(
         count(&stats, "PUT <unmatched>"),
         1,
         "start/stop probed once: {stats}"
     );
-    assert_eq!(count(&stats, "PUT /v0/sandboxes/{name}"), 3);
+    assert_eq!(
+        count(&stats, "PUT /v0/sandboxes/{name}"),
+        1,
+        "the caller's update only"
+    );
 }
 
 /// Previews and private-preview tokens: create, list, delete.

@@ -451,3 +451,57 @@ async fn a_secret_deleted_later_stalls_without_writing_and_cleanup_still_works()
     })
     .await;
 }
+
+/// Blaxel masks the values of variables marked secret on reads. A secret variable a person set by hand
+/// (the spec leaves `envs` out, so the sandbox's variables are kept as they are) therefore survives a
+/// spec change: the update, which would carry the mask back as its value, is refused (Stalled
+/// `SecretVariablesUnknown`, naming it) and the value stays. Declaring the variable from a Secret lets
+/// the update through, with the Secret's value.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hand_set_secret_is_never_overwritten_with_its_mask() {
+    const HAND: &str = "hand-set-9c8d7e6f";
+    let mut world = World::new(SimConfig {
+        generation: ApiGeneration::V2026,
+        ..fast_sandboxes()
+    })
+    .await;
+    let _op = world.start_operator(&[]);
+    world.apply_sandbox("box", world.sandbox_spec()).await;
+    condition_is(&world.sandboxes(), "box", "Ready", "True", "Running").await;
+    let mut shown = world.blaxel_get("/sandboxes/box?show_secrets=true").await;
+    shown["spec"]["runtime"]["envs"] =
+        json!([{"name": "HAND_TOKEN", "value": HAND, "secret": true}]);
+    let status = world
+        .blaxel(reqwest::Method::PUT, "/sandboxes/box", Some(shown))
+        .await;
+    assert!(status.is_success(), "hand edit: {status}");
+
+    let mut spec = world.sandbox_spec();
+    spec["memory"] = 4096.into();
+    world.apply_sandbox("box", spec.clone()).await;
+    condition_is(
+        &world.sandboxes(),
+        "box",
+        "Stalled",
+        "True",
+        "SecretVariablesUnknown",
+    )
+    .await;
+    assert_eq!(
+        remote_value(&world, "box", "HAND_TOKEN").await.as_deref(),
+        Some(HAND)
+    );
+
+    world
+        .write_secret("hand", json!({"token": "declared-1a2b3c4d"}))
+        .await;
+    spec["envs"] = json!([from_secret("HAND_TOKEN", "hand", "token")]);
+    world.apply_sandbox("box", spec).await;
+    condition_is(&world.sandboxes(), "box", "Ready", "True", "Running").await;
+    assert_eq!(
+        remote_value(&world, "box", "HAND_TOKEN").await.as_deref(),
+        Some("declared-1a2b3c4d")
+    );
+    let remote = world.remote_sandbox("box").await.unwrap();
+    assert_eq!(remote["spec"]["runtime"]["memory"], 4096);
+}

@@ -434,3 +434,42 @@ async fn listing_filters() {
         "a cursor is bound to its query"
     );
 }
+
+/// A variable marked secret is stored as sent and shown masked in every answer (create, get, list,
+/// update), unless `GET /sandboxes/{name}?show_secrets=true`; the simulator's state shows the value. A
+/// client that writes back what it read stores the mask: what the operator must never do.
+#[tokio::test]
+async fn secret_values_are_masked_in_answers() {
+    let h = Harness::start(gen2026()).await;
+    let mut body = common::sandbox_body("box");
+    body["spec"]["runtime"]["envs"] = json!([
+        {"name": "MODE", "value": "dev"},
+        {"name": "TOKEN", "value": "s3cr3t-value", "secret": true}
+    ]);
+    let created = h.post("/sandboxes", body).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.raw);
+    let envs = |v: &Value| v["spec"]["runtime"]["envs"].clone();
+    let masked = json!([
+        {"name": "MODE", "value": "dev"},
+        {"name": "TOKEN", "value": "***", "secret": true}
+    ]);
+    assert_eq!(envs(&created.body), masked, "the create answer");
+    let got = h.get("/sandboxes/box").await;
+    assert_eq!(envs(&got.body), masked, "a get");
+    assert!(!got.raw.contains("s3cr3t-value"));
+    let listed = h.get("/sandboxes").await;
+    assert!(!listed.raw.contains("s3cr3t-value"), "a list");
+    let shown = h.get("/sandboxes/box?show_secrets=true").await;
+    assert_eq!(envs(&shown.body)[1]["value"], "s3cr3t-value");
+    let state = h.sim_get("/state").await;
+    assert!(state.to_string().contains("s3cr3t-value"), "the state dump");
+
+    let written_back = h.put("/sandboxes/box", got.body.clone()).await;
+    assert_eq!(written_back.status, StatusCode::OK, "{}", written_back.raw);
+    let shown = h.get("/sandboxes/box?show_secrets=true").await;
+    assert_eq!(
+        envs(&shown.body)[1]["value"],
+        "***",
+        "a read written back replaces the secret with its mask"
+    );
+}

@@ -13,7 +13,7 @@
 --                TtlExpired (phase EXPIRED), RemoteFailed, RemovalLimitReached, DuplicateWorkspace,
 --                NameUnavailable, WorkspaceError, TooManyRemovals, IncompleteView, WorkspaceInUse,
 --                SecretNotFound, IntegrationMismatch, DuplicateConnection, DuplicatePreview,
---                SecretNotOwned, PreviewTokensDisabled;
+--                SecretNotOwned, PreviewTokensDisabled, SecretVariablesUnknown;
 --                RemovalUnrecorded is transient: Progressing), or
 --                Ready=False with nothing in progress (e.g. a FAILED sandbox)
 --   Healthy      Ready=True for the current generation

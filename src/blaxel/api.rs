@@ -83,10 +83,12 @@ pub trait SandboxesApi: Send + Sync {
     async fn update_sandbox(&self, scope: &Scope, sandbox: &Sandbox) -> Result<Sandbox, ApiError>;
     /// `DELETE /sandboxes/{name}`.
     async fn delete_sandbox(&self, scope: &Scope, name: &str) -> Result<(), ApiError>;
-    /// Starts (`running`) or stops a sandbox, with `/start`/`/stop` where the API has them and `spec.enabled`
-    /// where it does not (detected once per workspace). "Already in that state" counts as success.
-    /// `current` is the sandbox as last observed; its name is the target (the `spec.enabled` update reads
-    /// the sandbox fresh, so no field set since is lost).
+    /// Starts (`running`) or stops a sandbox with `/start`/`/stop` where the API has them ("already in
+    /// that state" counts as success), and answers [`PowerControl::Enabled`] without writing anything
+    /// where it does not (detected once per workspace): power is then `spec.enabled`, set by the
+    /// caller's own update of the sandbox, a body it builds knowing the values of the secret variables
+    /// that Blaxel masks on reads (a read-modify-write here would send the masks back).
+    /// `current` is the sandbox as last observed; its name is the target.
     async fn set_sandbox_power(
         &self,
         scope: &Scope,

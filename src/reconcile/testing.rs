@@ -54,6 +54,8 @@ pub struct FakeBlaxel {
     pub connections: Mutex<BTreeMap<String, IntegrationConnection>>,
     /// The power control the workspace is known to use.
     pub power: Mutex<Option<PowerControl>>,
+    /// Today's API: no start/stop routes; power is `spec.enabled`.
+    pub todays_api: std::sync::atomic::AtomicBool,
     calls: Mutex<Vec<String>>,
     /// Keys answered 401 whatever the call.
     refused_keys: Mutex<Vec<String>>,
@@ -263,11 +265,16 @@ impl SandboxesApi for FakeBlaxel {
     ) -> Result<PowerControl, ApiError> {
         let name = current.metadata.name.as_str();
         self.call(scope, "set_sandbox_power", &format!("{name} {running}"))?;
+        // As the client: where power is `spec.enabled`, nothing is written (the caller's update sets it).
+        if self.todays_api.load(std::sync::atomic::Ordering::SeqCst) {
+            *lock(&self.power) = Some(PowerControl::Enabled);
+            return Ok(PowerControl::Enabled);
+        }
         let mut sandboxes = lock(&self.sandboxes);
         let stored = sandboxes.get_mut(name).ok_or_else(|| not_found(name))?;
-        stored.spec.enabled = Some(running);
-        *lock(&self.power) = Some(PowerControl::Enabled);
-        Ok(PowerControl::Enabled)
+        stored.status = Some(if running { "DEPLOYED" } else { "DEACTIVATED" }.to_owned());
+        *lock(&self.power) = Some(PowerControl::StartStop);
+        Ok(PowerControl::StartStop)
     }
 
     fn power_control(&self, _: &str) -> Option<PowerControl> {

@@ -256,7 +256,7 @@ async fn state(State(sim): State<Arc<Sim>>) -> Json<Value> {
             .sandboxes
             .iter()
             .map(|r| {
-                let mut s = sandboxes::render(r, name, now, &sim);
+                let mut s = sandboxes::render_revealed(r, name, now, &sim);
                 if let Value::Object(m) = &mut s {
                     m.insert(
                         "previews".into(),

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Call, HttpClient, seal, seal_with};
 use crate::blaxel::api::{PowerControl, SandboxesApi, Scope};
@@ -22,7 +22,6 @@ impl HttpClient {
         let workspace = scope.workspace.as_str();
         let name = current.metadata.name.as_str();
         if power.get(workspace) == Some(PowerControl::Enabled) {
-            self.set_enabled(scope, name, None, running).await?;
             return Ok(PowerControl::Enabled);
         }
         // While the mode is unknown, one caller per workspace probes; the others wait for its verdict.
@@ -31,7 +30,6 @@ impl HttpClient {
             Some(_) => None,
         };
         if power.get(workspace) == Some(PowerControl::Enabled) {
-            self.set_enabled(scope, name, None, running).await?;
             return Ok(PowerControl::Enabled);
         }
         match self.start_stop(scope, name, running).await {
@@ -42,20 +40,18 @@ impl HttpClient {
             Err(ApiError::NotFound { message }) => {
                 // 404 means "no such sandbox" or "no such route" (today's API). The caller just observed
                 // the sandbox, but it may have been deleted since: one GET tells the two apart, so a race
-                // with a deletion can never switch a 2025 workspace to `spec.enabled` for good. The GET
-                // is not wasted: it is the read of the read-modify-write below.
-                let fresh = match self.get_raw_sandbox(scope, name).await {
-                    Ok(fresh) => fresh,
+                // with a deletion can never switch a 2025 workspace to `spec.enabled` for good.
+                match self.get_raw_sandbox(scope, name).await {
+                    Ok(_) => {}
                     Err(ApiError::NotFound { .. }) => return Err(ApiError::NotFound { message }),
                     Err(error) => return Err(error),
-                };
+                }
                 if power.set(workspace, PowerControl::Enabled) {
                     tracing::info!(
                         workspace,
                         "sandbox start/stop routes are gone; using spec.enabled for power control"
                     );
                 }
-                self.set_enabled(scope, name, Some(fresh), running).await?;
                 Ok(PowerControl::Enabled)
             }
             Err(error) => Err(error),
@@ -79,49 +75,12 @@ impl HttpClient {
         }
     }
 
-    /// `GET /sandboxes/{name}` as raw JSON, every field kept.
+    /// `GET /sandboxes/{name}` as raw JSON (whether it exists, whatever its shape).
     async fn get_raw_sandbox(&self, scope: &Scope, name: &str) -> Result<Value, ApiError> {
         let segments = ["sandboxes", name];
         let call = Call::new(Method::GET, "/sandboxes/{name}", &segments);
         self.fetch(scope, &call, "sandbox").await
     }
-
-    /// Today's power switch: `PUT /sandboxes/{name}` with `spec.enabled` set, by read-modify-write of the
-    /// sandbox as raw JSON (`fresh`, else a new GET). Raw rather than typed: the typed models keep unknown
-    /// fields of most objects, but not of every nested one (env `secret` flags, port extras), and a PUT
-    /// must not drop what it does not mean to change. One extra GET per power change is cheap.
-    async fn set_enabled(
-        &self,
-        scope: &Scope,
-        name: &str,
-        fresh: Option<Value>,
-        running: bool,
-    ) -> Result<(), ApiError> {
-        let mut sandbox = match fresh {
-            Some(sandbox) => sandbox,
-            None => self.get_raw_sandbox(scope, name).await?,
-        };
-        with_enabled(&mut sandbox, running)?;
-        let segments = ["sandboxes", name];
-        let call = Call::new(Method::PUT, "/sandboxes/{name}", &segments).json(&sandbox)?;
-        self.execute(scope, &call).await.map(|_| ())
-    }
-}
-
-/// Sets `spec.enabled` in a raw sandbox, leaving everything else as it is.
-fn with_enabled(sandbox: &mut Value, running: bool) -> Result<(), ApiError> {
-    let not_an_object = || ApiError::Decode {
-        message: "sandbox: expected a JSON object with an object `spec`".to_owned(),
-    };
-    let spec = sandbox
-        .as_object_mut()
-        .ok_or_else(not_an_object)?
-        .entry("spec")
-        .or_insert_with(|| json!({}));
-    spec.as_object_mut()
-        .ok_or_else(not_an_object)?
-        .insert("enabled".to_owned(), Value::Bool(running));
-    Ok(())
 }
 
 #[async_trait]
@@ -183,38 +142,5 @@ impl SandboxesApi for HttpClient {
 
     fn power_control(&self, workspace: &str) -> Option<PowerControl> {
         self.inner.power.get(workspace)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests")]
-    use super::*;
-
-    /// Setting `spec.enabled` keeps every other field, including ones the typed models do not name.
-    #[test]
-    fn with_enabled_keeps_everything_else() {
-        let mut raw = json!({
-            "metadata": {"name": "a", "x": 1},
-            "spec": {"enabled": true, "runtime": {"envs": [{"name": "K", "value": "v", "secret": true}]}},
-            "state": "RUNNING"
-        });
-        with_enabled(&mut raw, false).unwrap();
-        assert_eq!(raw["spec"]["enabled"], false);
-        assert_eq!(raw["spec"]["runtime"]["envs"][0]["secret"], true);
-        assert_eq!(raw["metadata"]["x"], 1);
-        let mut bare = json!({"metadata": {"name": "a"}});
-        with_enabled(&mut bare, true).unwrap();
-        assert_eq!(bare["spec"], json!({"enabled": true}));
-        assert_eq!(
-            with_enabled(&mut json!([]), true).unwrap_err().category(),
-            "Decode"
-        );
-        assert_eq!(
-            with_enabled(&mut json!({"spec": 1}), true)
-                .unwrap_err()
-                .category(),
-            "Decode"
-        );
     }
 }

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::plan::{self, CleanupStep, Owner, SandboxAction, SandboxInput};
 use super::{owner_label, remote_name};
+use crate::blaxel::SecretValue;
 use crate::blaxel::error::ApiError;
 use crate::blaxel::model::Sandbox as RemoteSandbox;
 use crate::crd::{PowerState, Sandbox};
@@ -140,7 +141,21 @@ impl Declared for Cached<Sandbox> {
             object: &label,
             instance: remote.settings().instance.as_deref(),
         };
-        match plan::plan_cleanup(self.spec.deletion_policy, current.as_ref(), owner) {
+        // plan reads no Secret: the variables a Secret gives count as known, as the operator reads them.
+        let from_secrets: BTreeMap<String, SecretValue> = self
+            .spec
+            .envs
+            .iter()
+            .flatten()
+            .filter(|e| e.value_from.is_some())
+            .map(|e| (e.name.clone(), SecretValue::new("")))
+            .collect();
+        match plan::plan_cleanup(
+            self.spec.deletion_policy,
+            current.as_ref(),
+            owner,
+            &from_secrets,
+        ) {
             CleanupStep::Delete => {
                 out.change(
                     Action::Delete,
@@ -157,7 +172,7 @@ impl Declared for Cached<Sandbox> {
                 );
                 Ok(false)
             }
-            CleanupStep::Wait | CleanupStep::Done => Ok(false),
+            CleanupStep::Wait | CleanupStep::Done | CleanupStep::LeaveOwned(_) => Ok(false),
         }
     }
 }

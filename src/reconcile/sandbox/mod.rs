@@ -283,12 +283,34 @@ async fn cleanup(obj: &Cached<Sandbox>, ctx: &Context) -> Result<Action, Error> 
         Err(e) => return fail(obj, ctx, &scope, report(deleting, None), e).await,
     };
     let label = owner_label(obj);
+    // Releasing sends the sandbox back whole: the values of its secret variables must come from the
+    // object's Secrets (Blaxel masks them); a Secret gone leaves the sandbox as it is.
+    let secrets = match env::read(obj, ctx).await? {
+        Ok(secrets) => secrets.values,
+        Err(_) => std::collections::BTreeMap::new(),
+    };
     let observed = match plan::plan_cleanup(
         obj.spec.deletion_policy,
         observed.as_ref(),
         owner(&label, ctx),
+        &secrets,
     ) {
         CleanupStep::Done => return Ok(Action::await_change()),
+        CleanupStep::LeaveOwned(unknown) => {
+            publish(
+                &ctx.recorder,
+                obj,
+                true,
+                plan::SECRET_VARIABLES_UNKNOWN,
+                format!(
+                    "Sandbox {name} was left as it is, still labelled as this object's: taking the \
+                     labels off would overwrite its secret variables {}, whose values Blaxel masks",
+                    unknown.join(", ")
+                ),
+            )
+            .await;
+            return Ok(Action::await_change());
+        }
         CleanupStep::Wait => observed,
         CleanupStep::Release(body) => {
             return match release(obj, ctx, &scope, &body).await {
@@ -401,8 +423,9 @@ async fn refresh(
 enum Acted {
     /// Written: the sandbox as it now stands.
     Wrote(RemoteSandbox),
-    /// Nothing written: a create met the name taken (ours after a lost answer, or another's), or a
-    /// power change found the sandbox gone; what is there now.
+    /// Nothing written: a create met the name taken (ours after a lost answer, or another's), a power
+    /// change found the sandbox gone, or found power to be `spec.enabled` (an update's to set); what is
+    /// there now.
     Found(Option<RemoteSandbox>),
     /// Nothing written: a create met a sandbox of the same name still going away.
     Waiting,
@@ -465,6 +488,10 @@ async fn act(
             let running = action == SandboxAction::Start;
             let current = before.cloned().unwrap_or_default();
             let mode = ctx.api.set_sandbox_power(scope, &current, running).await?;
+            if mode == PowerControl::Enabled {
+                // Nothing was written: power is `spec.enabled` here, which the next step's update sets.
+                return Ok(Acted::Found(before.cloned()));
+            }
             let verb = if running { "Started" } else { "Stopped" };
             info!(workspace = %scope.workspace, sandbox = name, mode = mode.as_str(), "{}", verb.to_lowercase());
             publish(

@@ -200,14 +200,7 @@ fn plan_existing(input: SandboxInput<'_>, remote: &RemoteSandbox, adopts: bool) 
         _ => {}
     }
     if needs_update(input, remote) {
-        return SandboxPlan {
-            action: Some(SandboxAction::Update(desired(input, Some(remote)))),
-            adopts,
-            health: Health::Progressing(Why::new(
-                "Updating",
-                format!("Updating sandbox {}", input.name),
-            )),
-        };
+        return update(input, remote, adopts);
     }
     if phase == SandboxPhase::Failed {
         // Blaxel's message may quote a variable's value, one from a Secret included (even one
@@ -265,6 +258,61 @@ fn plan_existing(input: SandboxInput<'_>, remote: &RemoteSandbox, adopts: bool) 
     }
 }
 
+/// The reason a write is refused because it would send back secret values Blaxel masked.
+pub const SECRET_VARIABLES_UNKNOWN: &str = "SecretVariablesUnknown";
+
+/// The remote variables marked secret that an update built from `spec` would send back as read (masked):
+/// all of them when the spec leaves `envs` out (kept as they are remotely), none when it declares them
+/// (the update then carries the spec's variables only, Secret-sourced values read from their Secrets).
+fn unknown_secrets(spec: &SandboxSpec, remote: &RemoteSandbox) -> Vec<String> {
+    if spec.envs.is_some() {
+        return Vec::new();
+    }
+    secret_names(remote)
+}
+
+/// The names of `remote`'s variables marked secret.
+fn secret_names(remote: &RemoteSandbox) -> Vec<String> {
+    remote
+        .spec
+        .runtime
+        .iter()
+        .flat_map(|r| &r.envs)
+        .filter(|e| e.secret == Some(true))
+        .map(|e| e.name.clone())
+        .collect()
+}
+
+/// The update of a sandbox that differs from the spec, unless it would send a masked secret back.
+fn update(input: SandboxInput<'_>, remote: &RemoteSandbox, adopts: bool) -> SandboxPlan {
+    let unknown = unknown_secrets(input.spec, remote);
+    if !unknown.is_empty() {
+        return SandboxPlan {
+            action: None,
+            adopts: false,
+            health: Health::Stalled(Why::new(
+                SECRET_VARIABLES_UNKNOWN,
+                format!(
+                    "Sandbox {} differs from the spec, but an update would overwrite its secret \
+                     variables {}: Blaxel shows their values masked, and the spec does not declare \
+                     them. Declare every variable in spec.envs (secret ones with \
+                     valueFrom.secretKeyRef) to let the operator update this sandbox",
+                    input.name,
+                    unknown.join(", ")
+                ),
+            )),
+        };
+    }
+    SandboxPlan {
+        action: Some(SandboxAction::Update(desired(input, Some(remote)))),
+        adopts,
+        health: Health::Progressing(Why::new(
+            "Updating",
+            format!("Updating sandbox {}", input.name),
+        )),
+    }
+}
+
 /// What cleanup does next.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CleanupStep {
@@ -274,6 +322,9 @@ pub enum CleanupStep {
     Release(Box<RemoteSandbox>),
     /// The remote deletion is under way: look again soon.
     Wait,
+    /// Leave the sandbox as it is, ownership labels included: the `PUT` taking them off would overwrite
+    /// these secret variables, whose values Blaxel masks and no Secret of the object gives.
+    LeaveOwned(Vec<String>),
     /// Nothing (left) to do: the finalizer may go.
     Done,
 }
@@ -286,6 +337,7 @@ pub fn plan_cleanup(
     policy: DeletionPolicy,
     observed: Option<&RemoteSandbox>,
     owner: Owner<'_>,
+    secret_envs: &BTreeMap<String, SecretValue>,
 ) -> CleanupStep {
     let Some(remote) = observed else {
         return CleanupStep::Done;
@@ -300,7 +352,10 @@ pub fn plan_cleanup(
         ) {
             return CleanupStep::Done;
         }
-        return CleanupStep::Release(Box::new(release(remote)));
+        return match release(remote, secret_envs) {
+            Ok(body) => CleanupStep::Release(Box::new(body)),
+            Err(unknown) => CleanupStep::LeaveOwned(unknown),
+        };
     }
     match remote.phase() {
         SandboxPhase::Terminated => CleanupStep::Done,
@@ -309,15 +364,31 @@ pub fn plan_cleanup(
     }
 }
 
-/// `remote` as it is, less the labels that make it the operator's.
-fn release(remote: &RemoteSandbox) -> RemoteSandbox {
+/// `remote` as it is, less the labels that make it the operator's, its secret variables' values taken
+/// from `secret_envs`; the names of those no value is known of, if any.
+fn release(
+    remote: &RemoteSandbox,
+    secret_envs: &BTreeMap<String, SecretValue>,
+) -> Result<RemoteSandbox, Vec<String>> {
     let mut body = remote.clone();
     body.status = None;
     body.state = None;
     for label in [OWNER_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL] {
         body.metadata.labels.remove(label);
     }
-    body
+    let mut unknown = Vec::new();
+    let envs = body.spec.runtime.iter_mut().flat_map(|r| &mut r.envs);
+    for env in envs.filter(|e| e.secret == Some(true)) {
+        match secret_envs.get(&env.name) {
+            Some(value) => env.value = Some(value.expose().to_owned()),
+            None => unknown.push(env.name.clone()),
+        }
+    }
+    if unknown.is_empty() {
+        Ok(body)
+    } else {
+        Err(unknown)
+    }
 }
 
 /// The body to send: `base` (the observed object, so unknown remote fields are kept) with the spec laid over.
@@ -449,6 +520,15 @@ mod tests {
     use super::*;
     use crate::crd::{PortProtocol, SandboxEnv, SandboxPort};
 
+    /// Cleanup with no variable known from a Secret.
+    fn cleanup(
+        policy: DeletionPolicy,
+        observed: Option<&RemoteSandbox>,
+        owner: Owner<'_>,
+    ) -> CleanupStep {
+        plan_cleanup(policy, observed, owner, &BTreeMap::new())
+    }
+
     const OWNER: Owner<'static> = Owner {
         object: "team-a.dev-box",
         instance: None,
@@ -519,6 +599,90 @@ mod tests {
             plan(changed).action,
             Some(SandboxAction::Update(_))
         ));
+    }
+
+    /// `remote` with a variable `TOKEN` marked secret, its value masked as Blaxel shows it.
+    fn with_masked_secret(mut remote: RemoteSandbox) -> RemoteSandbox {
+        remote.spec.runtime.as_mut().unwrap().envs.push(EnvVar {
+            name: "TOKEN".into(),
+            value: Some("***".into()),
+            secret: Some(true),
+        });
+        remote
+    }
+
+    /// An update would send the remote variables back as read when the spec leaves `envs` out: with a
+    /// secret one among them (masked) it is refused, naming it, and nothing is written; with `envs`
+    /// declared the update carries the spec's variables, values from Secrets, never a mask. Without a
+    /// difference there is nothing to refuse.
+    #[test]
+    fn an_update_never_sends_a_masked_secret_back() {
+        let mut s = spec();
+        s.envs = None;
+        let remote = with_masked_secret(remote_for(&s, "DEPLOYED"));
+        assert!(matches!(
+            plan(input(&s, Some(&remote))).health,
+            Health::Ready(_)
+        ));
+        s.image = "blaxel/base-image:v2".into();
+        let refused = plan(input(&s, Some(&remote)));
+        assert_eq!(refused.action, None);
+        let Health::Stalled(why) = refused.health else {
+            panic!("stalled")
+        };
+        assert_eq!(why.reason, SECRET_VARIABLES_UNKNOWN);
+        assert!(why.message.contains("TOKEN"), "{}", why.message);
+
+        s.envs = Some(vec![SandboxEnv {
+            name: "TOKEN".into(),
+            value: None,
+            value_from: serde_json::from_value(
+                serde_json::json!({"secretKeyRef": {"name": "s", "key": "k"}}),
+            )
+            .unwrap(),
+        }]);
+        let values: BTreeMap<String, SecretValue> =
+            [("TOKEN".to_owned(), SecretValue::new("real"))].into();
+        let declared = SandboxInput {
+            secret_envs: &values,
+            ..input(&s, Some(&remote))
+        };
+        let Some(SandboxAction::Update(body)) = plan(declared).action else {
+            panic!("an update")
+        };
+        let envs = &body.spec.runtime.as_ref().unwrap().envs;
+        assert_eq!(envs.len(), 1);
+        assert_eq!(
+            (envs[0].value.as_deref(), envs[0].secret),
+            (Some("real"), Some(true))
+        );
+    }
+
+    /// Releasing an orphan sends the sandbox back whole: a secret variable's value comes from the
+    /// object's Secrets, and one no Secret gives leaves the sandbox as it is (labels included).
+    #[test]
+    fn a_release_never_sends_a_masked_secret_back() {
+        let s = spec();
+        let ours = with_masked_secret(remote_for(&s, "DEPLOYED"));
+        assert_eq!(
+            cleanup(DeletionPolicy::Orphan, Some(&ours), OWNER),
+            CleanupStep::LeaveOwned(vec!["TOKEN".into()])
+        );
+        let values: BTreeMap<String, SecretValue> =
+            [("TOKEN".to_owned(), SecretValue::new("real"))].into();
+        let CleanupStep::Release(body) =
+            plan_cleanup(DeletionPolicy::Orphan, Some(&ours), OWNER, &values)
+        else {
+            panic!("a release")
+        };
+        let envs = &body.spec.runtime.as_ref().unwrap().envs;
+        let token = envs.iter().find(|e| e.name == "TOKEN").unwrap();
+        assert_eq!(token.value.as_deref(), Some("real"));
+        assert_eq!(
+            cleanup(DeletionPolicy::Delete, Some(&ours), OWNER),
+            CleanupStep::Delete,
+            "a deletion sends no body"
+        );
     }
 
     /// The sandbox as Blaxel would hold it after creating it from `spec`, with a given status.
@@ -760,15 +924,15 @@ mod tests {
         let s = spec();
         let ours = remote_for(&s, "DEPLOYED");
         assert_eq!(
-            plan_cleanup(DeletionPolicy::Delete, Some(&ours), OWNER),
+            cleanup(DeletionPolicy::Delete, Some(&ours), OWNER),
             CleanupStep::Delete
         );
         assert_eq!(
-            plan_cleanup(DeletionPolicy::Delete, None, OWNER),
+            cleanup(DeletionPolicy::Delete, None, OWNER),
             CleanupStep::Done
         );
         assert_eq!(
-            plan_cleanup(
+            cleanup(
                 DeletionPolicy::Delete,
                 Some(&remote_for(&s, "DELETING")),
                 OWNER
@@ -776,7 +940,7 @@ mod tests {
             CleanupStep::Wait
         );
         assert_eq!(
-            plan_cleanup(
+            cleanup(
                 DeletionPolicy::Delete,
                 Some(&remote_for(&s, "TERMINATED")),
                 OWNER
@@ -784,7 +948,7 @@ mod tests {
             CleanupStep::Done
         );
         assert_eq!(
-            plan_cleanup(DeletionPolicy::Delete, Some(&ours), OTHER),
+            cleanup(DeletionPolicy::Delete, Some(&ours), OTHER),
             CleanupStep::Done
         );
     }
@@ -797,10 +961,7 @@ mod tests {
         let mut unowned = remote_for(&s, "DEPLOYED");
         unowned.metadata.labels.clear();
         for policy in [DeletionPolicy::Delete, DeletionPolicy::Orphan] {
-            assert_eq!(
-                plan_cleanup(policy, Some(&unowned), OWNER),
-                CleanupStep::Done
-            );
+            assert_eq!(cleanup(policy, Some(&unowned), OWNER), CleanupStep::Done);
         }
         let ours = remote_for(&s, "DEPLOYED");
         let east = Owner {
@@ -808,7 +969,7 @@ mod tests {
             ..OWNER
         };
         assert_eq!(
-            plan_cleanup(DeletionPolicy::Delete, Some(&ours), east),
+            cleanup(DeletionPolicy::Delete, Some(&ours), east),
             CleanupStep::Done,
             "the default instance's sandbox is not instance east's"
         );
@@ -819,8 +980,7 @@ mod tests {
     fn orphan_releases_ownership() {
         let s = spec();
         let ours = remote_for(&s, "DEPLOYED");
-        let CleanupStep::Release(body) = plan_cleanup(DeletionPolicy::Orphan, Some(&ours), OWNER)
-        else {
+        let CleanupStep::Release(body) = cleanup(DeletionPolicy::Orphan, Some(&ours), OWNER) else {
             panic!("expected a release")
         };
         for label in [OWNER_LABEL, MANAGED_BY_LABEL, INSTANCE_LABEL] {

@@ -212,6 +212,61 @@ async fn a_power_change_is_read_back() {
     assert_eq!(r.kube.status()["state"], "Stopped");
 }
 
+/// On today's API (no start/stop routes) the power change writes nothing itself: it finds power to be
+/// `spec.enabled`, and the pass sets it with an update it builds (never a read-modify-write of what
+/// Blaxel showed), reported Stopped.
+#[tokio::test]
+async fn on_todays_api_power_is_set_by_an_update() {
+    let r = run(&json!({"state": "Stopped"}));
+    r.api
+        .todays_api
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    r.api.put_sandbox(remote("base:2", "DEPLOYED", OURS));
+    pass(&r).await.unwrap();
+    assert_eq!(
+        r.api.calls(),
+        [
+            "list_sandboxes",
+            "get_sandbox box",
+            "set_sandbox_power box false",
+            "update_sandbox box"
+        ]
+    );
+    assert_eq!(r.api.sandbox("box").unwrap().spec.enabled, Some(false));
+    assert_eq!(r.kube.status()["powerControl"], "Enabled");
+}
+
+/// `remote` with a variable `TOKEN` marked secret, its value masked as Blaxel shows it.
+fn with_masked_secret(mut remote: RemoteSandbox) -> RemoteSandbox {
+    remote
+        .spec
+        .runtime
+        .as_mut()
+        .unwrap()
+        .envs
+        .push(crate::blaxel::model::EnvVar {
+            name: "TOKEN".into(),
+            value: Some("***".into()),
+            secret: Some(true),
+        });
+    remote
+}
+
+/// A sandbox with a secret variable the spec does not declare is never updated (the update would
+/// send the mask back as its value): Stalled `SecretVariablesUnknown`, no write.
+#[tokio::test]
+async fn undeclared_secret_variables_block_an_update() {
+    let r = run(&json!({}));
+    r.api
+        .put_sandbox(with_masked_secret(remote("base:1", "DEPLOYED", OURS)));
+    pass(&r).await.unwrap();
+    assert!(r.api.writes().is_empty(), "{:?}", r.api.calls());
+    assert_eq!(
+        r.kube.condition("Stalled"),
+        ("True".into(), "SecretVariablesUnknown".into())
+    );
+}
+
 /// A paused Sandbox makes no remote write.
 #[tokio::test]
 async fn a_paused_sandbox_writes_nothing() {
@@ -298,6 +353,21 @@ async fn orphan_releases_the_sandbox() {
     assert!(!left.metadata.labels.contains_key(MANAGED_BY_LABEL));
     assert_eq!(left.metadata.labels["team"], "x");
     assert_eq!(r.kube.events(), ["Normal:Released"]);
+}
+
+/// `Orphan` leaves a sandbox with a secret variable no Secret of the object gives as it is, labels
+/// included (taking them off would overwrite the variable with its mask), and says so in a Warning.
+#[tokio::test]
+async fn orphan_never_sends_a_masked_secret_back() {
+    let r = deleted("Orphan");
+    r.api
+        .put_sandbox(with_masked_secret(remote("base:2", "DEPLOYED", OURS)));
+    assert_eq!(
+        cleanup(&r.obj, &r.ctx).await.unwrap(),
+        Action::await_change()
+    );
+    assert!(r.api.writes().is_empty(), "{:?}", r.api.calls());
+    assert_eq!(r.kube.events(), ["Warning:SecretVariablesUnknown"]);
 }
 
 /// A delete that fails transiently keeps the finalizer (the pass fails) and the sandbox.

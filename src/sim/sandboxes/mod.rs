@@ -23,6 +23,11 @@
 //! - `PUT` replaces what it carries: `spec` when present (whole), `metadata.labels` and
 //!   `metadata.displayName` when present; absent parts are kept. Changing `runtime.image` or `runtime.memory`
 //!   of a running sandbox redeploys it (`DEPLOYING` again), as the 2026 definition warns.
+//! - The value of a variable marked `secret: true` is stored as sent and answered as `***` (every
+//!   answer: lists, gets, create/update/delete), unless `GET /sandboxes/{name}?show_secrets=true` (the
+//!   definitions: "masked in API responses unless an admin requests show_secrets=true"; the simulator
+//!   has no roles for keys, so any caller may ask). A `PUT` carrying `***` back stores `***`: what a
+//!   client that writes back what it read does to a secret. `GET /_sim/state` shows the stored values.
 //!
 //! Files:
 //! - [`record`]: the stored sandbox ([`SandboxRecord`]), its computed [`Phase`] and events, and the per-workspace
@@ -43,7 +48,7 @@ pub mod routes;
 pub use listing::{DEFAULT_PAGE, MAX_PAGE, PAGINATED_VERSION, list};
 pub use power::{force_fail, start, stop};
 pub use record::{MAX_EVENTS, Phase, STATUSES, SandboxBook, SandboxEvent, SandboxRecord};
-pub use render::{render, render_with, sandbox_url};
+pub use render::{MASKED, render, render_revealed, render_with, sandbox_url};
 pub use routes::{CreateQuery, create, delete, get, update, with_sandbox};
 
 /// Longest sandbox name the definition allows.

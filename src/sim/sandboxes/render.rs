@@ -38,13 +38,25 @@ pub(super) fn render_metadata(r: &SandboxRecord, workspace: &str, sim: &Sim) -> 
     Value::Object(m)
 }
 
-/// A `Sandbox` as the configured generation renders it.
+/// What the API shows in place of the value of a variable marked `secret: true` (the definitions: values
+/// "masked in API responses unless an admin requests show_secrets=true", "masked with ***").
+pub const MASKED: &str = "***";
+
+/// A `Sandbox` as the configured generation renders it, secret values masked.
 #[must_use]
 pub fn render(r: &SandboxRecord, workspace: &str, now: SimTime, sim: &Sim) -> Value {
     render_with(r, workspace, now, sim, true)
 }
 
-/// A `Sandbox`, with or without its `events` (today's paginated listing uses the lite shape, without).
+/// A `Sandbox` with its secret values shown (`GET /sandboxes/{name}?show_secrets=true`, and the
+/// simulator's own state dump).
+#[must_use]
+pub fn render_revealed(r: &SandboxRecord, workspace: &str, now: SimTime, sim: &Sim) -> Value {
+    render_spec(r, workspace, now, sim, true, r.spec.clone())
+}
+
+/// A `Sandbox`, with or without its `events` (today's paginated listing uses the lite shape, without),
+/// secret values masked.
 #[must_use]
 pub fn render_with(
     r: &SandboxRecord,
@@ -53,11 +65,39 @@ pub fn render_with(
     sim: &Sim,
     events: bool,
 ) -> Value {
+    let mut spec = r.spec.clone();
+    mask_secret_values(&mut spec);
+    render_spec(r, workspace, now, sim, events, spec)
+}
+
+/// Replaces the value of every variable marked `secret: true` in a sandbox spec by [`MASKED`].
+fn mask_secret_values(spec: &mut Map<String, Value>) {
+    let envs = spec
+        .get_mut("runtime")
+        .and_then(|r| r.get_mut("envs"))
+        .and_then(Value::as_array_mut);
+    for env in envs.into_iter().flatten() {
+        if env.get("secret") == Some(&Value::Bool(true))
+            && let Some(value) = env.get_mut("value")
+        {
+            *value = json!(MASKED);
+        }
+    }
+}
+
+fn render_spec(
+    r: &SandboxRecord,
+    workspace: &str,
+    now: SimTime,
+    sim: &Sim,
+    events: bool,
+    spec: Map<String, Value>,
+) -> Value {
     let cfg = &sim.config;
     let phase = r.phase(now, cfg);
     let mut m = Map::new();
     m.insert("metadata".into(), render_metadata(r, workspace, sim));
-    m.insert("spec".into(), Value::Object(r.spec.clone()));
+    m.insert("spec".into(), Value::Object(spec));
     m.insert("status".into(), json!(phase.as_str()));
     m.insert(
         "lastUsedAt".into(),

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::MAX_NAME_LEN;
 use super::input::{check_image, image_of, memory_of, normalize_spec, parse_input};
 use super::record::{Phase, SandboxBook, SandboxRecord};
-use super::render::render;
+use super::render::{render, render_revealed};
 use crate::sim::auth::Caller;
 use crate::sim::body::{JsonObject, SimPath, SimQuery};
 use crate::sim::clock::SimTime;
@@ -157,14 +157,29 @@ pub async fn create(
     Ok(Json(out))
 }
 
-/// `GET /sandboxes/{name}`.
+/// Query parameters of `GET /sandboxes/{name}`.
+#[derive(Debug, serde::Deserialize)]
+pub struct GetQuery {
+    /// Show secret values (the definitions: admin only; the simulator has no roles for keys and shows
+    /// them to any caller that asks).
+    #[serde(default)]
+    show_secrets: Option<String>,
+}
+
+/// `GET /sandboxes/{name}`: secret values masked unless `show_secrets=true`.
 pub async fn get(
     State(sim): State<Arc<Sim>>,
     caller: Caller,
     SimPath(name): SimPath<String>,
+    SimQuery(query): SimQuery<GetQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let reveal = query.show_secrets.as_deref() == Some("true");
     let found = with_sandbox(&sim, &caller.workspace, &name, |r, now| {
-        Ok(Json(render(r, &caller.workspace, now, &sim)))
+        Ok(Json(if reveal {
+            render_revealed(r, &caller.workspace, now, &sim)
+        } else {
+            render(r, &caller.workspace, now, &sim)
+        }))
     });
     if found.is_err() {
         // No live sandbox of that name: a raw record a test added under it answers instead.
