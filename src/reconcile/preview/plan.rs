@@ -369,6 +369,11 @@ mod tests {
                 delete: vec!["op-1".into(), "op-0".into()]
             }
         );
+        let at_renewal: jiff::Timestamp = "2026-12-04T16:00:00Z".parse().unwrap();
+        assert!(
+            plan_token(&input(Some(("op-1", expires)), at_renewal)).create,
+            "renewed at renewBefore before expiry, not after"
+        );
         let gone_remotely = plan_token(&input(Some(("op-9", expires)), now));
         assert!(gone_remotely.create && gone_remotely.delete.contains(&"op-1".to_owned()));
         let first = plan_token(&input(None, now));

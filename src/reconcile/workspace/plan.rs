@@ -369,6 +369,31 @@ mod tests {
         );
     }
 
+    /// Why a name cannot be created, in the words Blaxel gave: its message first, else its reason, else
+    /// "taken"; an empty one counts as none.
+    #[test]
+    fn an_unavailable_name_is_explained_in_blaxels_words() {
+        let why = |reason: Option<&str>, message: Option<&str>| {
+            let a = WorkspaceAvailability {
+                available: false,
+                reason: reason.map(str::to_owned),
+                message: message.map(str::to_owned),
+            };
+            let text = unavailable_message("acme", &a);
+            let start = text.find('(').unwrap() + 1;
+            let end = text.find(')').unwrap();
+            text[start..end].to_owned()
+        };
+        assert_eq!(
+            why(Some("reserved"), Some("is reserved by Blaxel")),
+            "is reserved by Blaxel"
+        );
+        assert_eq!(why(Some("reserved"), Some("")), "reserved");
+        assert_eq!(why(Some("reserved"), None), "reserved");
+        assert_eq!(why(Some(""), None), "taken");
+        assert_eq!(why(None, None), "taken");
+    }
+
     /// One update on a real difference, keeping unknown fields; nothing when equal; absent fields left.
     #[test]
     fn updates_only_on_a_real_difference() {
