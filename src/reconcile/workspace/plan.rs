@@ -356,6 +356,21 @@ mod tests {
             (body.name.as_str(), body.display_name.as_deref()),
             ("acme", Some("Acme"))
         );
+        assert_eq!(
+            serde_json::to_value(&body.labels).unwrap(),
+            serde_json::json!({"team": "a"}),
+            "every declared field is in the create"
+        );
+        let mut in_region = spec.clone();
+        in_region.region = Some("eu-lon-1".into());
+        let with_region = WorkspaceInput {
+            spec: &in_region,
+            ..input(Some(&free))
+        };
+        let Some(WorkspaceAction::Create(body)) = plan(&with_region).action else {
+            panic!("create expected");
+        };
+        assert_eq!(body.region.as_deref(), Some("eu-lon-1"));
         let taken = WorkspaceAvailability {
             available: false,
             reason: Some("taken".into()),
