@@ -27,8 +27,8 @@ use super::kinds::Kinds;
 use super::removals::RemovalGuard;
 use super::{Context, Settings};
 use crate::blaxel::model::{
-    IntegrationConnection, Listing, PendingInvitation, Preview, PreviewToken, Sandbox, Workspace,
-    WorkspaceAvailability, WorkspaceUser,
+    IntegrationConnection, Listing, PendingInvitation, Preview, PreviewToken, Sandbox, Unreadable,
+    Workspace, WorkspaceAvailability, WorkspaceUser,
 };
 use crate::blaxel::{
     ApiError, ApiKey, IntegrationsApi, PowerControl, PreviewsApi, SandboxesApi, Scope, UsersApi,
@@ -42,7 +42,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Blaxel users and sandboxes in memory (one workspace), with every call recorded as
+/// Blaxel users, sandboxes, connections (of one workspace) and workspaces in memory, with every call recorded as
 /// `"<method> <argument>"` and errors scripted per method.
 #[derive(Default)]
 pub struct FakeBlaxel {
@@ -52,6 +52,10 @@ pub struct FakeBlaxel {
     pub sandboxes: Mutex<BTreeMap<String, Sandbox>>,
     /// Integration connections by name.
     pub connections: Mutex<BTreeMap<String, IntegrationConnection>>,
+    /// Workspaces by name (every workspace the key sees).
+    pub workspaces: Mutex<BTreeMap<String, Workspace>>,
+    /// Records of the user list that could not be decoded, listed with the users.
+    pub unreadable_users: Mutex<Vec<Unreadable>>,
     /// The power control the workspace is known to use.
     pub power: Mutex<Option<PowerControl>>,
     /// Today's API: no start/stop routes; power is `spec.enabled`.
@@ -96,11 +100,15 @@ impl FakeBlaxel {
             .count()
     }
 
-    /// The calls that change something (every one but lists, gets and counts).
+    /// The calls that change something (every one but lists, gets, counts and availability checks).
     pub fn writes(&self) -> Vec<String> {
         self.calls()
             .into_iter()
-            .filter(|c| !["list_", "get_", "count_"].iter().any(|r| c.starts_with(r)))
+            .filter(|c| {
+                !["list_", "get_", "count_", "workspace_availability"]
+                    .iter()
+                    .any(|r| c.starts_with(r))
+            })
             .collect()
     }
 
@@ -117,6 +125,16 @@ impl FakeBlaxel {
     /// The connection named `name`, if any, as last written (secret values included).
     pub fn connection(&self, name: &str) -> Option<IntegrationConnection> {
         lock(&self.connections).get(name).cloned()
+    }
+
+    /// Adds a workspace.
+    pub fn put_workspace(&self, workspace: Workspace) {
+        lock(&self.workspaces).insert(workspace.name.clone(), workspace);
+    }
+
+    /// The workspace named `name`, if any.
+    pub fn workspace(&self, name: &str) -> Option<Workspace> {
+        lock(&self.workspaces).get(name).cloned()
     }
 
     /// The sandbox named `name`, if any.
@@ -159,9 +177,10 @@ fn not_here() -> ApiError {
 impl UsersApi for FakeBlaxel {
     async fn list_users(&self, scope: &Scope) -> Result<Listing<WorkspaceUser>, ApiError> {
         self.call(scope, "list_users", "")?;
-        Ok(Listing::complete(
-            lock(&self.users).values().cloned().collect(),
-        ))
+        Ok(Listing {
+            items: lock(&self.users).values().cloned().collect(),
+            unreadable: lock(&self.unreadable_users).clone(),
+        })
     }
 
     async fn invite_user(&self, scope: &Scope, email: &str) -> Result<PendingInvitation, ApiError> {
@@ -330,27 +349,85 @@ impl PreviewsApi for FakeBlaxel {
 
 #[async_trait]
 impl WorkspacesApi for FakeBlaxel {
-    async fn list_workspaces(&self, _: &Scope) -> Result<Vec<Workspace>, ApiError> {
-        Err(not_here())
+    async fn list_workspaces(&self, scope: &Scope) -> Result<Vec<Workspace>, ApiError> {
+        self.call(scope, "list_workspaces", "")?;
+        Ok(lock(&self.workspaces).values().cloned().collect())
     }
-    async fn get_workspace(&self, _: &Scope, _: &str) -> Result<Workspace, ApiError> {
-        Err(not_here())
+
+    async fn get_workspace(&self, scope: &Scope, name: &str) -> Result<Workspace, ApiError> {
+        self.call(scope, "get_workspace", name)?;
+        self.workspace(name).ok_or_else(|| not_found(name))
     }
+
     async fn workspace_availability(
         &self,
-        _: &Scope,
-        _: &str,
+        scope: &Scope,
+        name: &str,
     ) -> Result<WorkspaceAvailability, ApiError> {
-        Err(not_here())
+        self.call(scope, "workspace_availability", name)?;
+        // As the simulator: a name any workspace holds is `taken`.
+        if lock(&self.workspaces).contains_key(name) {
+            return Ok(WorkspaceAvailability {
+                available: false,
+                reason: Some("taken".to_owned()),
+                message: Some(format!("The workspace name {name:?} is already taken")),
+            });
+        }
+        Ok(WorkspaceAvailability {
+            available: true,
+            ..WorkspaceAvailability::default()
+        })
     }
-    async fn create_workspace(&self, _: &Scope, _: &Workspace) -> Result<Workspace, ApiError> {
-        Err(not_here())
+
+    async fn create_workspace(
+        &self,
+        scope: &Scope,
+        workspace: &Workspace,
+    ) -> Result<Workspace, ApiError> {
+        let name = workspace.name.as_str();
+        self.call(scope, "create_workspace", name)?;
+        let mut workspaces = lock(&self.workspaces);
+        if workspaces.contains_key(name) {
+            return Err(ApiError::Conflict {
+                message: "WORKSPACE_ALREADY_EXISTS".to_owned(),
+            });
+        }
+        // As the simulator: a new workspace gets an id and starts `created` (it is `ready` later).
+        let mut created = workspace.clone();
+        created.id = Some(format!("id-{name}"));
+        created.status = Some("created".to_owned());
+        workspaces.insert(name.to_owned(), created.clone());
+        Ok(created)
     }
-    async fn update_workspace(&self, _: &Scope, _: &Workspace) -> Result<Workspace, ApiError> {
-        Err(not_here())
+
+    async fn update_workspace(
+        &self,
+        scope: &Scope,
+        workspace: &Workspace,
+    ) -> Result<Workspace, ApiError> {
+        let name = workspace.name.as_str();
+        self.call(scope, "update_workspace", name)?;
+        let mut workspaces = lock(&self.workspaces);
+        let stored = workspaces.get_mut(name).ok_or_else(|| not_found(name))?;
+        // As the simulator: the fields the body carries are written, the others kept; the read-only
+        // ones (id, status) are the server's.
+        let mut next = workspace.clone();
+        next.display_name = next.display_name.or_else(|| stored.display_name.clone());
+        next.labels = next.labels.or_else(|| stored.labels.clone());
+        next.region = next.region.or_else(|| stored.region.clone());
+        next.id.clone_from(&stored.id);
+        next.status.clone_from(&stored.status);
+        next.status_reason.clone_from(&stored.status_reason);
+        *stored = next;
+        Ok(stored.clone())
     }
-    async fn delete_workspace(&self, _: &Scope, _: &str) -> Result<(), ApiError> {
-        Err(not_here())
+
+    async fn delete_workspace(&self, scope: &Scope, name: &str) -> Result<(), ApiError> {
+        self.call(scope, "delete_workspace", name)?;
+        lock(&self.workspaces)
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| not_found(name))
     }
 }
 

@@ -3,6 +3,8 @@
 
 pub mod dry_run;
 pub mod plan;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -756,27 +758,4 @@ async fn finish(obj: &Cached<Workspace>, ctx: &Context, report: Report) -> Resul
         conditions: conditions_for(obj, &report.health),
     };
     write_status(ctx, obj, &status).await
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests")]
-    use super::*;
-
-    /// The remote name is `spec.workspaceName`, else the object's name.
-    #[test]
-    fn remote_names() {
-        let mut obj: Cached<Workspace> = serde_json::from_value(serde_json::json!({
-            "apiVersion": "blaxel.ai/v1alpha1", "kind": "Workspace",
-            "metadata": {"name": "acme", "namespace": "platform"},
-            "spec": {}
-        }))
-        .unwrap();
-        assert_eq!(remote_name(&obj), "acme");
-        assert_eq!(obj.spec.deletion_policy, DeletionPolicy::Orphan);
-        assert_eq!(obj.spec.members.max_removals, 5);
-        obj.spec.workspace_name = Some("acme-prod".into());
-        assert_eq!(remote_name(&obj), "acme-prod");
-        assert_eq!(member_namespaces(&obj), ["platform"]);
-    }
 }
