@@ -357,7 +357,7 @@ async fn members(
     });
     announce(obj, ctx, spec.policy, &plan).await;
     let mut verdict = plan.verdict;
-    let mut removed = 0;
+    let mut removed: BTreeSet<&String> = BTreeSet::new();
     if !paused {
         for email in &plan.removals {
             if let Some((health, _)) = removal_held(obj, ctx, name, email).await {
@@ -380,17 +380,17 @@ async fn members(
             ctx.users
                 .write_through(scope, email, None::<WorkspaceUser>)
                 .await;
-            removed += 1;
+            removed.insert(email);
         }
     }
-    if removed > 0 {
+    if !removed.is_empty() {
         consume_confirmation(obj, ctx).await;
     }
     let mut unmanaged = plan.unmanaged;
     let mut counts = plan.counts;
-    if verdict.is_none() && !plan.removals.is_empty() && !paused {
-        // Removed just now: what remains unmanaged is what could not be removed.
-        let removed: BTreeSet<&String> = plan.removals.iter().collect();
+    if !removed.is_empty() {
+        // Removed just now (all, or those before the removal guard held the rest): what remains
+        // unmanaged is what was not removed.
         if let Some(list) = &mut unmanaged {
             list.retain(|e| !removed.contains(e));
         }

@@ -365,6 +365,11 @@ async fn the_removal_guard_holds_removals_past_its_limit() {
         r.kube.condition("Stalled"),
         ("True".into(), "RemovalLimitReached".into())
     );
+    assert_eq!(
+        r.kube.status()["unmanaged"],
+        json!(["trent@example.com"]),
+        "the member removed before the hold is no longer listed"
+    );
 }
 
 /// A paused workspace makes no remote write: neither the update it needs nor an Authoritative removal.
