@@ -186,23 +186,22 @@ async fn an_unauthorized_key_stalls() {
     assert_eq!(r.kube.events(), ["Warning:Unauthorized"]);
 }
 
-/// A role change's answer without the invitation flags keeps what was known: an accepted member stays
-/// Active, not taken for a pending invitation.
+/// A role change's answer without the invitation flags keeps what was known: a pending invitation
+/// stays Invited, not taken for an accepted member.
 #[tokio::test]
 async fn a_role_change_keeps_the_known_acceptance() {
     let r = run(&object(&json!({}), None, 1));
-    r.api.put_user(user("member", true));
+    r.api.put_user(WorkspaceUser {
+        sub: None,
+        ..user("member", false)
+    });
     r.api.meanwhile("set_user_role", |api| {
-        // Blaxel's answer to the PUT (this fake returns the stored user) without the flags.
-        api.put_user(WorkspaceUser {
-            accepted: None,
-            email: String::new(),
-            ..user("member", true)
-        });
+        // Blaxel's answer to the PUT (this fake answers the stored user) without the flags.
+        api.users.lock().unwrap().get_mut(ALICE).unwrap().accepted = None;
     });
     pass(&r).await.unwrap();
     assert_eq!(r.api.writes(), ["set_user_role alice@example.com admin"]);
-    assert_eq!(r.kube.status()["phase"], "Active");
+    assert_eq!(r.kube.status()["phase"], "Invited");
 }
 
 /// An invitation given up on (Expired at the re-invitation budget) is sent again once a person edits
