@@ -306,6 +306,30 @@ async fn deletion_waits_for_the_sandbox_to_go() {
     assert_eq!(r.api.count("delete_sandbox"), 1, "not deleted twice");
 }
 
+/// Deletions go through the mass-removal guard: with a limit of one, a second sandbox's deletion is
+/// held (the finalizer stays, nothing is sent), with a Warning Event.
+#[tokio::test]
+async fn a_deletion_over_the_limit_is_held() {
+    let status = json!({"phase": "DEPLOYED", "observedGeneration": 1});
+    let r: Run = Harness::new(&deleting(object(&json!({}), Some(status.clone()))), 1);
+    let mut other = deleting(object(&json!({}), Some(status)));
+    other["metadata"]["name"] = json!("other");
+    other["metadata"]["uid"] = json!("uid-other");
+    let other: crate::reconcile::cached::Cached<Sandbox> = testing::cached(&other);
+    let mut theirs = remote("base:2", "DEPLOYED", Some("team-a.other"));
+    theirs.metadata.name = "other".into();
+    r.api.put_sandbox(theirs);
+    r.api.put_sandbox(remote("base:2", "DEPLOYED", OURS));
+    let _ = cleanup(&other, &r.ctx).await;
+    let err = cleanup(&r.obj, &r.ctx).await.unwrap_err();
+    assert!(matches!(err, Error::Waiting(..)), "{err}");
+    assert_eq!(r.api.writes(), ["delete_sandbox other"]);
+    assert_eq!(
+        r.kube.events(),
+        ["Normal:Deleting", "Warning:RemovalLimitReached"]
+    );
+}
+
 /// A sandbox gone between the read and the delete (404) ends cleanup.
 #[tokio::test]
 async fn a_sandbox_gone_before_its_delete_ends_cleanup() {
