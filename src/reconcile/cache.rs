@@ -577,6 +577,59 @@ mod tests {
         assert_eq!(get("other", true).await.unwrap(), Seen::Unsure);
     }
 
+    /// A record that did not decode is found under the key its identity has in the kind's one form: a
+    /// user's e-mail case-folded, a sandbox's name as it is.
+    #[tokio::test]
+    async fn unreadable_records_are_keyed_as_the_kind_keys() {
+        let a = scope("a");
+        let users = ListCache::<WorkspaceUser>::default();
+        let broken = |identity: &str| Unreadable {
+            identity: Some(identity.to_owned()),
+            error: "bad record".into(),
+        };
+        let listing = Listing {
+            items: Vec::new(),
+            unreadable: vec![broken("Bob@Example.COM")],
+        };
+        let got = users
+            .get(&a, "bob@example.com", Duration::ZERO, || async {
+                Ok(listing)
+            })
+            .await;
+        assert_eq!(got.unwrap_err().category(), "Decode");
+        let sandboxes = ListCache::<RemoteSandbox>::default();
+        let listing = Listing {
+            items: Vec::new(),
+            unreadable: vec![broken("box")],
+        };
+        let got = sandboxes
+            .get(&a, "box", Duration::ZERO, || async { Ok(listing) })
+            .await;
+        assert_eq!(got.unwrap_err().category(), "Decode");
+    }
+
+    /// A scope is dropped once unread for exactly its eviction age, and one whose list a reader holds
+    /// stays however old.
+    #[tokio::test(start_paused = true)]
+    async fn eviction_is_at_the_age_and_spares_a_held_list() {
+        let cache = ListCache::<String>::new(Duration::from_secs(100));
+        let (old, held, recent) = (scope("old"), scope("held"), scope("recent"));
+        let read = |scope| {
+            cache.get(scope, "x", Duration::MAX, || async {
+                Ok(Listing::complete(Vec::new()))
+            })
+        };
+        read(&old).await.unwrap();
+        let in_use = cache.entry(&held);
+        tokio::time::advance(Duration::from_secs(100)).await;
+        read(&recent).await.unwrap();
+        assert_eq!(cache.scopes(), 2, "old went at 100 s; the held list stays");
+        drop(in_use);
+        tokio::time::advance(Duration::from_secs(100)).await;
+        read(&recent).await.unwrap();
+        assert_eq!(cache.scopes(), 1);
+    }
+
     /// The list of a scope nobody reads any more is dropped; one in use stays.
     #[tokio::test(start_paused = true)]
     async fn idle_scopes_are_evicted() {
