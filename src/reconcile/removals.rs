@@ -306,6 +306,87 @@ mod tests {
 
     const MINUTE: Duration = Duration::from_secs(60);
 
+    fn member(uid: &str, confirmed: bool) -> ConfigMap {
+        let mut o = obj(confirmed);
+        o.metadata.uid = Some(uid.to_owned());
+        o
+    }
+
+    /// A guard of `limit` removals an hour, its record in namespace `ops` of `kube`.
+    fn guard(kube: &crate::reconcile::testing::FakeKube, limit: u32) -> RemovalGuard {
+        RemovalGuard::new(
+            limit,
+            Duration::from_secs(3600),
+            Counter::default(),
+            Some(Store::new(kube.client(), "ops")),
+        )
+    }
+
+    /// The count lives in the ConfigMap, labelled as the operator's: a guard made anew (a restart)
+    /// holds what the last one counted; a confirmed removal still goes through.
+    #[tokio::test]
+    async fn the_count_survives_a_restart() {
+        let kube = crate::reconcile::testing::FakeKube::default();
+        guard(&kube, 1)
+            .take("acme", &member("u1", false), "")
+            .await
+            .unwrap();
+        let stored = kube.config_map("ops", STORE_NAME).unwrap();
+        assert_eq!(
+            stored["metadata"]["labels"]["app.kubernetes.io/part-of"],
+            "blaxel-operator"
+        );
+        assert!(stored["data"][STORE_KEY].as_str().unwrap().contains("u1"));
+        let restarted = guard(&kube, 1);
+        let held = restarted.take("acme", &member("u2", false), "").await;
+        assert!(matches!(held, Err(Hold::Limit { recent: 1, .. })));
+        assert!(
+            restarted
+                .take("acme", &member("u3", true), "")
+                .await
+                .is_ok(),
+            "a confirmed removal goes through"
+        );
+    }
+
+    /// Two guards (replicas) on one record: a write on a record changed since it was read is refused,
+    /// and the record read again, so neither count is lost.
+    #[tokio::test]
+    async fn a_record_changed_since_it_was_read_is_read_again() {
+        let kube = crate::reconcile::testing::FakeKube::default();
+        let (a, b) = (guard(&kube, 2), guard(&kube, 2));
+        a.take("acme", &member("u1", false), "").await.unwrap();
+        b.take("acme", &member("u2", false), "").await.unwrap();
+        let third = a.take("acme", &member("u3", false), "").await;
+        assert!(
+            matches!(third, Err(Hold::Limit { recent: 2, .. })),
+            "{third:?}"
+        );
+    }
+
+    /// A record deleted by hand since it was read is written anew; one that cannot be read holds every
+    /// removal (a corrupted record never resets the count).
+    #[tokio::test]
+    async fn a_deleted_record_is_made_again_and_a_corrupt_one_holds() {
+        let kube = crate::reconcile::testing::FakeKube::default();
+        let g = guard(&kube, 5);
+        g.take("acme", &member("u1", false), "").await.unwrap();
+        kube.set_config_map("ops", STORE_NAME, None);
+        g.take("acme", &member("u2", false), "").await.unwrap();
+        let made_again = kube.config_map("ops", STORE_NAME).unwrap();
+        assert!(
+            made_again["data"][STORE_KEY]
+                .as_str()
+                .unwrap()
+                .contains("u2")
+        );
+        let mut corrupt = made_again;
+        corrupt["data"][STORE_KEY] = serde_json::json!("not a record");
+        kube.set_config_map("ops", STORE_NAME, Some(corrupt));
+        let held = guard(&kube, 5).take("acme", &member("u3", false), "").await;
+        assert!(matches!(held, Err(Hold::Unrecorded(_))), "{held:?}");
+    }
+
     /// Past the limit removals are held until the window has room; a confirmed one goes through and
     /// counts; an object's retry takes no second place.
     #[test]

@@ -513,6 +513,8 @@ pub struct FakeKube {
     sent: Arc<Mutex<Vec<Sent>>>,
     object: Arc<Mutex<Value>>,
     secrets: Arc<Mutex<HashMap<String, Value>>>,
+    /// ConfigMaps by path, each with its `resourceVersion`.
+    config_maps: Arc<Mutex<HashMap<String, Value>>>,
 }
 
 impl FakeKube {
@@ -531,6 +533,74 @@ impl FakeKube {
             secret["metadata"]["name"].as_str().unwrap_or_default()
         );
         lock(&self.secrets).insert(path, secret);
+    }
+
+    /// The ConfigMap `name` of namespace `namespace`, if any.
+    pub fn config_map(&self, namespace: &str, name: &str) -> Option<Value> {
+        lock(&self.config_maps)
+            .get(&format!("/api/v1/namespaces/{namespace}/configmaps/{name}"))
+            .cloned()
+    }
+
+    /// Sets (`Some`) or deletes (`None`) a ConfigMap by hand, as another writer would.
+    pub fn set_config_map(&self, namespace: &str, name: &str, map: Option<Value>) {
+        let path = format!("/api/v1/namespaces/{namespace}/configmaps/{name}");
+        let mut maps = lock(&self.config_maps);
+        match map {
+            Some(mut map) => {
+                map["metadata"]["resourceVersion"] = json!("by-hand");
+                maps.insert(path, map);
+            }
+            None => {
+                maps.remove(&path);
+            }
+        }
+    }
+
+    /// ConfigMaps as the API server keeps them: create (409 if present), replace (404 if absent, 409
+    /// on another `resourceVersion`), get.
+    fn config_map_answer(&self, sent: &Sent) -> Option<(u16, Value)> {
+        let collection = sent.path.strip_suffix("/configmaps").map(str::to_owned);
+        let mut maps = lock(&self.config_maps);
+        let conflict = (
+            409,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                    "reason": "Conflict", "code": 409, "message": "conflict"}),
+        );
+        if let Some(collection) = collection.filter(|_| sent.method == "POST") {
+            let name = sent.body["metadata"]["name"].as_str().unwrap_or_default();
+            let path = format!("{collection}/configmaps/{name}");
+            if maps.contains_key(&path) {
+                return Some(conflict);
+            }
+            let mut map = sent.body.clone();
+            map["metadata"]["resourceVersion"] = json!("1");
+            maps.insert(path, map.clone());
+            return Some((201, map));
+        }
+        if !sent.path.contains("/configmaps/") {
+            return None;
+        }
+        let stored = maps.get(&sent.path).cloned();
+        match (sent.method.as_str(), stored) {
+            ("GET", Some(map)) => Some((200, map)),
+            ("PUT", Some(map)) => {
+                let sent_version = &sent.body["metadata"]["resourceVersion"];
+                if !sent_version.is_null() && *sent_version != map["metadata"]["resourceVersion"] {
+                    return Some(conflict);
+                }
+                let next = map["metadata"]["resourceVersion"]
+                    .as_str()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    + 1;
+                let mut map = sent.body.clone();
+                map["metadata"]["resourceVersion"] = json!(next.to_string());
+                maps.insert(sent.path.clone(), map.clone());
+                Some((200, map))
+            }
+            _ => None,
+        }
     }
 
     /// Every request so far.
@@ -605,6 +675,9 @@ impl FakeKube {
     }
 
     fn answer(&self, sent: &Sent) -> (u16, Value) {
+        if let Some(answer) = self.config_map_answer(sent) {
+            return answer;
+        }
         if sent.path.ends_with("/status") && sent.method == "PATCH" {
             let mut object = lock(&self.object).clone();
             object["status"] = sent.body["status"].clone();
