@@ -330,3 +330,86 @@ async fn a_failed_removal_keeps_the_finalizer() {
     assert!(r.api.users.lock().unwrap().contains_key(ALICE));
     assert_eq!(r.kube.status()["phase"], "Deleting");
 }
+
+/// Two objects make the same claim exactly when they name one workspace and one address in any case;
+/// equal claims hash equal; the identity in messages is the address.
+#[test]
+fn a_claim_is_a_workspace_and_an_address() {
+    use crate::reconcile::managed::Managed;
+    let of = |workspace: &str, email: &str| -> Cached<WorkspaceMember> {
+        cached(&object(
+            &json!({"workspace": workspace, "email": email}),
+            None,
+            1,
+        ))
+    };
+    let alice = of("acme", ALICE);
+    let shouting = of("acme", "ALICE@Example.com");
+    assert!(alice.same_claim(&shouting));
+    assert_eq!(alice.claim_hash(), shouting.claim_hash());
+    for other in [of("other", ALICE), of("acme", "bob@example.com")] {
+        assert!(!alice.same_claim(&other));
+        assert_ne!(alice.claim_hash(), other.claim_hash());
+    }
+    assert_eq!(alice.identity(), ALICE);
+}
+
+/// A member stored with an address in another form is stopped at admission, before any call.
+#[tokio::test]
+async fn a_non_canonical_address_is_stopped_at_admission() {
+    let r = run(&object(&json!({"email": "Alice@Example.com"}), None, 1));
+    let admission = crate::reconcile::managed::admit(&r.obj, &r.ctx)
+        .await
+        .unwrap();
+    assert!(matches!(
+        admission,
+        crate::reconcile::managed::Admission::Stop(crate::reconcile::conditions::Health::Stalled(ref why), _)
+            if why.reason == "EmailNotCanonical"
+    ));
+    assert!(r.api.calls().is_empty());
+}
+
+/// An object admission stopped reports phase Failed with the verdict, keeping what it recorded.
+#[tokio::test]
+async fn a_stopped_member_reports_failed() {
+    use crate::reconcile::conditions::{Health, Why};
+    use crate::reconcile::frame::Driver;
+    let r = run(&object(&json!({}), Some(json!({"reinvites": 2})), 1));
+    let stop = Health::Stalled(Why::new("DuplicateMember", "held by another"));
+    <Cached<WorkspaceMember> as Driver>::stopped(&r.obj, &r.ctx, stop)
+        .await
+        .unwrap();
+    assert_eq!(r.kube.status()["phase"], "Failed");
+    assert_eq!(r.kube.status()["reinvites"], 2);
+    assert_eq!(
+        r.kube.condition("Stalled"),
+        ("True".into(), "DuplicateMember".into())
+    );
+}
+
+/// An invitation this object saw pending that is gone now went away unaccepted: it is sent again
+/// and counted, not taken for a first invitation.
+#[tokio::test]
+async fn a_vanished_invitation_is_resent_and_counted() {
+    let seen = json!({"phase": "Invited", "reinvites": 0, "observedGeneration": 1});
+    let r = run(&object(&json!({}), Some(seen), 1));
+    pass(&r).await.unwrap();
+    assert_eq!(r.api.writes()[0], "invite_user alice@example.com");
+    assert_eq!(r.kube.status()["reinvites"], 1);
+}
+
+/// `blaxel.ai/reconcile-requested-at` makes the pass read the list fresh, however recent the list.
+#[tokio::test]
+async fn a_requested_reconcile_reads_fresh() {
+    let settled = json!({"phase": "Active", "observedGeneration": 1});
+    let mut r = run(&object(&json!({}), Some(settled.clone()), 1));
+    r.api.put_user(user("admin", true));
+    pass(&r).await.unwrap();
+    pass(&r).await.unwrap();
+    assert_eq!(r.api.count("list_users"), 1, "a recent list is reused");
+    let mut nudged = object(&json!({}), Some(settled), 1);
+    nudged["metadata"]["annotations"] = json!({"blaxel.ai/reconcile-requested-at": "now"});
+    r.obj = cached(&nudged);
+    pass(&r).await.unwrap();
+    assert_eq!(r.api.count("list_users"), 2);
+}

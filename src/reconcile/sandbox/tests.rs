@@ -411,3 +411,58 @@ async fn a_failed_delete_keeps_the_finalizer() {
         ("False".into(), "Unavailable".into())
     );
 }
+
+/// Two Sandbox objects make the same claim exactly when they name one workspace and one remote name
+/// (`spec.sandboxName`, else the object's name); equal claims hash equal.
+#[test]
+fn a_claim_is_a_workspace_and_a_remote_name() {
+    use crate::reconcile::managed::Managed;
+    let of = |name: &str, spec: &Value| -> crate::reconcile::cached::Cached<Sandbox> {
+        let mut whole = json!({"workspace": "acme", "image": "base:2"});
+        for (k, v) in spec.as_object().unwrap() {
+            whole[k] = v.clone();
+        }
+        testing::cached(&testing::object("Sandbox", name, &whole, None, 1))
+    };
+    let by_name = of("box", &json!({}));
+    let renamed = of("other", &json!({"sandboxName": "box"}));
+    assert!(by_name.same_claim(&renamed));
+    assert_eq!(by_name.claim_hash(), renamed.claim_hash());
+    assert_eq!(by_name.workspace(), "acme");
+    assert_eq!(renamed.identity(), "sandbox box");
+    for other in [
+        of("box", &json!({"workspace": "elsewhere"})),
+        of("box2", &json!({})),
+    ] {
+        assert!(!by_name.same_claim(&other));
+        assert_ne!(by_name.claim_hash(), other.claim_hash());
+    }
+}
+
+/// A contested claim proves the object's own key on the sandbox list first: a key Blaxel refuses is
+/// told so, and learns nothing of who holds the name.
+#[tokio::test]
+async fn a_contested_claim_proves_the_key_first() {
+    let mut r = run(&json!({}));
+    let older = {
+        let mut o = object(&json!({}), None);
+        o["metadata"]["name"] = json!("first");
+        o["metadata"]["uid"] = json!("uid-first");
+        o["spec"]["sandboxName"] = json!("box");
+        o["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+        o
+    };
+    let mut me = object(&json!({}), None);
+    me["metadata"]["creationTimestamp"] = json!("2026-01-02T00:00:00Z");
+    testing::register::<Sandbox>(&mut r.ctx, &[older, me]);
+    r.api.refuse_key("the-default-key");
+    let admission = crate::reconcile::managed::admit(&r.obj, &r.ctx)
+        .await
+        .unwrap();
+    assert!(matches!(
+        admission,
+        crate::reconcile::managed::Admission::Stop(crate::reconcile::conditions::Health::Stalled(ref why), _)
+            if why.reason == "Unauthorized"
+    ));
+    assert_eq!(r.api.calls(), ["list_sandboxes"]);
+}
