@@ -81,6 +81,19 @@ async fn fail_with(world: &World, name: &str, message: &str) {
         .await;
 }
 
+/// Writes Secret `db` with `password` and creates sandbox `box` whose `DB_PASSWORD` comes from it.
+async fn box_with_db_password(world: &World, password: impl Into<Value>) {
+    world
+        .write_secret("db", json!({"password": password.into()}))
+        .await;
+    created(
+        world,
+        "box",
+        json!([from_secret("DB_PASSWORD", "db", "password")]),
+    )
+    .await;
+}
+
 /// Creates sandbox `name` from `envs` and waits until it is deployed with its digest recorded.
 async fn created(world: &World, name: &str, envs: Value) {
     world.apply_sandbox(name, spec_with(world, envs)).await;
@@ -117,15 +130,7 @@ async fn a_value_with_a_trailing_newline_is_scrubbed_from_a_failure_message() {
     const PASSWORD: &str = "hunter2-pw-7c1";
     let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&[]);
-    world
-        .write_secret("db", json!({"password": format!("{PASSWORD}\n")}))
-        .await;
-    created(
-        &world,
-        "box",
-        json!([from_secret("DB_PASSWORD", "db", "password")]),
-    )
-    .await;
+    box_with_db_password(&world, format!("{PASSWORD}\n")).await;
     assert_eq!(
         remote_value(&world, "box", "DB_PASSWORD").await.as_deref(),
         Some(format!("{PASSWORD}\n").as_str())
@@ -166,13 +171,7 @@ async fn a_rotated_out_value_is_scrubbed_from_a_failure_message() {
     const SECOND: &str = "pw-second-8d3b6e0a5c";
     let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&[]);
-    world.write_secret("db", json!({"password": FIRST})).await;
-    created(
-        &world,
-        "box",
-        json!([from_secret("DB_PASSWORD", "db", "password")]),
-    )
-    .await;
+    box_with_db_password(&world, FIRST).await;
     let (status, _) = failed_report(&world, "box", &format!("auth failed: password {FIRST}")).await;
     assert!(!status.contains(FIRST), "scrubbed while current: {status}");
     let before = env_digest(&world, "box").await;
@@ -275,13 +274,7 @@ async fn no_form_of_a_value_reaches_log_status_events_or_metrics() {
     const SECOND: &str = "line\nbroken-second-77d";
     let mut world = World::new(fast_sandboxes()).await;
     let mut op = world.start_operator_logging(&[], "trace");
-    world.write_secret("db", json!({"password": FIRST})).await;
-    created(
-        &world,
-        "box",
-        json!([from_secret("DB_PASSWORD", "db", "password")]),
-    )
-    .await;
+    box_with_db_password(&world, FIRST).await;
     world.write_secret("db", json!({"password": SECOND})).await;
     nudged_until(&world.sandboxes(), "box", "the new value sent", || async {
         (remote_value(&world, "box", "DB_PASSWORD").await? == SECOND).then_some(())
@@ -403,13 +396,7 @@ async fn a_secret_deleted_later_stalls_without_writing_and_cleanup_still_works()
     const VALUE: &str = "kept-value-1c2d3e4f";
     let mut world = World::new(fast_sandboxes()).await;
     let _op = world.start_operator(&[]);
-    world.write_secret("db", json!({"password": VALUE})).await;
-    created(
-        &world,
-        "box",
-        json!([from_secret("DB_PASSWORD", "db", "password")]),
-    )
-    .await;
+    box_with_db_password(&world, VALUE).await;
     let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
         kube::Api::namespaced(world.client.clone(), &world.ns);
     secrets

@@ -562,21 +562,30 @@ mod tests {
         }
     }
 
-    /// A Secret-sourced variable is sent with its value and marked secret; once sent it is compared by
-    /// digest, whatever Blaxel shows back (a masked value, none); a new digest is one update.
-    #[test]
-    fn secret_envs_are_sent_marked_and_compared_by_digest() {
-        let mut s = spec();
-        s.envs = Some(vec![SandboxEnv {
+    /// `TOKEN`, its value from a Secret.
+    fn token_from_secret() -> SandboxEnv {
+        SandboxEnv {
             name: "TOKEN".into(),
             value: None,
             value_from: serde_json::from_value(
                 serde_json::json!({"secretKeyRef": {"name": "s", "key": "k"}}),
             )
             .unwrap(),
-        }]);
-        let values: BTreeMap<String, SecretValue> =
-            [("TOKEN".to_owned(), SecretValue::new("v1"))].into();
+        }
+    }
+
+    /// The value `TOKEN`'s Secret gives.
+    fn token_value(value: &str) -> BTreeMap<String, SecretValue> {
+        [("TOKEN".to_owned(), SecretValue::new(value))].into()
+    }
+
+    /// A Secret-sourced variable is sent with its value and marked secret; once sent it is compared by
+    /// digest, whatever Blaxel shows back (a masked value, none); a new digest is one update.
+    #[test]
+    fn secret_envs_are_sent_marked_and_compared_by_digest() {
+        let mut s = spec();
+        s.envs = Some(vec![token_from_secret()]);
+        let values = token_value("v1");
         let fresh = SandboxInput {
             secret_envs: &values,
             secrets_sent: false,
@@ -633,16 +642,8 @@ mod tests {
         assert_eq!(why.reason, SECRET_VARIABLES_UNKNOWN);
         assert!(why.message.contains("TOKEN"), "{}", why.message);
 
-        s.envs = Some(vec![SandboxEnv {
-            name: "TOKEN".into(),
-            value: None,
-            value_from: serde_json::from_value(
-                serde_json::json!({"secretKeyRef": {"name": "s", "key": "k"}}),
-            )
-            .unwrap(),
-        }]);
-        let values: BTreeMap<String, SecretValue> =
-            [("TOKEN".to_owned(), SecretValue::new("real"))].into();
+        s.envs = Some(vec![token_from_secret()]);
+        let values = token_value("real");
         let declared = SandboxInput {
             secret_envs: &values,
             ..input(&s, Some(&remote))
@@ -668,8 +669,7 @@ mod tests {
             cleanup(DeletionPolicy::Orphan, Some(&ours), OWNER),
             CleanupStep::LeaveOwned(vec!["TOKEN".into()])
         );
-        let values: BTreeMap<String, SecretValue> =
-            [("TOKEN".to_owned(), SecretValue::new("real"))].into();
+        let values = token_value("real");
         let CleanupStep::Release(body) =
             plan_cleanup(DeletionPolicy::Orphan, Some(&ours), OWNER, &values)
         else {
